@@ -1,0 +1,22 @@
+"""Entry point Airflow's ProvidersManager calls to discover this provider."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+
+@cache
+def get_provider_info() -> dict[str, Any]:
+    """Return provider metadata from the packaged ``provider.yaml``.
+
+    The connection form is declared there (``conn-fields``/``ui-field-behaviour``),
+    so the Airflow UI renders it without importing the hook or grpc.
+    """
+    import yaml
+
+    text = files("cpsign_airflow").joinpath("provider.yaml").read_text(encoding="utf-8")
+    info = yaml.safe_load(text)
+    info["versions"] = [str(v) for v in info["versions"]]
+    return info

@@ -1,0 +1,752 @@
+"""Airflow hook for Pachyderm's pachd, through pachyderm-sdk.
+
+Every method is idempotent where pachd allows it and returns plain data
+(str, int, bool, dict, list) so results can go to XCom as they are. grpc and
+pachyderm-sdk are imported inside methods: a DAG file that imports an operator
+must not pay for them at parse time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlparse
+
+from airflow.sdk import BaseHook
+
+from cpsign_airflow.exceptions import (
+    PachydermAlreadyExists,
+    PachydermError,
+    PachydermNotFound,
+    PachydermTimeout,
+    PachydermUnavailable,
+)
+from cpsign_airflow.hooks import _grpc_errors
+
+if TYPE_CHECKING:
+    from pachyderm_sdk import Client
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 30650
+DEFAULT_PROJECT = "default"
+#: Bytes per ModifyFile message; well under gRPC's default 4 MiB receive limit.
+CHUNK_SIZE = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PachdAddress:
+    """Where and how to reach pachd, resolved from an Airflow connection."""
+
+    host: str
+    port: int = DEFAULT_PORT
+    tls: bool = False
+    root_certs: bytes | None = None
+    token: str | None = field(default=None, repr=False)
+    project: str = DEFAULT_PROJECT
+    console_url: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'grpcs' if self.tls else 'grpc'}://{self.host}:{self.port}"
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def address_from_connection(conn: Any) -> PachdAddress:
+    """Resolve a ``pachyderm`` connection (or a ``grpc://``/``grpcs://`` URI one).
+
+    ``AIRFLOW_CONN_PACHYDERM_DEFAULT=grpc://pachd:30650`` arrives with conn_type
+    ``grpc``; a host typed as ``grpcs://host:port`` in the UI works as well.
+    """
+    extra = conn.extra_dejson or {}
+    host = (conn.host or "").strip()
+    port = conn.port
+    tls = _as_bool(extra.get("tls", False)) or conn.conn_type in ("grpcs", "https")
+    if "://" in host:
+        parsed = urlparse(host)
+        if parsed.scheme not in ("grpc", "grpcs", "http", "https"):
+            raise ValueError(
+                f"Pachyderm connection {conn.conn_id!r}: host {host!r} has an unknown scheme "
+                "(use grpc:// or grpcs://)"
+            )
+        tls = tls or parsed.scheme in ("grpcs", "https")
+        host = parsed.hostname or ""
+        port = port or parsed.port
+    if not host:
+        raise ValueError(f"Pachyderm connection {conn.conn_id!r} has no host")
+    try:
+        port = int(port or DEFAULT_PORT)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Pachyderm connection {conn.conn_id!r}: port {port!r} is not a number"
+        ) from None
+    certs = extra.get("root_certs") or None
+    return PachdAddress(
+        host=host,
+        port=port,
+        tls=tls or bool(certs),
+        root_certs=certs.encode() if isinstance(certs, str) else certs,
+        token=conn.password or None,
+        project=extra.get("project") or DEFAULT_PROJECT,
+        console_url=(extra.get("console_url") or "").rstrip("/") or None,
+    )
+
+
+def _ts(value: datetime | None) -> str | None:
+    """ISO text for a protobuf timestamp; betterproto renders 'unset' as the epoch."""
+    if value is None or value.timestamp() == 0:
+        return None
+    return value.isoformat()
+
+
+def commit_to_dict(info: Any) -> dict[str, Any]:
+    """Plain view of a pfs.CommitInfo."""
+    commit = info.commit
+    return {
+        "project": commit.repo.project.name or DEFAULT_PROJECT,
+        "repo": commit.repo.name,
+        "repo_type": commit.repo.type or "user",
+        "branch": commit.branch.name if commit.branch else "",
+        "id": commit.id,
+        "origin": getattr(info.origin.kind, "name", str(info.origin.kind)) if info.origin else None,
+        "description": info.description,
+        "started": _ts(info.started),
+        "finished": _ts(info.finished),
+        "error": info.error or None,
+        "size_bytes": int(info.size_bytes_upper_bound or 0),
+    }
+
+
+def job_to_dict(info: Any) -> dict[str, Any]:
+    """Plain view of a pps.JobInfo, in the shape bookkeeping records."""
+    return {
+        "pipeline": info.job.pipeline.name,
+        "project": info.job.pipeline.project.name or DEFAULT_PROJECT,
+        "job_id": info.job.id,
+        "state": info.state.name if hasattr(info.state, "name") else str(info.state),
+        "reason": info.reason or None,
+        "data_processed": int(info.data_processed),
+        "data_skipped": int(info.data_skipped),
+        "data_failed": int(info.data_failed),
+        "data_total": int(info.data_total),
+        "data_recovered": int(info.data_recovered),
+        "pipeline_version": int(info.pipeline_version),
+        "created": _ts(info.created),
+        "started": _ts(info.started),
+        "finished": _ts(info.finished),
+        "output_commit": info.output_commit.id if info.output_commit else None,
+    }
+
+
+class PachydermHook(BaseHook):
+    """Talk to pachd: repos, pipelines, files, commit sets and jobs.
+
+    Connection fields: host, port (default 30650), password = auth token;
+    extras ``tls``, ``root_certs`` (PEM), ``project`` (default ``default``),
+    ``console_url``. ``grpc://host:port`` / ``grpcs://host:port`` URIs work too.
+
+    Calls answered UNAVAILABLE (or refused connections) are retried with
+    bounded exponential backoff; other gRPC errors become
+    :mod:`cpsign_airflow.exceptions` types that name the resource involved.
+
+    :param pachyderm_conn_id: Airflow connection id.
+    :param project: Pachyderm project; overrides the connection's ``project``.
+    :param max_retries: attempts after the first for UNAVAILABLE.
+    :param retry_backoff: first backoff in seconds; doubles up to ``retry_backoff_max``.
+    """
+
+    conn_name_attr = "pachyderm_conn_id"
+    default_conn_name = "pachyderm_default"
+    conn_type = "pachyderm"
+    hook_name = "Pachyderm"
+
+    def __init__(
+        self,
+        pachyderm_conn_id: str = default_conn_name,
+        project: str | None = None,
+        max_retries: int = 5,
+        retry_backoff: float = 0.5,
+        retry_backoff_max: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pachyderm_conn_id = pachyderm_conn_id
+        self._project = project
+        self.max_retries = max_retries
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
+        self._client: Client | None = None
+
+    # ------------------------------------------------------------------ connection
+
+    @cached_property
+    def address(self) -> PachdAddress:
+        conn = self.get_connection(self.pachyderm_conn_id)
+        address = address_from_connection(conn)
+        if address.token:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(address.token)
+        return address
+
+    @property
+    def project(self) -> str:
+        return self._project or self.address.project
+
+    def get_conn(self) -> Client:
+        """A pachyderm-sdk Client for this connection (created once per hook)."""
+        if self._client is None:
+            from pachyderm_sdk import Client
+
+            addr = self.address
+            self._client = Client(
+                host=addr.host,
+                port=addr.port,
+                auth_token=addr.token or "",
+                root_certs=addr.root_certs,
+                tls=addr.tls,
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client._channel.close()
+            self._client = None
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self.address.token,) if self.address.token else ()
+
+    def _call(self, action: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` with retry on UNAVAILABLE and error translation."""
+        delay = self.retry_backoff
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except Exception as err:  # grpc.RpcError, ConnectionError, ...
+                if _grpc_errors.is_retryable(err) and attempt < self.max_retries:
+                    attempt += 1
+                    self.log.warning(
+                        "pachd at %s unavailable while trying to %s; retry %d/%d in %.1fs",
+                        self.address.url,
+                        action,
+                        attempt,
+                        self.max_retries,
+                        delay,
+                    )
+                    time.sleep(delay)
+                    delay = min(delay * 2, self.retry_backoff_max)
+                    continue
+                translated = _grpc_errors.translate(
+                    err, action, address=self.address.url, secrets=self._secrets()
+                )
+                if isinstance(translated, PachydermUnavailable) and attempt:
+                    translated = PachydermUnavailable(
+                        f"{translated} (gave up after {attempt + 1} attempts)",
+                        code=translated.code,
+                        details=translated.details,
+                    )
+                raise translated from None
+
+    def _list(self, action: str, fn: Callable[[], Iterable[T]]) -> list[T]:
+        """Like _call for streaming RPCs: the stream is drained inside the retry."""
+        return self._call(action, lambda: list(fn()))
+
+    # ------------------------------------------------------------------ messages
+
+    def _repo(self, name: str, project: str | None = None, repo_type: str = "user") -> Any:
+        from pachyderm_sdk.api import pfs
+
+        return pfs.Repo(
+            name=name, type=repo_type, project=pfs.Project(name=project or self.project)
+        )
+
+    def _branch(self, repo: str, branch: str, project: str | None = None) -> Any:
+        from pachyderm_sdk.api import pfs
+
+        return pfs.Branch(repo=self._repo(repo, project), name=branch)
+
+    def _commit(self, repo: str, ref: str, project: str | None = None) -> Any:
+        """A commit named by id, or by branch name (its head)."""
+        from pachyderm_sdk.api import pfs
+
+        repo_msg = self._repo(repo, project)
+        if re.fullmatch(r"[0-9a-f]{32}", ref):
+            return pfs.Commit(repo=repo_msg, id=ref)
+        return pfs.Commit(repo=repo_msg, branch=pfs.Branch(repo=repo_msg, name=ref))
+
+    def _where(self, repo: str, project: str | None = None) -> str:
+        return f"{project or self.project}/{repo}"
+
+    # ------------------------------------------------------------------ admin
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Airflow's "Test" button: report pachd's version."""
+        try:
+            version = self.get_version()
+        except Exception as err:
+            return False, str(err)
+        return True, f"Connected to pachd {version} at {self.address.url}"
+
+    def get_version(self) -> str:
+        info = self._call("report its version", lambda: self.get_conn().get_version())
+        text = f"{info.major}.{info.minor}.{info.micro}"
+        return f"{text}-{info.additional}" if info.additional else text
+
+    def ensure_project(self, project: str | None = None) -> bool:
+        """Create the project unless it exists. Returns whether it was created."""
+        from pachyderm_sdk.api import pfs
+
+        name = project or self.project
+        client = self.get_conn()
+        try:
+            self._call(
+                f"inspect project {name!r}",
+                lambda: client.pfs.inspect_project(project=pfs.Project(name=name)),
+            )
+            return False
+        except PachydermNotFound:
+            pass
+        try:
+            self._call(
+                f"create project {name!r}",
+                lambda: client.pfs.create_project(project=pfs.Project(name=name)),
+            )
+        except PachydermAlreadyExists:  # created concurrently
+            return False
+        self.log.info("Created Pachyderm project %s", name)
+        return True
+
+    # ------------------------------------------------------------------ repos
+
+    def ensure_repo(
+        self, repo: str, project: str | None = None, description: str = ""
+    ) -> dict[str, Any]:
+        """Create ``repo`` unless it exists: ``{"project", "repo", "created"}``."""
+        client = self.get_conn()
+        where = self._where(repo, project)
+        repo_msg = self._repo(repo, project)
+        try:
+            self._call(f"inspect repo {where!r}", lambda: client.pfs.inspect_repo(repo=repo_msg))
+            return {"project": project or self.project, "repo": repo, "created": False}
+        except PachydermNotFound:
+            pass
+        try:
+            self._call(
+                f"create repo {where!r}",
+                lambda: client.pfs.create_repo(repo=repo_msg, description=description),
+            )
+        except PachydermAlreadyExists:  # created concurrently: same end state
+            return {"project": project or self.project, "repo": repo, "created": False}
+        self.log.info("Created Pachyderm repo %s", where)
+        return {"project": project or self.project, "repo": repo, "created": True}
+
+    def repo_exists(self, repo: str, project: str | None = None) -> bool:
+        client = self.get_conn()
+        try:
+            self._call(
+                f"inspect repo {self._where(repo, project)!r}",
+                lambda: client.pfs.inspect_repo(repo=self._repo(repo, project)),
+            )
+            return True
+        except PachydermNotFound:
+            return False
+
+    def list_repos(self, project: str | None = None) -> list[str]:
+        from pachyderm_sdk.api import pfs
+
+        name = project or self.project
+        infos = self._list(
+            "list repos",
+            lambda: self.get_conn().pfs.list_repo(type="user", projects=[pfs.Project(name=name)]),
+        )
+        return sorted(i.repo.name for i in infos)
+
+    # ------------------------------------------------------------------ pipelines
+
+    def inspect_pipeline(self, pipeline: str, project: str | None = None) -> dict[str, Any]:
+        """``{"pipeline", "project", "version", "state", "user_spec"}``; NotFound if absent."""
+        from pachyderm_sdk.api import pps
+
+        msg = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        info = self._call(
+            f"inspect pipeline {self._where(pipeline, project)!r}",
+            lambda: self.get_conn().pps.inspect_pipeline(pipeline=msg, details=True),
+        )
+        user_spec = json.loads(info.user_spec_json) if info.user_spec_json else None
+        return {
+            "pipeline": pipeline,
+            "project": project or self.project,
+            "version": int(info.version),
+            "state": info.state.name if hasattr(info.state, "name") else str(info.state),
+            "user_spec": user_spec,
+            "spec_commit": info.spec_commit.id if info.spec_commit else None,
+        }
+
+    def pipeline_exists(self, pipeline: str, project: str | None = None) -> bool:
+        try:
+            self.inspect_pipeline(pipeline, project)
+            return True
+        except PachydermNotFound:
+            return False
+
+    def create_or_update_pipeline(
+        self, spec: dict[str, Any], *, reprocess: bool = False
+    ) -> dict[str, Any]:
+        """Create the pipeline, or update it if its spec changed.
+
+        pachd starts a job on every create/update, even an identical one, so an
+        unchanged spec (compared in canonical form with what pachd reports as
+        the user's spec) is not sent. Without ``reprocess`` pachd keeps the
+        pipeline's salt and only new or changed datums run.
+
+        Returns ``{"pipeline", "project", "action", "spec_hash", "version"}`` with
+        action ``created``, ``updated`` or ``unchanged``.
+        """
+        from cpsign_airflow.specs.canonical import canonical_spec, pipeline_name, spec_hash
+
+        name = pipeline_name(spec)
+        spec = dict(spec)
+        project = (spec.get("pipeline") or {}).get("project", {}).get("name") or self.project
+        spec["pipeline"] = {**spec["pipeline"], "project": {"name": project}}
+        wanted = canonical_spec(spec)
+        digest = spec_hash(spec)
+        try:
+            current = self.inspect_pipeline(name, project)
+        except PachydermNotFound:
+            current = None
+        if current is not None and current["user_spec"] is not None and not reprocess:
+            if canonical_spec(current["user_spec"]) == wanted:
+                self.log.info("Pipeline %s/%s unchanged; nothing sent", project, name)
+                return {
+                    "pipeline": name,
+                    "project": project,
+                    "action": "unchanged",
+                    "spec_hash": digest,
+                    "version": current["version"],
+                }
+        update = current is not None
+        body = json.dumps({k: v for k, v in spec.items() if k not in ("update", "reprocess")})
+        self._call(
+            f"{'update' if update else 'create'} pipeline {project + '/' + name!r}",
+            lambda: self.get_conn().pps.create_pipeline_v2(
+                create_pipeline_request_json=body, update=update, reprocess=reprocess
+            ),
+        )
+        after = self.inspect_pipeline(name, project)
+        action = "updated" if update else "created"
+        self.log.info(
+            "Pipeline %s/%s %s (version %s%s)",
+            project,
+            name,
+            action,
+            after["version"],
+            ", reprocessing all datums" if reprocess else "",
+        )
+        return {
+            "pipeline": name,
+            "project": project,
+            "action": action,
+            "spec_hash": digest,
+            "version": after["version"],
+        }
+
+    def delete_pipeline(self, pipeline: str, project: str | None = None) -> None:
+        from pachyderm_sdk.api import pps
+
+        msg = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        self._call(
+            f"delete pipeline {self._where(pipeline, project)!r}",
+            lambda: self.get_conn().pps.delete_pipeline(pipeline=msg, force=True),
+        )
+
+    # ------------------------------------------------------------------ files
+
+    def put_file(
+        self,
+        repo: str,
+        path: str,
+        *,
+        data: bytes | str | None = None,
+        local_path: str | os.PathLike[str] | None = None,
+        branch: str = "master",
+        project: str | None = None,
+        description: str = "",
+        dedupe_key: str | None = None,
+    ) -> str:
+        """Write one file to ``repo@branch:path``, overwriting it, in a new commit.
+
+        Like ``pachctl put file -o``. Content streams in CHUNK_SIZE pieces, so
+        memory stays flat for large files. With ``dedupe_key`` (for example the
+        Airflow dag/run/task), a commit already made on this branch with that key
+        and the same content sha256 is returned instead of committing again, so a
+        retried task never starts a second pipeline run. Returns the commit id.
+        """
+        if (data is None) == (local_path is None):
+            raise ValueError("put_file needs exactly one of 'data' or 'local_path'")
+        if not path.startswith("/"):
+            path = "/" + path
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if local_path is not None and not Path(local_path).is_file():
+            raise FileNotFoundError(f"put_file: local file {str(local_path)!r} does not exist")
+
+        def opener() -> IO[bytes]:
+            return open(local_path, "rb") if local_path is not None else io.BytesIO(data)
+
+        where = f"{self._where(repo, project)}@{branch}:{path}"
+        mark = ""
+        open_commit = None
+        if dedupe_key:
+            digest = _sha256_of(opener)
+            mark = f"[cpsign-airflow key={_key_token(dedupe_key)} sha256={digest}]"
+            earlier = self._find_marked_commit(repo, branch, project, mark)
+            if earlier is not None:
+                if earlier["finished"]:
+                    self.log.info(
+                        "%s already committed by this task in commit %s; not committing again",
+                        where,
+                        earlier["id"],
+                    )
+                    return earlier["id"]
+                open_commit = earlier["id"]
+        full_description = f"{description} {mark}".strip()
+        return self._write_commit(
+            repo, branch, project, path, opener, full_description, open_commit
+        )
+
+    def _write_commit(
+        self,
+        repo: str,
+        branch: str,
+        project: str | None,
+        path: str,
+        opener: Callable[[], IO[bytes]],
+        description: str,
+        open_commit: str | None,
+    ) -> str:
+        from pachyderm_sdk.api import pfs
+
+        client = self.get_conn()
+        where = f"{self._where(repo, project)}@{branch}:{path}"
+        if open_commit is None:
+            commit = self._call(
+                f"start a commit on {self._where(repo, project)}@{branch}",
+                lambda: client.pfs.start_commit(
+                    branch=self._branch(repo, branch, project), description=description
+                ),
+            )
+        else:
+            self.log.info("Resuming open commit %s left by an earlier attempt", open_commit)
+            commit = pfs.Commit(repo=self._repo(repo, project), id=open_commit)
+
+        def requests() -> Iterator[Any]:
+            yield pfs.ModifyFileRequest(set_commit=commit)
+            yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path))
+            yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=b""))
+            with opener() as source:
+                while chunk := source.read(CHUNK_SIZE):
+                    yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=chunk))
+
+        self._call(f"write {where}", lambda: client.pfs.modify_file(requests()))
+        self._call(
+            f"finish commit {commit.id} on {self._where(repo, project)}@{branch}",
+            lambda: client.pfs.finish_commit(commit=commit, description=description),
+        )
+        self.log.info("Wrote %s in commit %s", where, commit.id)
+        return commit.id
+
+    def _find_marked_commit(
+        self, repo: str, branch: str, project: str | None, mark: str, depth: int = 50
+    ) -> dict[str, Any] | None:
+        client = self.get_conn()
+        head = self._commit(repo, branch, project)
+        try:
+            infos = self._list(
+                f"list commits of {self._where(repo, project)}@{branch}",
+                lambda: client.pfs.list_commit(
+                    repo=self._repo(repo, project), to=head, number=depth
+                ),
+            )
+        except PachydermNotFound:  # no such branch yet
+            return None
+        for info in infos:
+            if mark in (info.description or ""):
+                return commit_to_dict(info)
+        return None
+
+    def read_file(self, repo: str, ref: str, path: str, project: str | None = None) -> bytes:
+        """Content of ``repo@ref:path``; ``ref`` is a commit id or branch name."""
+        from pachyderm_sdk.api import pfs
+
+        file = pfs.File(commit=self._commit(repo, ref, project), path=path)
+        chunks = self._list(
+            f"read {self._where(repo, project)}@{ref}:{path}",
+            lambda: (msg.value for msg in self.get_conn().pfs.get_file(file=file)),
+        )
+        return b"".join(chunks)
+
+    def list_files(
+        self, repo: str, ref: str, path: str = "/", project: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Entries directly under ``path``: ``{"path", "type", "size_bytes"}``."""
+        from pachyderm_sdk.api import pfs
+
+        file = pfs.File(commit=self._commit(repo, ref, project), path=path)
+        infos = self._list(
+            f"list files in {self._where(repo, project)}@{ref}:{path}",
+            lambda: self.get_conn().pfs.list_file(file=file),
+        )
+        return [
+            {
+                "path": i.file.path,
+                "type": i.file_type.name if hasattr(i.file_type, "name") else str(i.file_type),
+                "size_bytes": int(i.size_bytes),
+            }
+            for i in infos
+        ]
+
+    def inspect_commit(self, repo: str, ref: str, project: str | None = None) -> dict[str, Any]:
+        commit = self._commit(repo, ref, project)
+        info = self._call(
+            f"inspect commit {self._where(repo, project)}@{ref}",
+            lambda: self.get_conn().pfs.inspect_commit(commit=commit),
+        )
+        return commit_to_dict(info)
+
+    # ------------------------------------------------------------------ commit sets & jobs
+
+    def inspect_commit_set(self, commit_set_id: str) -> list[dict[str, Any]]:
+        """Current state of every commit in the set (no waiting)."""
+        return self._commit_set(commit_set_id, wait=False, timeout=None)
+
+    def wait_commit_set(
+        self, commit_set_id: str, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Block until every commit of the set, in every downstream repo, has finished.
+
+        Uses pachd's own streaming wait (InspectCommitSet with wait). Raises
+        PachydermTimeout after ``timeout`` seconds.
+        """
+        return self._commit_set(commit_set_id, wait=True, timeout=timeout)
+
+    def _commit_set(
+        self, commit_set_id: str, *, wait: bool, timeout: float | None
+    ) -> list[dict[str, Any]]:
+        from pachyderm_sdk.api import pfs
+
+        request = pfs.InspectCommitSetRequest(commit_set=pfs.CommitSet(id=commit_set_id), wait=wait)
+        client = self.get_conn()
+        # The generated stub has no timeout parameter, so call the method on the
+        # client's (token-carrying) channel directly.
+        rpc = client._channel.unary_stream(
+            "/pfs_v2.API/InspectCommitSet",
+            request_serializer=bytes,
+            response_deserializer=pfs.CommitInfo.FromString,
+        )
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def run() -> list[Any]:
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            return list(rpc(request, timeout=remaining))
+
+        try:
+            infos = self._call(
+                f"{'wait for' if wait else 'inspect'} commit set {commit_set_id}", run
+            )
+        except PachydermTimeout:
+            raise PachydermTimeout(
+                f"Commit set {commit_set_id} did not finish within {timeout:g}s"
+            ) from None
+        return [commit_to_dict(i) for i in infos if i.commit.repo.type in ("", "user")]
+
+    def list_jobs(self, commit_set_id: str) -> list[dict[str, Any]]:
+        """Jobs of a commit set (its id is the job id): one per pipeline."""
+        from pachyderm_sdk.api import pps
+
+        infos = self._list(
+            f"list jobs of job set {commit_set_id}",
+            lambda: self.get_conn().pps.inspect_job_set(job_set=pps.JobSet(id=commit_set_id)),
+        )
+        return [job_to_dict(i) for i in infos]
+
+    def get_job_logs(
+        self, pipeline: str, job_id: str, tail: int = 20, project: str | None = None
+    ) -> list[str]:
+        """Last log lines of a job, where pachd keeps them; [] when it has none."""
+        from pachyderm_sdk.api import pps
+
+        pipe = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        try:
+            messages = self._list(
+                f"read logs of job {pipeline}@{job_id}",
+                lambda: self.get_conn().pps.get_logs(
+                    pipeline=pipe, job=pps.Job(pipeline=pipe, id=job_id), tail=tail
+                ),
+            )
+        except PachydermError as err:
+            self.log.info("No logs for job %s@%s: %s", pipeline, job_id, err)
+            return []
+        return [m.message.rstrip("\n") for m in messages][-tail:]
+
+    def stop_job(self, pipeline: str, job_id: str, project: str | None = None) -> None:
+        from pachyderm_sdk.api import pps
+
+        pipe = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        self._call(
+            f"stop job {pipeline}@{job_id}",
+            lambda: self.get_conn().pps.stop_job(job=pps.Job(pipeline=pipe, id=job_id)),
+        )
+
+    # ------------------------------------------------------------------ links
+
+    def console_commit_url(
+        self, repo: str, commit_id: str, project: str | None = None
+    ) -> str | None:
+        base = self.address.console_url
+        if not base:
+            return None
+        return f"{base}/lineage/{project or self.project}/repos/{repo}/commit/{commit_id}"
+
+
+def _sha256_of(opener: Callable[[], IO[bytes]]) -> str:
+    digest = hashlib.sha256()
+    with opener() as source:
+        while chunk := source.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _key_token(key: str) -> str:
+    """Dedupe keys may contain spaces or brackets (run ids do); keep them short and safe."""
+    return (
+        hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+        + ":"
+        + re.sub(r"[^\w.:+-]", "_", key)[:120]
+    )
+
+
+__all__ = [
+    "PachdAddress",
+    "PachydermHook",
+    "address_from_connection",
+    "commit_to_dict",
+    "job_to_dict",
+]

@@ -1,0 +1,1 @@
+"""Sensors of the cpsign-airflow provider."""

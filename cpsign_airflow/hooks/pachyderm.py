@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -715,6 +715,72 @@ class PachydermHook(BaseHook):
             lambda: self.get_conn().pps.stop_job(job=pps.Job(pipeline=pipe, id=job_id)),
         )
 
+    # ------------------------------------------------------------------ asyncio (triggers)
+
+    async def aget_address(self) -> PachdAddress:
+        """Resolve the connection without blocking the event loop."""
+        if "address" not in self.__dict__:
+            conn = await self.aget_connection(self.pachyderm_conn_id)
+            self.__dict__["address"] = address_from_connection(conn)
+        return self.address
+
+    async def async_channel(self) -> Any:
+        """A grpc.aio channel to pachd carrying the auth token, for triggers."""
+        import grpc
+        from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
+
+        addr = await self.aget_address()
+        target = f"{addr.host}:{addr.port}"
+        if addr.tls:
+            credentials = grpc.ssl_channel_credentials(root_certificates=addr.root_certs)
+            return grpc.aio.secure_channel(target, credentials, options=GRPC_CHANNEL_OPTIONS)
+        return grpc.aio.insecure_channel(target, options=GRPC_CHANNEL_OPTIONS)
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        token = self.address.token
+        return (("authn-token", token),) if token else ()
+
+    async def async_wait_commit_set(
+        self, channel: Any, commit_set_id: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield each commit of the set as pachd reports it finished (streaming wait)."""
+        from pachyderm_sdk.api import pfs
+
+        rpc = channel.unary_stream(
+            "/pfs_v2.API/InspectCommitSet",
+            request_serializer=bytes,
+            response_deserializer=pfs.CommitInfo.FromString,
+        )
+        request = pfs.InspectCommitSetRequest(commit_set=pfs.CommitSet(id=commit_set_id), wait=True)
+        async for info in rpc(request, metadata=self._metadata()):
+            if info.commit.repo.type in ("", "user"):
+                yield commit_to_dict(info)
+
+    async def async_list_jobs(self, channel: Any, commit_set_id: str) -> list[dict[str, Any]]:
+        """Current jobs of the set, one InspectJobSet call (no waiting)."""
+        from pachyderm_sdk.api import pps
+
+        rpc = channel.unary_stream(
+            "/pps_v2.API/InspectJobSet",
+            request_serializer=bytes,
+            response_deserializer=pps.JobInfo.FromString,
+        )
+        request = pps.InspectJobSetRequest(job_set=pps.JobSet(id=commit_set_id), wait=False)
+        return [job_to_dict(info) async for info in rpc(request, metadata=self._metadata())]
+
+    async def async_stop_job(self, channel: Any, pipeline: str, job_id: str, project: str) -> None:
+        from pachyderm_sdk.api import pps
+
+        rpc = channel.unary_unary(
+            "/pps_v2.API/StopJob",
+            request_serializer=bytes,
+            response_deserializer=lambda data: data,
+        )
+        pipe = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        await rpc(
+            pps.StopJobRequest(job=pps.Job(pipeline=pipe, id=job_id)), metadata=self._metadata()
+        )
+
     # ------------------------------------------------------------------ links
 
     def console_commit_url(
@@ -724,6 +790,12 @@ class PachydermHook(BaseHook):
         if not base:
             return None
         return f"{base}/lineage/{project or self.project}/repos/{repo}/commit/{commit_id}"
+
+    def console_pipeline_url(self, pipeline: str, project: str | None = None) -> str | None:
+        base = self.address.console_url
+        if not base:
+            return None
+        return f"{base}/lineage/{project or self.project}/pipelines/{pipeline}"
 
 
 def _sha256_of(opener: Callable[[], IO[bytes]]) -> str:

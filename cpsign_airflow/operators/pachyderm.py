@@ -1,0 +1,236 @@
+"""Operators that replace the manual ``pachctl`` steps of the CPSign workflow.
+
+Each is a thin layer over :class:`~cpsign_airflow.hooks.pachyderm.PachydermHook`
+and returns plain ids through XCom.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from cpsign_airflow.links.pachyderm import CONSOLE_URL_XCOM_KEY, PachydermConsoleLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+
+class _PachydermOperator(BaseOperator):
+    """Shared connection handling."""
+
+    operator_extra_links = (PachydermConsoleLink(),)
+
+    def __init__(
+        self,
+        *,
+        pachyderm_conn_id: str = "pachyderm_default",
+        project: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pachyderm_conn_id = pachyderm_conn_id
+        self.project = project
+
+    def get_hook(self) -> PachydermHook:
+        from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+        return PachydermHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
+
+    def _push_console_url(self, context: Context, url: str | None) -> None:
+        if url:
+            context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url)
+
+
+class PachydermCreateRepoOperator(_PachydermOperator):
+    """Ensure a repo exists (``pachctl create repo``), creating it only if missing.
+
+    Returns ``{"project", "repo", "created"}``.
+
+    .. code-block:: python
+
+        PachydermCreateRepoOperator(task_id="config_repo", repo="{{ params.workflow }}-config")
+    """
+
+    template_fields: Sequence[str] = ("repo", "project", "description")
+
+    def __init__(self, *, repo: str, description: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.repo = repo
+        self.description = description
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = self.get_hook()
+        hook.ensure_project(self.project)
+        result = hook.ensure_repo(self.repo, project=self.project, description=self.description)
+        self.log.info(
+            "Repo %s/%s %s",
+            result["project"],
+            self.repo,
+            "created" if result["created"] else "exists",
+        )
+        return result
+
+
+class PachydermCreatePipelineOperator(_PachydermOperator):
+    """Create or update pipelines from specs (``pachctl create/update pipeline``).
+
+    ``specs`` is one spec or a list of them: dicts, JSON/YAML file paths, or
+    folders of such files. Files are Jinja-rendered with the task context plus
+    ``spec_vars`` (so ``"{{ workflow_name }}-ingestion"`` works), then every spec
+    is validated before anything is sent: required fields, unknown keys at any
+    level, and input repos that neither exist nor come from this batch. Pachyderm
+    1.x specs (``input.atom``) are converted to 2.x and the result is logged.
+
+    Specs are applied in dependency order. Returns one result per pipeline:
+    ``{"pipeline", "project", "action", "spec_hash", "version", "source"}`` where
+    action is ``created``, ``updated`` or ``unchanged`` (an unchanged spec is not
+    resent, since pachd would start a job for it).
+
+    .. code-block:: python
+
+        PachydermCreatePipelineOperator(
+            task_id="pipelines",
+            specs="/opt/airflow/specs/cpsign/",
+            spec_vars={"workflow_name": "LogD", "image_tag": "2.0.0"},
+        )
+    """
+
+    template_fields: Sequence[str] = ("spec_vars", "project")
+    template_fields_renderers = {"spec_vars": "json"}
+
+    def __init__(
+        self,
+        *,
+        specs: dict[str, Any] | str | Path | Sequence[dict[str, Any] | str | Path],
+        spec_vars: dict[str, Any] | None = None,
+        reprocess: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.specs = specs
+        self.spec_vars = spec_vars or {}
+        self.reprocess = reprocess
+
+    def prepare_specs(self, variables: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """Load, render, convert and validate; no call to pachd."""
+        from cpsign_airflow.specs.convert_v1 import convert_v1_spec, is_v1_spec
+        from cpsign_airflow.specs.loading import load_specs
+        from cpsign_airflow.specs.validate import validate_spec
+
+        prepared = []
+        for source, spec in load_specs(self.specs, variables):
+            if is_v1_spec(spec):
+                spec, notes = convert_v1_spec(spec)
+                self.log.info(
+                    "Converted Pachyderm 1.x spec %s to 2.x (%s):\n%s",
+                    source,
+                    "; ".join(notes),
+                    json.dumps(spec, indent=2, sort_keys=True),
+                )
+            if self.project:
+                spec.setdefault("pipeline", {}).setdefault("project", {"name": self.project})
+            validate_spec(spec, source)
+            prepared.append((source, spec))
+        return prepared
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from cpsign_airflow.specs.validate import input_repos, order_by_dependencies
+
+        variables = {**context, **self.spec_vars}
+        prepared = self.prepare_specs(variables)
+        hook = self.get_hook()
+        needed = {repo for _, spec in prepared for repo in input_repos(spec)}
+        existing = [repo for repo in sorted(needed) if hook.repo_exists(repo, self.project)]
+        ordered = order_by_dependencies(prepared, existing)
+        results = []
+        for source, spec in ordered:
+            result = hook.create_or_update_pipeline(spec, reprocess=self.reprocess)
+            result["source"] = source
+            self.log.info("%s: pipeline %s %s", source, result["pipeline"], result["action"])
+            results.append(result)
+        if results:
+            self._push_console_url(context, hook.console_pipeline_url(results[-1]["pipeline"]))
+        return results
+
+
+class PachydermPutFileOperator(_PachydermOperator):
+    """Write a file to ``repo@branch:path``, overwriting it (``pachctl put file -o``).
+
+    In the CPSign workflow this is the training trigger: writing
+    ``configuration.json`` to the config repo starts the pipeline chain.
+
+    ``content`` may be text, bytes, or a dict/list (written as JSON);
+    ``local_path`` names a file to upload instead. The commit description
+    records the Airflow dag_id, run_id and try number. A retry of the same task
+    in the same DAG run that finds its commit with the same content returns that
+    commit instead of committing again, so a retry never starts a second run.
+
+    Returns the commit id (which is also the commit set id the sensor waits on).
+
+    .. code-block:: python
+
+        PachydermPutFileOperator(
+            task_id="put_config",
+            repo="config",
+            path="/configuration.json",
+            content="{{ ti.xcom_pull('validate') | tojson }}",
+        )
+    """
+
+    template_fields: Sequence[str] = ("repo", "branch", "path", "content", "local_path", "project")
+    template_fields_renderers = {"content": "json"}
+
+    def __init__(
+        self,
+        *,
+        repo: str,
+        path: str,
+        content: str | bytes | dict[str, Any] | list[Any] | None = None,
+        local_path: str | None = None,
+        branch: str = "master",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (content is None) == (local_path is None):
+            raise ValueError(f"{self.task_id}: give exactly one of 'content' or 'local_path'")
+        self.repo = repo
+        self.path = path
+        self.content = content
+        self.local_path = local_path
+        self.branch = branch
+
+    def _payload(self) -> bytes | None:
+        if self.content is None:
+            return None
+        if isinstance(self.content, bytes):
+            return self.content
+        if isinstance(self.content, (dict, list)):
+            return (json.dumps(self.content, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        return str(self.content).encode("utf-8")
+
+    def execute(self, context: Context) -> str:
+        ti = context["ti"]
+        description = (
+            f"airflow dag_id={ti.dag_id} run_id={ti.run_id} task_id={ti.task_id} "
+            f"try={ti.try_number}"
+        )
+        key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
+        hook = self.get_hook()
+        commit_id = hook.put_file(
+            self.repo,
+            self.path,
+            data=self._payload(),
+            local_path=self.local_path,
+            branch=self.branch,
+            project=self.project,
+            description=description,
+            dedupe_key=key,
+        )
+        self._push_console_url(context, hook.console_commit_url(self.repo, commit_id, self.project))
+        return commit_id

@@ -1,0 +1,192 @@
+"""Sensor that waits for a Pachyderm commit set: the whole downstream pipeline chain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, conf
+
+from cpsign_airflow.links.pachyderm import CONSOLE_URL_XCOM_KEY, PachydermConsoleLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+
+def job_summary(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-pipeline outcome for XCom and bookkeeping: state, datums, duration."""
+    summary = []
+    for job in jobs:
+        duration = None
+        if job.get("started") and job.get("finished"):
+            started = datetime.fromisoformat(job["started"])
+            duration = (datetime.fromisoformat(job["finished"]) - started).total_seconds()
+        summary.append({**job, "duration_seconds": duration})
+    return summary
+
+
+class PachydermCommitSetSensor(BaseSensorOperator):
+    """Wait until every commit of a commit set has finished, then check its jobs.
+
+    A commit to an input repo (the config commit of a training run) opens a
+    commit set that spans every downstream output repo; its id is the commit id
+    and the id of every job it started. Succeeds when all jobs succeeded and
+    returns their summary. Fails naming each failed pipeline, its job id, its
+    reason and the tail of its logs.
+
+    With ``deferrable=True`` (default: ``[operators] default_deferrable``) the
+    wait runs in the triggerer on pachd's streaming InspectCommitSet. Otherwise
+    each poke checks the set once and logs per-pipeline progress.
+
+    .. code-block:: python
+
+        PachydermCommitSetSensor(
+            task_id="wait_training",
+            commit_set_id="{{ ti.xcom_pull('put_config') }}",
+            timeout=6 * 3600,
+        )
+    """
+
+    template_fields: Sequence[str] = ("commit_set_id", "project")
+    operator_extra_links = (PachydermConsoleLink(),)
+
+    def __init__(
+        self,
+        *,
+        commit_set_id: str,
+        pachyderm_conn_id: str = "pachyderm_default",
+        project: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        stop_jobs_on_kill: bool = False,
+        log_tail: int = 20,
+        reconnect_backoff: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", 30)
+        super().__init__(**kwargs)
+        self.commit_set_id = commit_set_id
+        self.pachyderm_conn_id = pachyderm_conn_id
+        self.project = project
+        self.deferrable = deferrable
+        self.stop_jobs_on_kill = stop_jobs_on_kill
+        self.log_tail = log_tail
+        self.reconnect_backoff = reconnect_backoff
+        self._last_progress: dict[str, tuple[str, int]] = {}
+
+    def get_hook(self) -> PachydermHook:
+        from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+        return PachydermHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
+
+    # -- poke mode --------------------------------------------------------------------
+
+    def poke(self, context: Context) -> bool:
+        hook = self.get_hook()
+        commits = hook.inspect_commit_set(self.commit_set_id)
+        jobs = hook.list_jobs(self.commit_set_id)
+        self._log_progress(jobs)
+        if any(c["finished"] is None for c in commits):
+            return False
+        self._result = self._complete(hook, jobs, commits)
+        return True
+
+    def execute(self, context: Context) -> Any:
+        self._push_console_url(context)
+        if not self.deferrable:
+            super().execute(context)
+            return self._result
+        from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
+
+        hook = self.get_hook()
+        commits = hook.inspect_commit_set(self.commit_set_id)
+        if commits and all(c["finished"] for c in commits):
+            return self._complete(hook, hook.list_jobs(self.commit_set_id), commits)
+        self.log.info("Deferring until commit set %s finishes", self.commit_set_id)
+        self.defer(
+            trigger=PachydermCommitSetTrigger(
+                commit_set_id=self.commit_set_id,
+                pachyderm_conn_id=self.pachyderm_conn_id,
+                project=self.project,
+                reconnect_backoff=self.reconnect_backoff,
+                stop_jobs_on_kill=self.stop_jobs_on_kill,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
+        from cpsign_airflow.exceptions import PachydermError
+
+        if event.get("status") == "error":
+            raise PachydermError(event.get("message", f"Waiting for {self.commit_set_id} failed"))
+        hook = self.get_hook()
+        return self._complete(hook, event["jobs"], event["commits"])
+
+    # -- shared -----------------------------------------------------------------------
+
+    def _complete(
+        self, hook: PachydermHook, jobs: list[dict[str, Any]], commits: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        from cpsign_airflow.exceptions import PachydermJobFailed
+        from cpsign_airflow.triggers.pachyderm import summarize
+
+        self._log_progress(jobs, final=True)
+        outcome = summarize(jobs, commits)
+        if outcome["status"] == "success":
+            self.log.info("Commit set %s: all %d jobs succeeded", self.commit_set_id, len(jobs))
+            return job_summary(jobs)
+        lines = []
+        for job in outcome["failed_jobs"]:
+            tail = hook.get_job_logs(job["pipeline"], job["job_id"], self.log_tail, job["project"])
+            text = f"pipeline {job['pipeline']!r} job {job['job_id']} ended {job['state']}"
+            if job.get("reason"):
+                text += f": {job['reason']}"
+            if tail:
+                text += "\n      log tail:\n        " + "\n        ".join(tail)
+            lines.append(text)
+        if not lines:  # a commit error without a failed job (e.g. an input error)
+            lines = [f"repo {c['repo']!r}: {c['error']}" for c in outcome["errored_commits"]]
+        raise PachydermJobFailed(
+            f"Commit set {self.commit_set_id} failed:\n  - " + "\n  - ".join(lines),
+            failed_jobs=outcome["failed_jobs"],
+        )
+
+    def _log_progress(self, jobs: list[dict[str, Any]], final: bool = False) -> None:
+        for job in jobs:
+            done = job["data_processed"] + job["data_skipped"] + job["data_failed"]
+            key = (job["state"], done)
+            if self._last_progress.get(job["pipeline"]) == key and not final:
+                continue
+            self._last_progress[job["pipeline"]] = key
+            self.log.info(
+                "%-30s %-14s datums %d/%d (failed %d)",
+                job["pipeline"],
+                job["state"],
+                done,
+                job["data_total"],
+                job["data_failed"],
+            )
+
+    def _push_console_url(self, context: Context) -> None:
+        from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+        hook = PachydermHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
+        try:
+            address = hook.address
+        except Exception:  # resolved again, with a clear error, by the wait itself
+            return
+        if address.console_url:
+            url = f"{address.console_url}/lineage/{hook.project}/commit-sets/{self.commit_set_id}"
+            context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url)
+
+    def on_kill(self) -> None:
+        if not self.stop_jobs_on_kill:
+            return
+        hook = self.get_hook()
+        for job in hook.list_jobs(self.commit_set_id):
+            if job["finished"] is None:
+                self.log.info("Stopping job %s@%s", job["pipeline"], job["job_id"])
+                hook.stop_job(job["pipeline"], job["job_id"], job["project"])

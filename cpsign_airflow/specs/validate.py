@@ -1,0 +1,190 @@
+"""Check Pachyderm 2.x pipeline specs before anything is sent to pachd.
+
+pachyderm-sdk's ``from_dict`` drops keys it does not know, so a typo such as
+``paralellism_spec`` would vanish silently. This walks a spec against the
+CreatePipelineRequest message tree and reports every unknown key, missing
+required field and unresolvable input repo, each with its file and field path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from cpsign_airflow.exceptions import PachydermSpecError
+
+# betterproto accepts snake_case and camelCase alike; so does protojson.
+_CAMEL_RE = re.compile(r"(?<!^)(?=[A-Z])")
+_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+_SCALAR_TYPES = {
+    "string": (str,),
+    "bool": (bool,),
+    "bytes": (str, bytes),
+}
+_INT_TYPES = {"int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64"}
+_FLOAT_TYPES = {"double", "float"}
+# Well-known types that JSON writes as scalars ("1h", "2024-01-01T00:00:00Z").
+_WRAPPED_MESSAGES = {"Duration", "Timestamp", "timedelta", "datetime"}
+
+
+def _snake(key: str) -> str:
+    return _CAMEL_RE.sub("_", key).lower()
+
+
+def unknown_and_mistyped(spec: dict[str, Any]) -> list[str]:
+    """Field-path problems of ``spec`` against CreatePipelineRequest, or []."""
+    from pachyderm_sdk.api import pps
+
+    return list(_walk(spec, pps.CreatePipelineRequest, ""))
+
+
+def _walk(value: Any, message_cls: type, path: str) -> Iterator[str]:
+    if not isinstance(value, dict):
+        yield f"{path or '<spec>'}: expected an object, got {type(value).__name__}"
+        return
+    meta = message_cls()._betterproto
+    fields = {f.name: f.metadata["betterproto"] for f in dataclasses.fields(message_cls)}
+    for key, item in value.items():
+        name = _snake(key) if key not in fields else key
+        if name == "continue":  # python keyword: betterproto names it continue_
+            name = "continue_"
+        where = f"{path}.{key}" if path else key
+        if name not in fields:
+            yield f"{where}: unknown field"
+            continue
+        field_meta = fields[name]
+        kind = field_meta.proto_type
+        if item is None:
+            continue
+        if kind == "message":
+            cls = meta.cls_by_field[name]
+            if cls.__name__ in _WRAPPED_MESSAGES or field_meta.wraps:
+                continue
+            items = item if isinstance(item, list) else [item]
+            if isinstance(item, list):
+                for index, element in enumerate(items):
+                    yield from _walk(element, cls, f"{where}[{index}]")
+            else:
+                yield from _walk(item, cls, where)
+        elif kind == "map":
+            if not isinstance(item, dict):
+                yield f"{where}: expected an object of key/value pairs"
+                continue
+            value_cls = meta.cls_by_field.get(f"{name}.value")
+            if isinstance(value_cls, type) and dataclasses.is_dataclass(value_cls):
+                for map_key, element in item.items():
+                    yield from _walk(element, value_cls, f"{where}.{map_key}")
+        elif kind == "enum":
+            continue
+        else:
+            yield from _check_scalar(item, kind, where)
+
+
+def _check_scalar(item: Any, kind: str, where: str) -> Iterator[str]:
+    values = item if isinstance(item, list) else [item]
+    for element in values:
+        if kind in _INT_TYPES:
+            ok = (isinstance(element, int) and not isinstance(element, bool)) or (
+                isinstance(element, str) and re.fullmatch(r"-?\d+", element)
+            )
+        elif kind in _FLOAT_TYPES:
+            ok = isinstance(element, (int, float)) and not isinstance(element, bool)
+        else:
+            ok = isinstance(element, _SCALAR_TYPES.get(kind, (object,)))
+        if not ok:
+            yield f"{where}: expected {kind}, got {element!r}"
+            return
+
+
+def input_repos(spec: dict[str, Any]) -> list[str]:
+    """Names of the repos a spec reads from (pfs inputs anywhere in its input tree)."""
+    found: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for child in node:
+                visit(child)
+        elif isinstance(node, dict):
+            pfs = node.get("pfs")
+            if isinstance(pfs, dict) and pfs.get("repo"):
+                found.append(pfs["repo"])
+            for key in ("cross", "union", "join", "group"):
+                if key in node:
+                    visit(node[key])
+
+    visit(spec.get("input"))
+    return found
+
+
+def validate_spec(spec: dict[str, Any], source: str = "<spec>") -> None:
+    """Raise PachydermSpecError listing every problem of one spec."""
+    problems: list[str] = []
+    pipeline = spec.get("pipeline")
+    name = pipeline.get("name") if isinstance(pipeline, dict) else None
+    if not name:
+        problems.append("pipeline.name: required")
+    elif not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 63:
+        problems.append(
+            f"pipeline.name: {name!r} is invalid (letters, digits, '-' and '_' only, at most 63)"
+        )
+    transform = spec.get("transform")
+    if not spec.get("spout") and not spec.get("service"):
+        if not isinstance(transform, dict) or not transform.get("image"):
+            problems.append("transform.image: required")
+        if not spec.get("input"):
+            problems.append("input: required (a pfs, cross, union, join, group or cron input)")
+    if isinstance(transform, dict) and not (transform.get("cmd") or transform.get("stdin")):
+        problems.append("transform.cmd: required (or transform.stdin)")
+    for index, repo in enumerate(input_repos(spec)):
+        if not isinstance(repo, str) or not _NAME_RE.match(repo):
+            problems.append(f"input...pfs[{index}].repo: {repo!r} is not a valid repo name")
+    problems.extend(unknown_and_mistyped(spec))
+    if problems:
+        raise PachydermSpecError(
+            f"Invalid pipeline spec {source}"
+            + (f" (pipeline {name!r})" if name else "")
+            + ":\n  - "
+            + "\n  - ".join(problems)
+        )
+
+
+def order_by_dependencies(
+    specs: Iterable[tuple[str, dict[str, Any]]], existing_repos: Iterable[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Sort specs so each comes after the pipelines that produce its inputs.
+
+    Raises PachydermSpecError naming the file and repo when an input is neither
+    an existing repo nor a pipeline of this batch, or when specs form a cycle.
+    """
+    specs = list(specs)
+    existing = set(existing_repos)
+    by_name = {spec["pipeline"]["name"]: (source, spec) for source, spec in specs}
+    missing = [
+        f"{source}: input repo {repo!r} of pipeline {spec['pipeline']['name']!r} does not exist "
+        "and is not created by this batch"
+        for source, spec in specs
+        for repo in input_repos(spec)
+        if repo not in existing and repo not in by_name
+    ]
+    if missing:
+        raise PachydermSpecError("Unresolvable pipeline inputs:\n  - " + "\n  - ".join(missing))
+    ordered: list[tuple[str, dict[str, Any]]] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, chain: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "active":
+            raise PachydermSpecError("Pipeline inputs form a cycle: " + " -> ".join(chain + [name]))
+        state[name] = "active"
+        for repo in input_repos(by_name[name][1]):
+            if repo in by_name:
+                visit(repo, chain + [name])
+        state[name] = "done"
+        ordered.append(by_name[name])
+
+    for _, spec in specs:
+        visit(spec["pipeline"]["name"], [])
+    return ordered

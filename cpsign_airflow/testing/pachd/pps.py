@@ -1,0 +1,289 @@
+"""pps_v2.API: pipelines, jobs, job sets and logs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from betterproto.lib.google.protobuf import Empty
+from pachyderm_sdk.api import pfs, pps
+
+from . import errors, specs
+from .errors import DEFAULT_PROJECT
+from .filestore import FileData
+from .jobs import JobRunner
+from .state import BranchRec, JobRec, PipelineRec, State, new_id, now
+
+SPEC_FILE = "/spec.json"
+
+
+class PpsService:
+    service = "pps_v2.API"
+
+    def __init__(self, state: State, runner: JobRunner) -> None:
+        self.state = state
+        self.runner = runner
+
+    def methods(self) -> dict:
+        uu, us = "unary_unary", "unary_stream"
+        return {
+            "CreatePipeline": (uu, pps.CreatePipelineRequest, self.create_pipeline),
+            "CreatePipelineV2": (uu, pps.CreatePipelineV2Request, self.create_pipeline_v2),
+            "InspectPipeline": (uu, pps.InspectPipelineRequest, self.inspect_pipeline),
+            "ListPipeline": (us, pps.ListPipelineRequest, self.list_pipeline),
+            "DeletePipeline": (uu, pps.DeletePipelineRequest, self.delete_pipeline),
+            "InspectJob": (uu, pps.InspectJobRequest, self.inspect_job),
+            "ListJob": (us, pps.ListJobRequest, self.list_job),
+            "InspectJobSet": (us, pps.InspectJobSetRequest, self.inspect_job_set),
+            "ListJobSet": (us, pps.ListJobSetRequest, self.list_job_set),
+            "StopJob": (uu, pps.StopJobRequest, self.stop_job),
+            "GetLogs": (us, pps.GetLogsRequest, self.get_logs),
+        }
+
+    # -------------------------------------------------------------- pipelines
+    async def create_pipeline(self, req: pps.CreatePipelineRequest, ctx: object) -> Empty:
+        user = specs.request_to_dict(req)
+        self._create(req, user, json.dumps(user), req.update, req.reprocess, req.dry_run, None)
+        return Empty()
+
+    async def create_pipeline_v2(
+        self, req: pps.CreatePipelineV2Request, ctx: object
+    ) -> pps.CreatePipelineV2Response:
+        request, raw = specs.parse_json(req.create_pipeline_request_json)
+        effective_json = self._create(
+            request,
+            raw,
+            req.create_pipeline_request_json,
+            req.update or bool(raw.get("update")),
+            req.reprocess or bool(raw.get("reprocess")),
+            req.dry_run,
+            raw,
+        )
+        return pps.CreatePipelineV2Response(effective_create_pipeline_request_json=effective_json)
+
+    def _create(
+        self,
+        request: pps.CreatePipelineRequest,
+        user: dict[str, Any],
+        user_json: str,
+        update: bool,
+        reprocess: bool,
+        dry_run: bool,
+        raw: dict[str, Any] | None,
+    ) -> str:
+        specs.validate(request, raw)
+        name = request.pipeline.name
+        project = (request.pipeline.project.name if request.pipeline.project else "") or (
+            DEFAULT_PROJECT
+        )
+        self.state.project(project)
+        input_branches: list[tuple[pps.PfsInput, Any]] = []
+        for pin in specs.pfs_inputs(request.input):
+            repo = self.state.repo(
+                pfs.Repo(
+                    name=pin.repo,
+                    type=pin.repo_type or "user",
+                    project=pfs.Project(name=pin.project or project),
+                )
+            )
+            input_branches.append((pin, repo))
+        effective, effective_json = specs.effective(user)
+        existing = self.state.pipelines.get((project, name))
+        if existing is not None and not update:
+            raise errors.pipeline_exists(name)
+        if existing is None and (project, name, "user") in self.state.repos:
+            raise errors.repo_exists(project, name)
+        if dry_run:
+            return effective_json
+
+        if existing is None:
+            out_repo = self.state.create_repo(project, name, "user")
+            spec_repo = self.state.create_repo(project, name, "spec")
+            rec = PipelineRec(
+                project=project,
+                name=name,
+                spec=effective,
+                user_json=user_json,
+                effective_json=effective_json,
+                salt=request.salt or new_id(),
+            )
+            self.state.pipelines[rec.key] = rec
+        else:
+            rec = existing
+            out_repo = self.state.repos[(project, name, "user")]
+            spec_repo = self.state.repos[(project, name, "spec")]
+            rec.version += 1
+            rec.spec = effective
+            rec.user_json = user_json
+            rec.effective_json = effective_json
+            rec.updated = now()
+            if reprocess:
+                rec.salt = new_id()
+
+        commit_set = new_id()
+        spec_branch = spec_repo.branches.get("master")
+        if spec_branch is None:
+            spec_branch = BranchRec(repo=spec_repo, name="master")
+            spec_repo.branches["master"] = spec_branch
+        spec_commit = self.state.add_commit(spec_branch, commit_set, pfs.OriginKind.USER)
+        spec_commit.files = {SPEC_FILE: FileData.from_bytes(effective_json.encode())}
+        self.state.finish_commit(spec_commit)
+        rec.spec_commit = spec_commit
+
+        changed = [spec_branch]
+        provenance: list[BranchRec] = []
+        for pin, repo in input_branches:
+            branch_name = pin.branch or "master"
+            branch = repo.branches.get(branch_name)
+            if branch is None:
+                branch = BranchRec(repo=repo, name=branch_name)
+                repo.branches[branch_name] = branch
+                empty = self.state.add_commit(branch, commit_set, pfs.OriginKind.AUTO)
+                self.state.finish_commit(empty)
+                changed.append(branch)
+            if branch not in provenance:
+                provenance.append(branch)
+        provenance.append(spec_branch)
+        out_name = effective.output_branch or "master"
+        out_branch = out_repo.branches.get(out_name)
+        if out_branch is None:
+            out_branch = BranchRec(repo=out_repo, name=out_name)
+            out_repo.branches[out_name] = out_branch
+        out_branch.provenance = provenance
+        self.state.propagate(commit_set, changed)
+        self.state.notify()
+        return effective_json
+
+    async def inspect_pipeline(
+        self, req: pps.InspectPipelineRequest, ctx: object
+    ) -> pps.PipelineInfo:
+        return self.state.pipeline(req.pipeline).info(details=req.details)
+
+    async def list_pipeline(
+        self, req: pps.ListPipelineRequest, ctx: object
+    ) -> AsyncIterator[pps.PipelineInfo]:
+        projects = {p.name for p in req.projects}
+        if req.pipeline is not None and req.pipeline.name:
+            pipelines = [self.state.pipeline(req.pipeline)]
+        else:
+            pipelines = sorted(self.state.pipelines.values(), key=lambda p: p.created, reverse=True)
+        for rec in pipelines:
+            if projects and rec.project not in projects:
+                continue
+            if req.commit_set is not None and req.commit_set.id:
+                if (rec.key, req.commit_set.id) not in self.state.jobs:
+                    continue
+            yield rec.info(details=True)
+
+    async def delete_pipeline(self, req: pps.DeletePipelineRequest, ctx: object) -> Empty:
+        rec = self.state.pipeline(req.pipeline)
+        for (key, _), job in list(self.state.jobs.items()):
+            if key == rec.key:
+                if not job.done:
+                    self.runner.stop(job, "pipeline deleted")
+                del self.state.jobs[(key, job.id)]
+        del self.state.pipelines[rec.key]
+        from .pfs import PfsService
+
+        pfs_api = PfsService(self.state)
+        spec_repo = self.state.repos.get((rec.project, rec.name, "spec"))
+        if spec_repo is not None:
+            pfs_api._drop_repo(spec_repo)
+        out_repo = self.state.repos.get((rec.project, rec.name, "user"))
+        if out_repo is not None:
+            if req.keep_repo:
+                for branch in out_repo.branches.values():
+                    branch.provenance = []
+            else:
+                pfs_api._drop_repo(out_repo)
+        self.state.notify()
+        return Empty()
+
+    # ------------------------------------------------------------------- jobs
+    async def inspect_job(self, req: pps.InspectJobRequest, ctx: object) -> pps.JobInfo:
+        job = self.state.job(req.job)
+        if req.wait:
+            await self.state.wait_for(lambda: job.done)
+        return job.info(details=req.details)
+
+    async def list_job(self, req: pps.ListJobRequest, ctx: object) -> AsyncIterator[pps.JobInfo]:
+        pipeline = None
+        if req.pipeline is not None and req.pipeline.name:
+            pipeline = self.state.pipeline(req.pipeline)
+        projects = {p.name for p in req.projects}
+        jobs = sorted(self.state.jobs.values(), key=lambda j: j.created, reverse=not req.reverse)
+        count = 0
+        for job in jobs:
+            if pipeline is not None and job.pipeline is not pipeline:
+                continue
+            if projects and job.pipeline.project not in projects:
+                continue
+            yield job.info(details=req.details)
+            count += 1
+            if req.number and count >= req.number:
+                return
+
+    async def inspect_job_set(
+        self, req: pps.InspectJobSetRequest, ctx: object
+    ) -> AsyncIterator[pps.JobInfo]:
+        set_id = req.job_set.id if req.job_set else ""
+        if not self.state.commit_sets.get(set_id):
+            raise errors.commit_set_not_found(set_id)
+        for job in self.state.jobs_in_set(set_id):
+            if req.wait:
+                await self.state.wait_for(lambda j=job: j.done)
+            yield job.info(details=req.details)
+
+    async def list_job_set(
+        self, req: pps.ListJobSetRequest, ctx: object
+    ) -> AsyncIterator[pps.JobSetInfo]:
+        by_set: dict[str, list[JobRec]] = {}
+        for job in sorted(self.state.jobs.values(), key=lambda j: j.created):
+            by_set.setdefault(job.id, []).append(job)
+        set_ids = list(by_set)
+        if not req.reverse:
+            set_ids.reverse()
+        if req.number:
+            set_ids = set_ids[: req.number]
+        for set_id in set_ids:
+            jobs = self.state.jobs_in_set(set_id)
+            yield pps.JobSetInfo(
+                job_set=pps.JobSet(id=set_id), jobs=[j.info(details=req.details) for j in jobs]
+            )
+
+    async def stop_job(self, req: pps.StopJobRequest, ctx: object) -> Empty:
+        job = self.state.job(req.job)
+        if job.done:
+            raise errors.unknown(
+                f"job {job.pipeline.project}/{job.pipeline.name}@{job.id} has already finished"
+            )
+        self.runner.stop(job, req.reason)
+        return Empty()
+
+    async def get_logs(self, req: pps.GetLogsRequest, ctx: object) -> AsyncIterator[pps.LogMessage]:
+        if req.job is not None and req.job.id:
+            jobs = [self.state.job(req.job)]
+        elif req.pipeline is not None and req.pipeline.name:
+            pipeline = self.state.pipeline(req.pipeline)
+            jobs = [j for j in self.state.jobs.values() if j.pipeline is pipeline]
+        else:
+            jobs = list(self.state.jobs.values())
+        jobs.sort(key=lambda j: j.created)
+        messages = [
+            pps.LogMessage(
+                project_name=job.pipeline.project,
+                pipeline_name=job.pipeline.name,
+                job_id=job.id,
+                worker_id=f"pipeline-{job.pipeline.name}-v{job.pipeline_version}-local",
+                user=True,
+                ts=ts,
+                message=line,
+            )
+            for job in jobs
+            for ts, line in job.logs
+        ]
+        if req.tail > 0:
+            messages = messages[-req.tail :]
+        for message in messages:
+            yield message

@@ -1,0 +1,292 @@
+"""The gRPC server (grpc.aio on a private event-loop thread) and its Python API."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import grpc
+from grpc import aio
+
+from .auth import AuthConfig, AuthService
+from .errors import PachdError
+from .faults import Faults
+from .jobs import JobContext, JobRunner, PipelineBehaviour
+from .pfs import PfsService
+from .pps import PpsService
+from .state import State
+from .version import VersionService
+
+T = TypeVar("T")
+MAX_MESSAGE = 128 * 1024 * 1024
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.so_reuseport", 0),
+]
+STREAM_CUT = "stream cut by injected fault"
+SHUTTING_DOWN = "pachd is shutting down"
+
+
+class LocalPachd:
+    """A pachd stand-in serving pachd's gRPC API from a background thread.
+
+    Use as a context manager, or call :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, auth_token: str | None = None):
+        self.host = host
+        self.port = port
+        self.faults = Faults()
+        self.calls: list[str] = []
+        self._auth = AuthConfig(auth_token)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: aio.Server | None = None
+        self._state: State | None = None
+        self._runner: JobRunner | None = None
+        self._pending_config: dict[str, PipelineBehaviour] = {}
+        self._active_streams = 0
+        self._calls_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- config
+    @property
+    def address(self) -> str:
+        return f"grpc://{self.host}:{self.port}"
+
+    @property
+    def auth_token(self) -> str | None:
+        return self._auth.token
+
+    def require_auth(self, token: str | None) -> None:
+        """Require ``token`` in ``authn-token`` metadata; ``None`` deactivates auth."""
+        self._auth.token = token
+
+    def configure_pipeline(
+        self,
+        name: str,
+        *,
+        duration: float = 0.05,
+        fail: bool = False,
+        reason: str = "",
+        logs: Iterable[str] = (),
+        outputs: dict[str, bytes] | None = None,
+        datums: int | None = None,
+        handler: Callable[[JobContext], Any] | None = None,
+    ) -> None:
+        """Set how future jobs of pipeline ``name`` behave (any project)."""
+        behaviour = PipelineBehaviour(
+            duration=duration,
+            fail=fail,
+            reason=reason,
+            logs=list(logs),
+            outputs=dict(outputs) if outputs is not None else None,
+            datums=datums,
+            handler=handler,
+        )
+        self._pending_config[name] = behaviour
+        if self._runner is not None:
+            self._runner.configure(name, behaviour)
+
+    def job_states(self, job_id: str, pipeline: str, project: str = "default") -> list[str]:
+        """Names of the JobStates job ``pipeline@job_id`` passed through, in order."""
+
+        def read() -> list[str]:
+            job = self._require_state().jobs.get(((project, pipeline), job_id))
+            return [] if job is None else [s.name for s in job.states]
+
+        return self._in_loop(read)
+
+    def call_counts(self) -> collections.Counter[str]:
+        with self._calls_lock:
+            return collections.Counter(self.calls)
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self) -> LocalPachd:
+        if self._thread is not None:
+            return self
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(
+            target=self._thread_main, args=(ready,), name="local-pachd", daemon=True
+        )
+        self._thread.start()
+        ready.result()
+        self._submit(self._start_server()).result()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        try:
+            self._submit(self._shutdown()).result(timeout=30)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+            self._thread = None
+            self._loop = None
+            self._state = None
+            self._runner = None
+
+    def restart(self) -> None:
+        """Stop serving and serve again on the same port; state is kept.
+
+        Streams in flight end with UNAVAILABLE; jobs keep running meanwhile.
+        """
+        self._submit(self._stop_server()).result(timeout=30)
+        self._submit(self._start_server()).result(timeout=30)
+
+    def __enter__(self) -> LocalPachd:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------- internals
+    def _thread_main(self, ready: Future[None]) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        loop.call_soon(ready.set_result, None)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def _submit(self, coro: Any) -> Future[Any]:
+        assert self._loop is not None, "LocalPachd is not started"
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def _in_loop(self, fn: Callable[[], T]) -> T:
+        async def run() -> T:
+            return fn()
+
+        return self._submit(run()).result(timeout=30)
+
+    def _require_state(self) -> State:
+        assert self._state is not None, "LocalPachd is not started"
+        return self._state
+
+    async def _start_server(self) -> None:
+        if self._state is None:
+            self._state = State()
+            self._runner = JobRunner(self._state)
+            for name, behaviour in self._pending_config.items():
+                self._runner.configure(name, behaviour)
+        assert self._runner is not None
+        self._state.restarting = False
+        server = aio.server(options=SERVER_OPTIONS)
+        services = [
+            PfsService(self._state),
+            PpsService(self._state, self._runner),
+            VersionService(),
+            AuthService(self._auth),
+        ]
+        server.add_generic_rpc_handlers(tuple(self._handler(s) for s in services))
+        port = server.add_insecure_port(f"{self.host}:{self.port}")
+        if port == 0:
+            raise RuntimeError(f"could not bind {self.host}:{self.port}")
+        self.port = port
+        await server.start()
+        self._server = server
+
+    async def _stop_server(self) -> None:
+        state = self._require_state()
+        state.restarting = True
+        state.notify()
+        # let waiting streams observe the flag and end with UNAVAILABLE
+        for _ in range(100):
+            if self._active_streams == 0:
+                break
+            await asyncio.sleep(0.01)
+        if self._server is not None:
+            await self._server.stop(grace=0.2)
+            self._server = None
+
+    async def _shutdown(self) -> None:
+        await self._stop_server()
+        state = self._state
+        if state is not None:
+            tasks = [j.task for j in state.jobs.values() if j.task and not j.task.done()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _record(self, short: str) -> None:
+        with self._calls_lock:
+            self.calls.append(short)
+
+    async def _preamble(self, service: str, short: str, context: aio.ServicerContext) -> None:
+        full = f"/{service}/{short}"
+        self._record(short)
+        latency = self.faults.latency
+        if latency > 0:
+            await asyncio.sleep(latency)
+        failure = self.faults.take_failure(short, f"{service}/{short}")
+        if failure is not None:
+            raise PachdError(*failure)
+        self._auth.check(full, context.invocation_metadata())
+
+    def _handler(self, svc: Any) -> grpc.GenericRpcHandler:
+        handlers = {}
+        for short, (kind, req_cls, impl) in svc.methods().items():
+            handlers[short] = self._wrap(svc.service, short, kind, req_cls, impl)
+        return grpc.method_handlers_generic_handler(svc.service, handlers)
+
+    def _wrap(self, service: str, short: str, kind: str, req_cls: Any, impl: Any) -> Any:
+        deserializer = req_cls.FromString
+
+        def serializer(msg: Any) -> bytes:
+            return bytes(msg)
+
+        if kind == "unary_unary":
+
+            async def unary(request: Any, context: aio.ServicerContext) -> Any:
+                try:
+                    await self._preamble(service, short, context)
+                    return await impl(request, context)
+                except PachdError as exc:
+                    await context.abort(exc.code, exc.message)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary, request_deserializer=deserializer, response_serializer=serializer
+            )
+
+        if kind == "stream_unary":
+
+            async def client_stream(requests: Any, context: aio.ServicerContext) -> Any:
+                try:
+                    await self._preamble(service, short, context)
+                    return await impl(requests, context)
+                except PachdError as exc:
+                    await context.abort(exc.code, exc.message)
+
+            return grpc.stream_unary_rpc_method_handler(
+                client_stream, request_deserializer=deserializer, response_serializer=serializer
+            )
+
+        async def server_stream(request: Any, context: aio.ServicerContext) -> Any:
+            self._active_streams += 1
+            try:
+                await self._preamble(service, short, context)
+                cut = self.faults.take_stream_cut()
+                sent = 0
+                async for message in impl(request, context):
+                    if cut is not None and sent >= cut:
+                        raise PachdError(grpc.StatusCode.UNAVAILABLE, STREAM_CUT)
+                    yield message
+                    sent += 1
+                if cut is not None:
+                    raise PachdError(grpc.StatusCode.UNAVAILABLE, STREAM_CUT)
+            except PachdError as exc:
+                await context.abort(exc.code, exc.message)
+            finally:
+                self._active_streams -= 1
+
+        return grpc.unary_stream_rpc_method_handler(
+            server_stream, request_deserializer=deserializer, response_serializer=serializer
+        )

@@ -1,0 +1,157 @@
+"""Pipeline-spec parsing and validation (CreatePipeline / CreatePipelineV2)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import betterproto
+from pachyderm_sdk.api import pps
+
+from . import errors
+from .state import NAME_RE
+
+# Effective-spec defaults (pachd's built-in cluster defaults, camelCase as protojson).
+DEFAULTS: dict[str, Any] = {
+    "datumTries": "3",
+    "resourceRequests": {"cpu": 1, "memory": "256Mi", "disk": "1Gi"},
+    "sidecarResourceRequests": {"cpu": 1, "memory": "256Mi", "disk": "1Gi"},
+}
+MAX_PIPELINE_NAME = 63
+
+
+def present(msg: betterproto.Message | None) -> bool:
+    return msg is not None and (betterproto.serialized_on_wire(msg) or bool(msg))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _line_col(text: str, key: str) -> tuple[int, int]:
+    needle = json.dumps(key)
+    pos = text.find(needle)
+    if pos < 0:
+        return 1, 1
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return line, col
+
+
+def _check_fields(value: Any, cls: type[betterproto.Message], text: str) -> None:
+    """Reject unknown fields the way protojson does (both JSON and proto names accepted)."""
+    if not isinstance(value, dict):
+        return
+    meta = cls()._betterproto
+    names: dict[str, str] = {}
+    for field_name in meta.meta_by_field_name:
+        names[field_name] = field_name
+        names[_camel(field_name)] = field_name
+        if field_name.endswith("_") and field_name.rstrip("_"):
+            names[field_name.rstrip("_")] = field_name
+    for key, sub in value.items():
+        field_name = names.get(key)
+        if field_name is None:
+            line, col = _line_col(text, key)
+            raise errors.unknown(f'proto: (line {line}:{col}): unknown field "{key}"')
+        fmeta = meta.meta_by_field_name[field_name]
+        if fmeta.proto_type != betterproto.TYPE_MESSAGE or fmeta.map_types:
+            continue
+        sub_cls = meta.cls_by_field.get(field_name)
+        if not isinstance(sub_cls, type) or not issubclass(sub_cls, betterproto.Message):
+            continue
+        if isinstance(sub, list):
+            for item in sub:
+                _check_fields(item, sub_cls, text)
+        else:
+            _check_fields(sub, sub_cls, text)
+
+
+def parse_json(text: str) -> tuple[pps.CreatePipelineRequest, dict[str, Any]]:
+    """Parse a CreatePipelineV2 JSON document into a request (protojson-like errors)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise errors.unknown(
+            f"proto: syntax error (line {exc.lineno}:{exc.colno}): {exc.msg}"
+        ) from None
+    if not isinstance(data, dict):
+        raise errors.unknown("proto: syntax error (line 1:1): unexpected token")
+    _check_fields(data, pps.CreatePipelineRequest, text)
+    try:
+        request = pps.CreatePipelineRequest().from_dict(data)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise errors.unknown(f"proto: {exc}") from None
+    return request, data
+
+
+def _merge(user: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(user)
+    for key, value in defaults.items():
+        snake = "".join("_" + c.lower() if c.isupper() else c for c in key)
+        existing_key = key if key in merged else snake if snake in merged else None
+        if existing_key is None:
+            merged[key] = value
+        elif isinstance(value, dict) and isinstance(merged[existing_key], dict):
+            merged[existing_key] = _merge(merged[existing_key], value)
+    return merged
+
+
+def effective(user: dict[str, Any]) -> tuple[pps.CreatePipelineRequest, str]:
+    """Apply the defaults; return the effective request and its JSON."""
+    merged = _merge(user, DEFAULTS)
+    for transient in ("update", "reprocess", "dryRun", "dry_run"):
+        merged.pop(transient, None)
+    text = json.dumps(merged, indent=2, sort_keys=False)
+    return pps.CreatePipelineRequest().from_dict(merged), text
+
+
+def validate(request: pps.CreatePipelineRequest, raw: dict[str, Any] | None) -> None:
+    """pachd's validatePipelineRequest checks, with its messages."""
+    if not present(request.pipeline):
+        raise errors.unknown("invalid pipeline spec: request.Pipeline cannot be nil")
+    name = request.pipeline.name
+    if not name:
+        raise errors.unknown("invalid pipeline spec: request.Pipeline.Name cannot be empty")
+    if not NAME_RE.match(name):
+        raise errors.unknown(
+            f"invalid pipeline name: name ({name}) invalid: only alphanumeric characters, "
+            "underscores, and dashes are allowed"
+        )
+    if len(name) > MAX_PIPELINE_NAME:
+        raise errors.unknown(
+            f"pipeline name is {len(name)} characters long, but must have at most "
+            f'{MAX_PIPELINE_NAME}: "{name}"'
+        )
+    has_transform = "transform" in raw if raw is not None else present(request.transform)
+    if not has_transform:
+        raise errors.unknown("pipeline must specify a transform")
+    if request.reprocess_spec and request.reprocess_spec not in ("until_success", "every_job"):
+        raise errors.unknown(
+            "invalid pipeline spec: ReprocessSpec must be one of 'until_success' or 'every_job'"
+        )
+    seen: set[str] = set()
+    for pin in pfs_inputs(request.input):
+        input_name = pin.name or pin.repo
+        if input_name in seen:
+            raise errors.unknown(f'name "{input_name}" was used more than once')
+        seen.add(input_name)
+
+
+def pfs_inputs(input_spec: pps.Input | None) -> list[pps.PfsInput]:
+    if input_spec is None:
+        return []
+    if input_spec.pfs is not None and input_spec.pfs.repo:
+        return [input_spec.pfs]
+    result: list[pps.PfsInput] = []
+    for sub in [*input_spec.cross, *input_spec.union, *input_spec.join, *input_spec.group]:
+        result.extend(pfs_inputs(sub))
+    return result
+
+
+def request_to_dict(request: pps.CreatePipelineRequest) -> dict[str, Any]:
+    data = request.to_dict(casing=betterproto.Casing.CAMEL)
+    for transient in ("update", "reprocess", "dryRun"):
+        data.pop(transient, None)
+    return data

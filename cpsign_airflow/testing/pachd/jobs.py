@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pachyderm_sdk.api import pfs, pps
+from pachyderm_sdk.api import pps
 
 from .filestore import FileData
-from .state import CommitRec, JobRec, State, now
+from .state import CommitRec, JobRec, State, normalize_path, now
 
 JS = pps.JobState
 
@@ -266,8 +266,6 @@ class JobRunner:
             self.end(job, JS.JOB_FAILURE, failure)
             return
         for path, data in outputs.items():
-            from .state import normalize_path
-
             out.files[normalize_path(path)] = FileData.from_bytes(data)
         job.data_processed = datums
         self._set(job, JS.JOB_FINISHING)
@@ -278,7 +276,3 @@ class JobRunner:
             return
         self.state.finish_commit(out)
         self._set(job, JS.JOB_SUCCESS)
-
-
-def pfs_commit_for(commit: CommitRec) -> pfs.Commit:
-    return commit.to_proto()

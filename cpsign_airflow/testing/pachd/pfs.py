@@ -249,27 +249,22 @@ class PfsService:
         wanted = req.state or pfs.CommitState.STARTED
         sent: set[str] = set()
         start = self.state.resolve_commit(req.from_) if req.from_ and req.from_.id else None
+        ready: list[CommitRec] = []
+
+        def have() -> bool:
+            ready[:] = [
+                c
+                for c in sorted(repo.commits.values(), key=lambda c: c.started)
+                if c.id not in sent
+                and not (req.branch and c.branch != req.branch)
+                and not (start is not None and c.started < start.started)
+                and c.reached(wanted)
+            ]
+            return bool(ready)
+
         while True:
-
-            def pending() -> list[CommitRec]:
-                out = []
-                for c in sorted(repo.commits.values(), key=lambda c: c.started):
-                    if c.id in sent or (req.branch and c.branch != req.branch):
-                        continue
-                    if start is not None and c.started < start.started:
-                        continue
-                    if c.reached(wanted):
-                        out.append(c)
-                return out
-
-            ready: list[CommitRec] = []
-
-            def have() -> bool:
-                ready[:] = pending()
-                return bool(ready)
-
             await self.state.wait_for(have)
-            for c in ready:
+            for c in list(ready):
                 sent.add(c.id)
                 yield c.info()
 

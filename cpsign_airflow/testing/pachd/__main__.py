@@ -1,0 +1,49 @@
+"""``python -m cpsign_airflow.testing.pachd --port N [--host H] [--auth-token-env VAR]``.
+
+Prints ``grpc://HOST:PORT`` as the first stdout line, serves until SIGTERM/SIGINT,
+then exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from .server import LocalPachd
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cpsign_airflow.testing.pachd")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument(
+        "--auth-token-env",
+        metavar="VAR",
+        help="require the token held in environment variable VAR",
+    )
+    args = parser.parse_args(argv)
+    token = None
+    if args.auth_token_env:
+        token = os.environ.get(args.auth_token_env)
+        if not token:
+            parser.error(f"environment variable {args.auth_token_env} is empty or unset")
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    pachd = LocalPachd(host=args.host, port=args.port, auth_token=token).start()
+    try:
+        print(pachd.address, flush=True)
+        while not stop.wait(3600):
+            pass
+    finally:
+        pachd.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

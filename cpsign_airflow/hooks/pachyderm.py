@@ -116,8 +116,18 @@ def _ts(value: datetime | None) -> str | None:
     return value.isoformat()
 
 
+def _enum_name(enum_cls: Any, value: Any) -> str:
+    """betterproto decodes enums from the wire as plain ints; name them."""
+    try:
+        return enum_cls(int(value)).name
+    except (ValueError, TypeError):
+        return str(value)
+
+
 def commit_to_dict(info: Any) -> dict[str, Any]:
     """Plain view of a pfs.CommitInfo."""
+    from pachyderm_sdk.api import pfs
+
     commit = info.commit
     return {
         "project": commit.repo.project.name or DEFAULT_PROJECT,
@@ -125,7 +135,7 @@ def commit_to_dict(info: Any) -> dict[str, Any]:
         "repo_type": commit.repo.type or "user",
         "branch": commit.branch.name if commit.branch else "",
         "id": commit.id,
-        "origin": getattr(info.origin.kind, "name", str(info.origin.kind)) if info.origin else None,
+        "origin": _enum_name(pfs.OriginKind, info.origin.kind) if info.origin else None,
         "description": info.description,
         "started": _ts(info.started),
         "finished": _ts(info.finished),
@@ -136,11 +146,13 @@ def commit_to_dict(info: Any) -> dict[str, Any]:
 
 def job_to_dict(info: Any) -> dict[str, Any]:
     """Plain view of a pps.JobInfo, in the shape bookkeeping records."""
+    from pachyderm_sdk.api import pps
+
     return {
         "pipeline": info.job.pipeline.name,
         "project": info.job.pipeline.project.name or DEFAULT_PROJECT,
         "job_id": info.job.id,
-        "state": info.state.name if hasattr(info.state, "name") else str(info.state),
+        "state": _enum_name(pps.JobState, info.state),
         "reason": info.reason or None,
         "data_processed": int(info.data_processed),
         "data_skipped": int(info.data_skipped),
@@ -395,7 +407,7 @@ class PachydermHook(BaseHook):
             "pipeline": pipeline,
             "project": project or self.project,
             "version": int(info.version),
-            "state": info.state.name if hasattr(info.state, "name") else str(info.state),
+            "state": _enum_name(pps.PipelineState, info.state),
             "user_spec": user_spec,
             "spec_commit": info.spec_commit.id if info.spec_commit else None,
         }
@@ -421,8 +433,10 @@ class PachydermHook(BaseHook):
         action ``created``, ``updated`` or ``unchanged``.
         """
         from cpsign_airflow.specs.canonical import canonical_spec, pipeline_name, spec_hash
+        from cpsign_airflow.specs.validate import validate_spec
 
         name = pipeline_name(spec)
+        validate_spec(spec, f"for pipeline {name!r}")
         spec = dict(spec)
         project = (spec.get("pipeline") or {}).get("project", {}).get("name") or self.project
         spec["pipeline"] = {**spec["pipeline"], "project": {"name": project}}
@@ -617,7 +631,7 @@ class PachydermHook(BaseHook):
         return [
             {
                 "path": i.file.path,
-                "type": i.file_type.name if hasattr(i.file_type, "name") else str(i.file_type),
+                "type": _enum_name(pfs.FileType, i.file_type),
                 "size_bytes": int(i.size_bytes),
             }
             for i in infos

@@ -1,0 +1,349 @@
+"""PachydermHook against a pachd over real gRPC (local pachd unless an address is given)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import grpc
+import pytest
+
+from cpsign_airflow.exceptions import (
+    PachydermAlreadyExists,
+    PachydermAuthError,
+    PachydermNotFound,
+    PachydermSpecError,
+    PachydermTimeout,
+    PachydermUnavailable,
+)
+from cpsign_airflow.hooks.pachyderm import PachydermHook, address_from_connection
+
+
+def spec(name: str, repo: str, image: str = "busybox", glob: str = "/*") -> dict:
+    return {
+        "pipeline": {"name": name},
+        "input": {"pfs": {"repo": repo, "glob": glob}},
+        "transform": {"image": image, "cmd": ["sh", "-c", "cp -r /pfs/*/ /pfs/out/"]},
+    }
+
+
+@pytest.fixture
+def hook(pachyderm_conn) -> PachydermHook:
+    hook = PachydermHook(pachyderm_conn, retry_backoff=0.01, retry_backoff_max=0.05)
+    yield hook
+    hook.close()
+
+
+# ---------------------------------------------------------------- connection parsing
+
+
+class FakeConn:
+    def __init__(self, conn_type="pachyderm", host="", port=None, password=None, extra=None):
+        self.conn_id = "c"
+        self.conn_type = conn_type
+        self.host = host
+        self.port = port
+        self.password = password
+        self.extra_dejson = extra or {}
+
+
+def test_address_defaults_and_uri_forms():
+    plain = address_from_connection(FakeConn(host="pachd.lab"))
+    assert (plain.host, plain.port, plain.tls, plain.project) == (
+        "pachd.lab",
+        30650,
+        False,
+        "default",
+    )
+    uri = address_from_connection(FakeConn(conn_type="grpcs", host="pachd.lab", port=443))
+    assert uri.tls and uri.url == "grpcs://pachd.lab:443"
+    typed = address_from_connection(FakeConn(host="grpcs://p.example:31400"))
+    assert (typed.host, typed.port, typed.tls) == ("p.example", 31400, True)
+    extras = address_from_connection(
+        FakeConn(host="h", extra={"tls": "true", "project": "lab", "console_url": "https://c/"})
+    )
+    assert extras.tls and extras.project == "lab" and extras.console_url == "https://c"
+
+
+def test_address_errors_name_the_connection():
+    with pytest.raises(ValueError, match="'c' has no host"):
+        address_from_connection(FakeConn(host=""))
+    with pytest.raises(ValueError, match="unknown scheme"):
+        address_from_connection(FakeConn(host="ftp://x"))
+
+
+def test_token_not_in_repr():
+    address = address_from_connection(FakeConn(host="h", password="s3cr3t-token"))
+    assert "s3cr3t-token" not in repr(address)
+
+
+# ---------------------------------------------------------------- admin, repos
+
+
+def test_connection_reports_version(hook):
+    ok, message = hook.test_connection()
+    assert ok, message
+    assert message.startswith("Connected to pachd 2.")
+
+
+def test_ensure_project_and_repo_are_idempotent(hook, unique_name):
+    assert hook.ensure_project() is False  # "default" always exists
+    first = hook.ensure_repo(unique_name)
+    second = hook.ensure_repo(unique_name)
+    assert first == {"project": "default", "repo": unique_name, "created": True}
+    assert second["created"] is False
+    assert unique_name in hook.list_repos()
+
+
+def test_new_project(hook, unique_name):
+    assert hook.ensure_project(unique_name) is True
+    assert hook.ensure_project(unique_name) is False
+    assert hook.ensure_repo("data", project=unique_name)["created"] is True
+
+
+def test_not_found_and_exists_are_distinct_types(hook, unique_name):
+    with pytest.raises(PachydermNotFound, match=unique_name):
+        hook.inspect_commit(unique_name, "master")
+    hook.ensure_repo(unique_name)
+    client = hook.get_conn()
+    from pachyderm_sdk.api import pfs
+
+    with pytest.raises(PachydermAlreadyExists, match=unique_name):
+        hook._call(
+            f"create repo {unique_name!r}",
+            lambda: client.pfs.create_repo(repo=pfs.Repo(name=unique_name, type="user")),
+        )
+
+
+# ---------------------------------------------------------------- files
+
+
+def test_put_read_and_list_files(hook, unique_name):
+    hook.ensure_repo(unique_name)
+    c1 = hook.put_file(unique_name, "/configuration.json", data='{"a": 1}')
+    c2 = hook.put_file(unique_name, "configuration.json", data=b'{"a": 2}')
+    assert c1 != c2
+    assert hook.read_file(unique_name, c1, "/configuration.json") == b'{"a": 1}'
+    assert hook.read_file(unique_name, "master", "/configuration.json") == b'{"a": 2}'
+    files = hook.list_files(unique_name, "master")
+    assert [(f["path"], f["size_bytes"]) for f in files] == [("/configuration.json", 8)]
+    commit = hook.inspect_commit(unique_name, c2)
+    assert commit["id"] == c2 and commit["finished"] is not None
+
+
+def test_put_file_from_local_path_streams_in_chunks(hook, unique_name, tmp_path):
+    from cpsign_airflow.hooks.pachyderm import CHUNK_SIZE
+
+    payload = bytes(range(256)) * (CHUNK_SIZE // 256 * 3 + 7)  # > 3 chunks, ragged end
+    source = tmp_path / "big.bin"
+    source.write_bytes(payload)
+    hook.ensure_repo(unique_name)
+    commit = hook.put_file(unique_name, "/big.bin", local_path=source)
+    back = hook.read_file(unique_name, commit, "/big.bin")
+    assert hashlib.sha256(back).hexdigest() == hashlib.sha256(payload).hexdigest()
+
+
+def test_put_file_bad_input_fails_before_any_commit(hook, unique_name, tmp_path):
+    hook.ensure_repo(unique_name)
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        hook.put_file(unique_name, "/c.json", local_path=tmp_path / "missing.json")
+    with pytest.raises(ValueError, match="exactly one"):
+        hook.put_file(unique_name, "/c.json")
+    with pytest.raises(PachydermNotFound):
+        hook.inspect_commit(unique_name, "master")
+
+
+def test_put_file_dedupe_key_returns_the_earlier_commit(hook, unique_name):
+    hook.ensure_repo(unique_name)
+    first = hook.put_file(unique_name, "/c.json", data="x", dedupe_key="dag/run/task")
+    again = hook.put_file(unique_name, "/c.json", data="x", dedupe_key="dag/run/task")
+    changed = hook.put_file(unique_name, "/c.json", data="y", dedupe_key="dag/run/task")
+    other_run = hook.put_file(unique_name, "/c.json", data="x", dedupe_key="dag/run2/task")
+    assert again == first
+    assert len({first, changed, other_run}) == 3
+
+
+def test_missing_file_is_not_found(hook, unique_name):
+    hook.ensure_repo(unique_name)
+    hook.put_file(unique_name, "/a", data="a")
+    with pytest.raises(PachydermNotFound, match="/nope"):
+        hook.read_file(unique_name, "master", "/nope")
+
+
+# ---------------------------------------------------------------- pipelines, commit sets, jobs
+
+
+def test_create_update_unchanged_pipeline(hook, unique_name):
+    repo = f"{unique_name}-in"
+    hook.ensure_repo(repo)
+    created = hook.create_or_update_pipeline(spec(unique_name, repo))
+    unchanged = hook.create_or_update_pipeline(spec(unique_name, repo))
+    updated = hook.create_or_update_pipeline(spec(unique_name, repo, image="alpine"))
+    assert created["action"] == "created"
+    assert unchanged["action"] == "unchanged"
+    assert unchanged["version"] == created["version"]
+    assert updated["action"] == "updated"
+    assert updated["version"] == created["version"] + 1
+    assert updated["spec_hash"] != created["spec_hash"]
+    # camelCase and reordered keys are the same pipeline
+    camel = {
+        "transform": spec(unique_name, repo, image="alpine")["transform"],
+        "pipeline": {"name": unique_name},
+    }
+    camel["input"] = {"pfs": {"glob": "/*", "repo": repo}}
+    assert hook.create_or_update_pipeline(camel)["action"] == "unchanged"
+
+
+def test_reprocess_forces_an_update(hook, unique_name):
+    repo = f"{unique_name}-in"
+    hook.ensure_repo(repo)
+    first = hook.create_or_update_pipeline(spec(unique_name, repo))
+    again = hook.create_or_update_pipeline(spec(unique_name, repo), reprocess=True)
+    assert again["action"] == "updated" and again["version"] == first["version"] + 1
+
+
+def test_pipeline_on_missing_repo_names_it(hook, unique_name):
+    with pytest.raises(PachydermNotFound, match=f"{unique_name}-absent"):
+        hook.create_or_update_pipeline(spec(unique_name, f"{unique_name}-absent"))
+
+
+def test_spec_without_name_fails_before_sending(hook):
+    with pytest.raises(ValueError, match="pipeline.name"):
+        hook.create_or_update_pipeline({"transform": {"image": "x"}})
+
+
+def test_two_stage_chain_commit_set(hook, pachd, unique_name):
+    repo = f"{unique_name}-in"
+    hook.ensure_repo(repo)
+    hook.create_or_update_pipeline(spec(f"{unique_name}-a", repo))
+    hook.create_or_update_pipeline(spec(f"{unique_name}-b", f"{unique_name}-a"))
+    commit = hook.put_file(repo, "/configuration.json", data=json.dumps({"seed": 1}))
+    commits = hook.wait_commit_set(commit, timeout=60)
+    repos = {c["repo"] for c in commits}
+    assert {repo, f"{unique_name}-a", f"{unique_name}-b"} <= repos
+    assert all(c["finished"] for c in commits)
+    jobs = {j["pipeline"]: j for j in hook.list_jobs(commit)}
+    assert set(jobs) == {f"{unique_name}-a", f"{unique_name}-b"}
+    for job in jobs.values():
+        assert job["job_id"] == commit  # global ids: the commit set id is the job id
+        assert job["state"] == "JOB_SUCCESS"
+        assert job["data_total"] >= 1
+    if hasattr(pachd, "job_states") and not isinstance(pachd, type(None)):
+        for name in jobs:
+            assert pachd.job_states(commit, name) == [
+                "JOB_CREATED",
+                "JOB_STARTING",
+                "JOB_RUNNING",
+                "JOB_FINISHING",
+                "JOB_SUCCESS",
+            ]
+
+
+def test_failed_job_reason_and_logs(hook, pachd, unique_name):
+    repo = f"{unique_name}-in"
+    pachd.configure_pipeline(
+        unique_name, fail=True, reason="datum failed", logs=["boom", "java.lang.OutOfMemoryError"]
+    )
+    hook.ensure_repo(repo)
+    hook.create_or_update_pipeline(spec(unique_name, repo))
+    commit = hook.put_file(repo, "/x", data="1")
+    commits = hook.wait_commit_set(commit, timeout=60)
+    [job] = hook.list_jobs(commit)
+    assert job["state"] == "JOB_FAILURE" and job["reason"] == "datum failed"
+    assert any(c["error"] for c in commits if c["repo"] == unique_name)
+    assert hook.get_job_logs(unique_name, commit, tail=1) == ["java.lang.OutOfMemoryError"]
+
+
+def test_wait_commit_set_times_out(hook, pachd, unique_name):
+    repo = f"{unique_name}-in"
+    pachd.configure_pipeline(unique_name, duration=30)
+    hook.ensure_repo(repo)
+    hook.create_or_update_pipeline(spec(unique_name, repo))
+    commit = hook.put_file(repo, "/x", data="1")
+    with pytest.raises(PachydermTimeout, match=commit):
+        hook.wait_commit_set(commit, timeout=0.3)
+    hook.stop_job(unique_name, commit)
+    jobs = hook.list_jobs(commit)
+    assert jobs[0]["state"] == "JOB_KILLED"
+
+
+def test_unknown_commit_set_is_not_found(hook):
+    with pytest.raises(PachydermNotFound, match="0" * 32):
+        hook.wait_commit_set("0" * 32, timeout=5)
+
+
+# ---------------------------------------------------------------- faults, retries, auth
+
+
+def test_unavailable_is_retried(hook, pachd, unique_name):
+    pachd.faults.fail_next(3, code=grpc.StatusCode.UNAVAILABLE)
+    assert hook.ensure_repo(unique_name)["created"] is True
+
+
+def test_unavailable_gives_up_with_address(pachyderm_conn, pachd, unique_name, capsys):
+    hook = PachydermHook(pachyderm_conn, max_retries=2, retry_backoff=0.01)
+    pachd.faults.fail_next(10, code=grpc.StatusCode.UNAVAILABLE)
+    with pytest.raises(PachydermUnavailable) as info:
+        hook.ensure_repo(unique_name)
+    assert pachd.address in str(info.value) and "3 attempts" in str(info.value)
+    assert capsys.readouterr().out.count("; retry ") == 2
+
+
+def test_unreachable_server_is_unavailable(monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"grpc://127.0.0.1:{port}")
+    hook = PachydermHook(max_retries=1, retry_backoff=0.01)
+    with pytest.raises(PachydermUnavailable, match=f"127.0.0.1:{port}"):
+        hook.ensure_repo("anything")
+
+
+def test_restart_keeps_state_and_hook_recovers(hook, pachd, unique_name):
+    hook.ensure_repo(unique_name)
+    commit = hook.put_file(unique_name, "/a", data="kept")
+    pachd.restart()
+    assert hook.read_file(unique_name, commit, "/a") == b"kept"
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_auth_errors_say_token_and_never_leak_it(pachd, monkeypatch, capfd, token):
+    secret = "the-real-token-5f2a"
+    pachd.require_auth(secret)
+    host_port = pachd.address.split("://", 1)[1]
+    uri = f"grpc://:{token}@{host_port}" if token else f"grpc://{host_port}"
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", uri)
+    hook = PachydermHook()
+    with pytest.raises(PachydermAuthError, match="token is missing or wrong") as info:
+        hook.ensure_repo("r")
+    captured = capfd.readouterr()
+    text = str(info.value) + captured.out + captured.err
+    assert secret not in text
+    if token:
+        assert token not in text
+
+
+def test_right_token_works_and_is_masked(pachd, monkeypatch, capfd, unique_name):
+    secret = "the-real-token-9c1d"
+    pachd.require_auth(secret)
+    host_port = pachd.address.split("://", 1)[1]
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"grpc://:{secret}@{host_port}")
+    hook = PachydermHook()
+    assert hook.ensure_repo(unique_name)["created"] is True
+    captured = capfd.readouterr()
+    assert secret not in captured.out + captured.err
+    # Registered with Airflow's masker, which redacts task logs, XCom and rendered fields.
+    from airflow.sdk._shared.secrets_masker import redact
+
+    assert secret not in str(redact(f"token is {secret}"))
+
+
+def test_invalid_spec_from_server_is_spec_or_argument_error(hook, unique_name):
+    hook.ensure_repo(unique_name)
+    bad = spec(f"{unique_name}-p", unique_name)
+    bad["pipeline"]["name"] = "bad name!"
+    with pytest.raises(PachydermSpecError, match="pipeline.name"):
+        hook.create_or_update_pipeline(bad)
+    assert not hook.pipeline_exists("bad name!")

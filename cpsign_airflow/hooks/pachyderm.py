@@ -593,14 +593,16 @@ class PachydermHook(BaseHook):
         client = self.get_conn()
         head = self._commit(repo, branch, project)
         try:
-            infos = self._list(
-                f"list commits of {self._where(repo, project)}@{branch}",
-                lambda: client.pfs.list_commit(
-                    repo=self._repo(repo, project), to=head, number=depth
-                ),
+            self._call(
+                f"inspect branch {self._where(repo, project)}@{branch}",
+                lambda: client.pfs.inspect_branch(branch=self._branch(repo, branch, project)),
             )
-        except PachydermNotFound:  # no such branch yet
+        except PachydermNotFound:  # no commit on this branch yet
             return None
+        infos = self._list(
+            f"list commits of {self._where(repo, project)}@{branch}",
+            lambda: client.pfs.list_commit(repo=self._repo(repo, project), to=head, number=depth),
+        )
         for info in infos:
             if mark in (info.description or ""):
                 return commit_to_dict(info)

@@ -1,0 +1,1 @@
+"""Local stand-ins (pachd, MariaDB) for testing DAGs without a cluster."""

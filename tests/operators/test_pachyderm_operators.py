@@ -1,0 +1,190 @@
+"""Operators and the commit-set sensor inside real Airflow DAG runs (dag.test)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from dag_runner import run_dag, write_dag
+
+from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+SPEC_TEMPLATE = {
+    "pipeline": {"name": "{{ workflow_name }}-stage1"},
+    "input": {"pfs": {"repo": "{{ workflow_name }}-config", "glob": "/"}},
+    "transform": {"image": "busybox:{{ image_tag }}", "cmd": ["sh", "-c", "cp /pfs/*/* /pfs/out/"]},
+    "parallelism_spec": {"constant": 1},
+}
+# Pachyderm 1.x form, as the original workflow's specs were written.
+V1_SPEC = {
+    "pipeline": {"name": "{{ workflow_name }}-stage2"},
+    "input": {"atom": {"repo": "{{ workflow_name }}-stage1", "glob": "/*"}},
+    "transform": {"image": "busybox", "cmd": ["sh"], "stdin": ["cp -r /pfs/* /pfs/out"]},
+    "standby": True,
+}
+
+DAG_SOURCE = """
+import datetime
+from airflow.sdk import DAG
+from cpsign_airflow.operators.pachyderm import (
+    PachydermCreatePipelineOperator,
+    PachydermCreateRepoOperator,
+    PachydermPutFileOperator,
+)
+from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
+
+with DAG("{dag_id}", schedule=None, start_date=datetime.datetime(2024, 1, 1), catchup=False) as dag:
+    repo = PachydermCreateRepoOperator(task_id="repo", repo="{wf}-config")
+    pipelines = PachydermCreatePipelineOperator(
+        task_id="pipelines",
+        specs={specs!r},
+        spec_vars={{"workflow_name": "{wf}", "image_tag": "{{{{ params.tag }}}}"}},
+        params={{"tag": "1.36"}},
+    )
+    put = PachydermPutFileOperator(
+        task_id="put_config",
+        repo="{wf}-config",
+        path="/configuration.json",
+        content={{"workflow_name": "{wf}", "seed": "{{{{ run_id }}}}"}},
+    )
+    wait = PachydermCommitSetSensor(
+        task_id="wait",
+        commit_set_id="{{{{ ti.xcom_pull(task_ids='put_config') }}}}",
+        deferrable={deferrable},
+        poke_interval=0.2,
+        timeout=120,
+        retries=0,
+    )
+    repo >> pipelines >> put >> wait
+"""
+
+
+@pytest.fixture
+def spec_dir(tmp_path):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "stage1.json").write_text(json.dumps(SPEC_TEMPLATE))
+    (folder / "stage2.yaml").write_text(json.dumps(V1_SPEC))
+    return folder
+
+
+def make_dag(airflow_db, name, wf, specs, deferrable=False):
+    source = DAG_SOURCE.format(dag_id=name, wf=wf, specs=specs, deferrable=deferrable)
+    return write_dag(airflow_db / "dags", name, source)
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferred"])
+def test_training_chain_runs_end_to_end(
+    airflow_db, pachyderm_conn, pachd, spec_dir, unique_name, deferrable
+):
+    wf = unique_name
+    path = make_dag(airflow_db, f"ops_{wf.replace('-', '_')}", wf, str(spec_dir), deferrable)
+    result = run_dag(path, path.stem)
+    assert result.state == "success", result.task_states
+    assert result.xcom["repo"] == {"project": "default", "repo": f"{wf}-config", "created": True}
+    actions = {r["pipeline"]: r["action"] for r in result.xcom["pipelines"]}
+    assert actions == {f"{wf}-stage1": "created", f"{wf}-stage2": "created"}
+    commit = result.xcom["put_config"]
+    jobs = {j["pipeline"]: j for j in result.xcom["wait"]}
+    assert set(jobs) == {f"{wf}-stage1", f"{wf}-stage2"}
+    assert all(j["state"] == "JOB_SUCCESS" and j["job_id"] == commit for j in jobs.values())
+    assert all(j["duration_seconds"] is not None for j in jobs.values())
+    hook = PachydermHook(pachyderm_conn)
+    stored = hook.inspect_pipeline(f"{wf}-stage1")["user_spec"]
+    assert stored["transform"]["image"] == "busybox:1.36"  # spec template rendered with params
+    written = json.loads(hook.read_file(f"{wf}-config", commit, "/configuration.json"))
+    assert written == {"workflow_name": wf, "seed": result.run_id}
+    description = hook.inspect_commit(f"{wf}-config", commit)["description"]
+    assert f"run_id={result.run_id}" in description and "try=1" in description
+
+    # The same specs again: every pipeline unchanged, no new spec commit or job.
+    second = run_dag(path, path.stem)
+    assert {r["action"] for r in second.xcom["pipelines"]} == {"unchanged"}
+
+
+def test_put_file_retried_three_times_commits_once(airflow_db, pachyderm_conn, pachd, unique_name):
+    import datetime
+
+    wf = unique_name
+    source = f"""
+    import datetime
+    from airflow.sdk import DAG
+    from cpsign_airflow.operators.pachyderm import PachydermCreateRepoOperator, PachydermPutFileOperator
+
+    with DAG("{wf.replace("-", "_")}", schedule=None, start_date=datetime.datetime(2024, 1, 1)) as dag:
+        PachydermCreateRepoOperator(task_id="repo", repo="{wf}") >> PachydermPutFileOperator(
+            task_id="put_config", repo="{wf}", path="/configuration.json", content={{"a": 1}}
+        )
+    """
+    path = write_dag(airflow_db / "dags", wf.replace("-", "_"), source)
+    when = datetime.datetime(2025, 3, 1, tzinfo=datetime.timezone.utc)
+    commits = [run_dag(path, path.stem, logical_date=when, run_after=when) for _ in range(3)]
+    assert len({r.run_id for r in commits}) == 1  # one DAG run...
+    assert [r.tries["put_config"] for r in commits] == [1, 2, 3]  # ...its task tried three times
+    assert len({r.xcom["put_config"] for r in commits}) == 1
+    hook = PachydermHook(pachyderm_conn)
+    from pachyderm_sdk.api import pfs
+
+    history = list(hook.get_conn().pfs.list_commit(repo=pfs.Repo(name=wf, type="user")))
+    assert len(history) == 1
+
+
+def test_bad_spec_fails_before_any_pipeline(
+    airflow_db, pachyderm_conn, pachd, tmp_path, unique_name
+):
+    wf = unique_name
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "a-good.json").write_text(json.dumps(SPEC_TEMPLATE))
+    typo = json.loads(
+        json.dumps(SPEC_TEMPLATE)
+        .replace("stage1", "stage2")
+        .replace("parallelism_spec", "paralellism_spec")
+    )
+    (folder / "b-typo.json").write_text(json.dumps(typo))
+    path = make_dag(airflow_db, f"bad_{wf.replace('-', '_')}", wf, str(folder))
+    result = run_dag(path, path.stem)
+    assert result.task_states["pipelines"] == "failed"
+    assert result.task_states["put_config"] == "upstream_failed"
+    hook = PachydermHook(pachyderm_conn)
+    assert not hook.pipeline_exists(f"{wf}-stage1")  # the good spec was not applied either
+
+
+def test_failed_pipeline_fails_sensor_naming_it(
+    airflow_db, pachyderm_conn, pachd, spec_dir, unique_name, capfd
+):
+    wf = unique_name
+    pachd.configure_pipeline(
+        f"{wf}-stage2", fail=True, reason="cpsign exited 1", logs=["Exception in thread main"]
+    )
+    path = make_dag(airflow_db, f"fail_{wf.replace('-', '_')}", wf, str(spec_dir))
+    result = run_dag(path, path.stem)
+    assert result.task_states["wait"] == "failed"
+    out = capfd.readouterr().out
+    assert f"pipeline '{wf}-stage2'" in out and "cpsign exited 1" in out
+    assert "Exception in thread main" in out
+
+
+def test_pachd_down_task_retries_then_fails_clearly(airflow_db, monkeypatch, unique_name, capfd):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"grpc://127.0.0.1:{port}")
+    name = f"down_{unique_name.replace('-', '_')}"
+    source = f"""
+    import datetime
+    from airflow.sdk import DAG
+    from cpsign_airflow.operators.pachyderm import PachydermCreateRepoOperator
+
+    with DAG("{name}", schedule=None, start_date=datetime.datetime(2024, 1, 1)) as dag:
+        PachydermCreateRepoOperator(task_id="repo", repo="config", retries=1,
+                                    retry_delay=datetime.timedelta(seconds=0))
+    """
+    path = write_dag(airflow_db / "dags", name, source)
+    result = run_dag(path, name)
+    assert result.task_states["repo"] == "failed"
+    assert result.tries["repo"] == 2
+    out = capfd.readouterr().out
+    assert f"Pachyderm at grpc://127.0.0.1:{port} is unavailable" in out

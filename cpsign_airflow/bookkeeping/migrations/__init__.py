@@ -1,0 +1,1 @@
+"""Alembic migrations of the bookkeeping schema (run via cpsign_airflow.bookkeeping.schema)."""

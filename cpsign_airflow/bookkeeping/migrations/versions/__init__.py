@@ -1,0 +1,1 @@
+"""Revisions of the bookkeeping schema, oldest first by down_revision."""

@@ -35,7 +35,28 @@ _EXPORTS = {
     "RunStateConflict": "cpsign_airflow.bookkeeping.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ArtifactNotFound",
+    "ArtifactRecord",
+    "BookkeepingConfigError",
+    "BookkeepingError",
+    "BookkeepingInputError",
+    "BookkeepingUnavailable",
+    "DEFAULT_CONN_ID",
+    "DeploymentRecord",
+    "JobRecord",
+    "RetryPolicy",
+    "RunNotFound",
+    "RunRecord",
+    "RunStateConflict",
+    "SchemaMigrationError",
+    "SchemaNotReady",
+    "TaskKey",
+    "TrainingLedger",
+    "WorkflowRecord",
+    "head_revision",
+    "upgrade",
+]
 
 if TYPE_CHECKING:
     from cpsign_airflow.bookkeeping.engine import RetryPolicy

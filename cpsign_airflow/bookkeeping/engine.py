@@ -124,10 +124,11 @@ def engine_from_conn_id(conn_id: str) -> tuple[Engine, str]:
         from airflow.providers.mysql.hooks.mysql import MySqlHook
         from sqlalchemy.engine import make_url
 
-        hook = MySqlHook(mysql_conn_id=conn_id)
-        url = make_url(hook.get_uri())
-        engine = hook.get_sqlalchemy_engine(engine_kwargs=_engine_kwargs(url))
-        return engine, describe_url(url, conn_id)
+        # MySqlHook turns the connection (client choice, extras such as ssl) into the
+        # URL. The engine is made here rather than by hook.get_sqlalchemy_engine(),
+        # which logs that URL, password included, at DEBUG level.
+        url = make_url(MySqlHook(mysql_conn_id=conn_id).get_uri())
+        return engine_from_url(url), describe_url(url, conn_id)
     if conn.conn_type == "sqlite":
         url = sqlite_url_from_connection(conn)
         return engine_from_url(url), describe_url(url, conn_id)

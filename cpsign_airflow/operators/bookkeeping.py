@@ -1,0 +1,400 @@
+"""Operators that write the bookkeeping record (MySQL/MariaDB, or SQLite) from DAGs.
+
+Thin wrappers over :class:`~cpsign_airflow.bookkeeping.ledger.TrainingLedger`:
+each opens the ledger on ``bookkeeping_conn_id`` (default ``cpsign_bookkeeping``)
+inside ``execute``, so a DAG file importing this module loads neither
+SQLAlchemy engines, Alembic nor MySqlHook. Writes are keyed by the task
+instance, so a retried task never doubles a record. Arguments that are not
+templated are checked when the DAG is parsed; templated ones before the first
+write.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from cpsign_airflow.bookkeeping.errors import BookkeepingInputError
+from cpsign_airflow.bookkeeping.records import (
+    DEFAULT_CONN_ID,
+    PUBLICATION_STATUSES,
+    PUBLICATION_TARGETS,
+    TERMINAL_STATUSES,
+    TRIGGER_KINDS,
+    TaskKey,
+    check_choice,
+    check_workflow,
+    trigger_kind_from_context,
+)
+
+if TYPE_CHECKING:
+    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+
+log = logging.getLogger(__name__)
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+def _native_list(field: str, value: Any) -> list[Any]:
+    """Lists arrive as lists (XComArg) or, from plain Jinja, as JSON text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise BookkeepingInputError(
+                field, "is a string that is not JSON; pass a list, or an XComArg (task.output)"
+            ) from None
+    if not isinstance(value, (list, tuple)):
+        raise BookkeepingInputError(field, f"must be a list, got {type(value).__name__}")
+    return list(value)
+
+
+class BookkeepingBaseOperator(BaseOperator):
+    """Opens the ledger on ``bookkeeping_conn_id`` (an Airflow connection of type mysql or sqlite)."""
+
+    ui_color = "#e3ecd9"
+
+    def __init__(self, *, bookkeeping_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bookkeeping_conn_id = bookkeeping_conn_id
+
+    def ledger(self) -> TrainingLedger:
+        from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+
+        return TrainingLedger.from_conn_id(self.bookkeeping_conn_id)
+
+
+class BookkeepingSchemaOperator(BookkeepingBaseOperator):
+    """Create or upgrade the bookkeeping schema. Safe on every setup run, even two at once.
+
+    Returns the schema revision.
+    """
+
+    def __init__(self, *, revision: str = "head", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.revision = revision
+
+    def execute(self, context: Mapping[str, Any]) -> str | None:
+        with self.ledger() as ledger:
+            result = ledger.upgrade_schema(self.revision)
+        self.log.info(
+            "Bookkeeping schema of %s: %s -> %s", ledger.target, result.before, result.after
+        )
+        return result.after
+
+
+class RecordPendingRunOperator(BookkeepingBaseOperator):
+    """Record a training run before its configuration is committed; returns the run id.
+
+    ``configuration`` is a mapping, or the exact JSON text that will be committed
+    as configuration.json (then its sha256 matches the file). ``trigger_kind``
+    defaults to the DAG run's type: manual, scheduled (incl. backfill) or asset.
+    """
+
+    template_fields: Sequence[str] = (
+        "workflow",
+        "configuration",
+        "trigger_kind",
+        "project",
+        "config_repo",
+    )
+    template_fields_renderers = {"configuration": "json"}
+
+    def __init__(
+        self,
+        *,
+        workflow: str,
+        configuration: Mapping[str, Any] | str,
+        trigger_kind: str | None = None,
+        project: str | None = None,
+        config_repo: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not _is_template(workflow):
+            check_workflow(workflow)
+        if trigger_kind is not None and not _is_template(trigger_kind):
+            check_choice("trigger_kind", trigger_kind, TRIGGER_KINDS)
+        self.workflow = workflow
+        self.configuration = configuration
+        self.trigger_kind = trigger_kind
+        self.project = project
+        self.config_repo = config_repo
+
+    def execute(self, context: Mapping[str, Any]) -> int:
+        kind = self.trigger_kind or trigger_kind_from_context(context)
+        with self.ledger() as ledger:
+            run_id = ledger.record_pending_run(
+                self.workflow,
+                self.configuration,
+                trigger_kind=kind,
+                task=TaskKey.from_context(context),
+                project=self.project,
+                config_repo=self.config_repo,
+            )
+        self.log.info("Recorded training run %s of %s (pending, %s)", run_id, self.workflow, kind)
+        return run_id
+
+
+class MarkRunCommittedOperator(BookkeepingBaseOperator):
+    """pending → committed, with the config commit id and commit set id. Returns the run id."""
+
+    template_fields: Sequence[str] = ("run_id", "commit_id", "commit_set_id")
+
+    def __init__(
+        self,
+        *,
+        run_id: int | str,
+        commit_id: str,
+        commit_set_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+        self.commit_id = commit_id
+        self.commit_set_id = commit_set_id
+
+    def execute(self, context: Mapping[str, Any]) -> int:
+        with self.ledger() as ledger:
+            run = ledger.mark_committed(self.run_id, self.commit_id, self.commit_set_id or None)
+        self.log.info("Run %s committed as %s", run.id, run.commit_id)
+        return run.id
+
+
+class MarkRunRunningOperator(BookkeepingBaseOperator):
+    """committed → running. Returns the run id."""
+
+    template_fields: Sequence[str] = ("run_id",)
+
+    def __init__(self, *, run_id: int | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+
+    def execute(self, context: Mapping[str, Any]) -> int:
+        with self.ledger() as ledger:
+            return ledger.mark_running(self.run_id).id
+
+
+class RecordJobsOperator(BookkeepingBaseOperator):
+    """Insert or update a run's pipeline jobs; returns them as dicts.
+
+    Each job: ``pipeline``, ``job_id``, ``state``, and optionally ``reason``,
+    ``data_processed``, ``data_skipped``, ``data_failed``, ``data_total``,
+    ``started``, ``finished`` (datetime or ISO 8601).
+    """
+
+    template_fields: Sequence[str] = ("run_id", "jobs")
+
+    def __init__(
+        self, *, run_id: int | str, jobs: Sequence[Mapping[str, Any]] | str, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+        self.jobs = jobs
+
+    def execute(self, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+        jobs = _native_list("jobs", self.jobs)
+        with self.ledger() as ledger:
+            records = ledger.record_jobs(self.run_id, jobs)
+        return [rec.as_dict() for rec in records]
+
+
+class RecordArtifactsOperator(BookkeepingBaseOperator):
+    """Insert or update a run's model artifacts; returns them as dicts.
+
+    Each artifact: ``model_name``, ``location`` (``repo@commit:/path``), and
+    optionally ``size_bytes``, ``sha256`` and the publication fields
+    ``publication_status``, ``publication_target``, ``publication_url``,
+    ``publication_error``.
+    """
+
+    template_fields: Sequence[str] = ("run_id", "artifacts")
+
+    def __init__(
+        self, *, run_id: int | str, artifacts: Sequence[Mapping[str, Any]] | str, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+        self.artifacts = artifacts
+
+    def execute(self, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+        artifacts = _native_list("artifacts", self.artifacts)
+        with self.ledger() as ledger:
+            records = ledger.record_artifacts(self.run_id, artifacts)
+        return [rec.as_dict() for rec in records]
+
+
+class RecordPublicationOperator(BookkeepingBaseOperator):
+    """Record a model's publication (model store upload or prediction service) and its URL."""
+
+    template_fields: Sequence[str] = ("run_id", "model_name", "url", "error", "location")
+
+    def __init__(
+        self,
+        *,
+        run_id: int | str,
+        model_name: str,
+        status: str,
+        target: str | None = None,
+        url: str | None = None,
+        error: str | None = None,
+        location: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        check_choice("status", status, PUBLICATION_STATUSES)
+        if target is not None:
+            check_choice("target", target, PUBLICATION_TARGETS)
+        self.run_id = run_id
+        self.model_name = model_name
+        self.status = status
+        self.target = target
+        self.url = url
+        self.error = error
+        self.location = location
+
+    def execute(self, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+        with self.ledger() as ledger:
+            records = ledger.record_publication(
+                self.run_id,
+                self.model_name,
+                status=self.status,
+                target=self.target,
+                url=self.url or None,
+                error=self.error or None,
+                location=self.location or None,
+            )
+        return [rec.as_dict() for rec in records]
+
+
+class FinishRunOperator(BookkeepingBaseOperator):
+    """Finish a run as succeeded or failed (with error text). Returns the status."""
+
+    template_fields: Sequence[str] = ("run_id", "error")
+
+    def __init__(
+        self, *, run_id: int | str, status: str, error: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        check_choice("status", status, TERMINAL_STATUSES)
+        self.run_id = run_id
+        self.status = status
+        self.error = error
+
+    def execute(self, context: Mapping[str, Any]) -> str:
+        with self.ledger() as ledger:
+            run = ledger.finish_run(self.run_id, self.status, self.error or None)
+        self.log.info("Run %s finished: %s", run.id, run.status)
+        return run.status
+
+
+class RecordDeploymentsOperator(BookkeepingBaseOperator):
+    """Record what setup did to each pipeline: ``{pipeline, spec_hash, action}``."""
+
+    template_fields: Sequence[str] = ("workflow", "deployments", "project", "config_repo")
+
+    def __init__(
+        self,
+        *,
+        workflow: str,
+        deployments: Sequence[Mapping[str, Any]] | str,
+        project: str | None = None,
+        config_repo: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not _is_template(workflow):
+            check_workflow(workflow)
+        self.workflow = workflow
+        self.deployments = deployments
+        self.project = project
+        self.config_repo = config_repo
+
+    def execute(self, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+        deployments = _native_list("deployments", self.deployments)
+        with self.ledger() as ledger:
+            records = ledger.record_deployments(
+                self.workflow,
+                deployments,
+                task=TaskKey.from_context(context),
+                project=self.project,
+                config_repo=self.config_repo,
+            )
+        return [rec.as_dict() for rec in records]
+
+
+class LatestSuccessfulConfigurationOperator(BookkeepingBaseOperator):
+    """Return the configuration of a workflow's latest succeeded run (scheduled retraining).
+
+    Fails naming the workflow when it has none, unless ``fail_if_missing=False``
+    (then returns None).
+    """
+
+    template_fields: Sequence[str] = ("workflow",)
+
+    def __init__(self, *, workflow: str, fail_if_missing: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not _is_template(workflow):
+            check_workflow(workflow)
+        self.workflow = workflow
+        self.fail_if_missing = fail_if_missing
+
+    def execute(self, context: Mapping[str, Any]) -> dict[str, Any] | None:
+        from cpsign_airflow.bookkeeping.errors import RunNotFound
+
+        with self.ledger() as ledger:
+            config = ledger.latest_successful_configuration(self.workflow)
+        if config is None and self.fail_if_missing:
+            raise RunNotFound(
+                f"Workflow {self.workflow} has no succeeded training run to take a configuration from"
+            )
+        return config
+
+
+def mark_runs_failed(
+    context: Mapping[str, Any], *, bookkeeping_conn_id: str = DEFAULT_CONN_ID
+) -> list[int]:
+    """Failure callback body: mark the DAG run's unfinished training runs failed.
+
+    Runs are found by the DAG run (dag_id + run_id), so no XCom is needed. The
+    error text names the failed task and its exception. Never raises: a
+    callback's exception would only hide the task's own.
+    """
+    try:
+        ti = context.get("ti") or context.get("task_instance")
+        dag_run = context.get("dag_run")
+        dag_id = getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None)
+        run_id = getattr(ti, "run_id", None) or getattr(dag_run, "run_id", None)
+        exc = context.get("exception")
+        where = f"Task {ti.task_id}" if ti is not None else f"DAG run {run_id}"
+        if exc is not None:
+            error = f"{where} failed: {type(exc).__name__}: {exc}"
+        else:
+            error = f"{where} failed: {context.get('reason') or 'no reason given'}"
+        from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+
+        with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+            failed = ledger.fail_open_runs(dag_id, run_id, error)
+        if failed:
+            log.info("Marked training runs %s of %s/%s failed", failed, dag_id, run_id)
+        return failed
+    except Exception:
+        log.exception("Could not mark the training runs of this DAG run failed in bookkeeping")
+        return []
+
+
+def bookkeeping_failure_callback(
+    bookkeeping_conn_id: str = DEFAULT_CONN_ID,
+) -> Callable[[Mapping[str, Any]], None]:
+    """``on_failure_callback=bookkeeping_failure_callback()`` for tasks or DAGs."""
+
+    def callback(context: Mapping[str, Any]) -> None:
+        mark_runs_failed(context, bookkeeping_conn_id=bookkeeping_conn_id)
+
+    return callback

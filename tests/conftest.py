@@ -25,9 +25,10 @@ os.environ.pop("AIRFLOW_CONN_PACHYDERM_DEFAULT", None)
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["cpsign_airflow.testing.pachd.pytest_plugin"]
-if (Path(__file__).parent.parent / "cpsign_airflow/testing/db_pytest_plugin.py").exists():  # TEMP
-    pytest_plugins.append("cpsign_airflow.testing.db_pytest_plugin")
+pytest_plugins = [
+    "cpsign_airflow.testing.pachd.pytest_plugin",
+    "cpsign_airflow.testing.db_pytest_plugin",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))

@@ -138,14 +138,32 @@ class PachydermCommitSetTrigger(BaseTrigger):
         """Stop unfinished jobs of the set, only when asked to (stop_jobs_on_kill)."""
         if not self.stop_jobs_on_kill:
             return
+        import grpc
+
+        from cpsign_airflow.hooks import _grpc_errors
+
         hook = self._hook()
         channel = await hook.async_channel()
+        address = hook.address
         try:
             for job in await hook.async_list_jobs(channel, self.commit_set_id):
-                if job["finished"] is None:
-                    self.log.info("Stopping job %s@%s", job["pipeline"], job["job_id"])
+                if job["finished"] is not None:
+                    continue
+                self.log.info("Stopping job %s@%s", job["pipeline"], job["job_id"])
+                try:
                     await hook.async_stop_job(
                         channel, job["pipeline"], job["job_id"], job["project"]
                     )
+                except grpc.aio.AioRpcError as err:
+                    # Stopping an upstream job ends its downstream jobs (UNRUNNABLE),
+                    # and any job may finish by itself meanwhile: pachd then refuses
+                    # the stop. Carry on with the others either way.
+                    error = _grpc_errors.translate(
+                        err,
+                        f"stop job {job['pipeline']}@{job['job_id']}",
+                        address=address.url,
+                        secrets=(address.token,) if address.token else (),
+                    )
+                    self.log.warning("%s", error)
         finally:
             await channel.close()

@@ -1,0 +1,390 @@
+"""PachydermCommitSetTrigger run directly under asyncio against a pachd over real gRPC.
+
+No Airflow triggerer is involved: each test drives ``trigger.run()`` in the
+test's own event loop, the way the triggerer would, and resolves the
+``pachyderm_default`` connection from ``AIRFLOW_CONN_PACHYDERM_DEFAULT`` through
+``BaseHook.aget_connection`` (outside any task context).
+
+Waiting is done on events, never on sleeps: ``stream_open`` below is set when
+the trigger receives the first commit of its streaming wait, which proves the
+InspectCommitSet stream is open on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from cpsign_airflow.hooks.pachyderm import PachydermHook
+from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
+
+#: Safety bound on any single await in these tests (never reached when things work).
+TIMEOUT = 30
+
+
+def spec(name: str, repo: str) -> dict:
+    return {
+        "pipeline": {"name": name},
+        "input": {"pfs": {"repo": repo, "glob": "/*"}},
+        "transform": {"image": "busybox", "cmd": ["sh", "-c", "cp -r /pfs/*/ /pfs/out/"]},
+    }
+
+
+@pytest.fixture
+def hook(pachyderm_conn) -> PachydermHook:
+    hook = PachydermHook(pachyderm_conn, retry_backoff=0.01, retry_backoff_max=0.05)
+    yield hook
+    hook.close()
+
+
+def make_chain(hook: PachydermHook, name: str, stages: int = 2) -> tuple[str, list[str]]:
+    """Input repo plus ``stages`` pipelines, each reading the previous one."""
+    repo = f"{name}-in"
+    hook.ensure_repo(repo)
+    pipelines = []
+    upstream = repo
+    for i in range(stages):
+        pipeline = f"{name}-{chr(ord('a') + i)}"
+        hook.create_or_update_pipeline(spec(pipeline, upstream))
+        pipelines.append(pipeline)
+        upstream = pipeline
+    return repo, pipelines
+
+
+def commit_config(hook: PachydermHook, repo: str, seed: int = 1) -> str:
+    return hook.put_file(repo, "/configuration.json", data=json.dumps({"seed": seed}))
+
+
+class StreamSpy:
+    """Wraps PachydermHook.async_wait_commit_set to signal when commits arrive.
+
+    Observes only; the trigger's behaviour is unchanged. ``opened`` counts
+    streams opened, ``first_commit`` is set when any stream delivers a commit.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.opened = 0
+        self.received: list[dict[str, Any]] = []
+        self.first_commit = asyncio.Event()
+        original = PachydermHook.async_wait_commit_set
+        spy = self
+
+        async def wrapped(
+            hook: PachydermHook, channel: Any, commit_set_id: str
+        ) -> AsyncIterator[dict[str, Any]]:
+            spy.opened += 1
+            async for commit in original(hook, channel, commit_set_id):
+                spy.received.append(commit)
+                spy.first_commit.set()
+                yield commit
+
+        monkeypatch.setattr(PachydermHook, "async_wait_commit_set", wrapped)
+
+    async def wait_open(self) -> None:
+        await asyncio.wait_for(self.first_commit.wait(), TIMEOUT)
+
+
+@pytest.fixture
+def spy(monkeypatch) -> StreamSpy:
+    return StreamSpy(monkeypatch)
+
+
+async def first_event(trigger: PachydermCommitSetTrigger) -> dict[str, Any]:
+    """The trigger's first event payload; the generator is closed afterwards."""
+    gen = trigger.run()
+    try:
+        event = await asyncio.wait_for(anext(gen), TIMEOUT)
+    finally:
+        await gen.aclose()
+    return event.payload
+
+
+def trigger_for(commit_set_id: str, **kwargs: Any) -> PachydermCommitSetTrigger:
+    kwargs.setdefault("reconnect_backoff", 0.05)
+    kwargs.setdefault("reconnect_backoff_max", 0.2)
+    return PachydermCommitSetTrigger(commit_set_id=commit_set_id, **kwargs)
+
+
+# ---------------------------------------------------------------- serialization
+
+
+def test_serialize_round_trips():
+    from airflow._shared.module_loading import import_string  # what the triggerer uses
+    from airflow.models.trigger import Trigger
+
+    trigger = PachydermCommitSetTrigger(
+        commit_set_id="a" * 32,
+        pachyderm_conn_id="lab_pachd",
+        project="cpsign",
+        reconnect_backoff=0.5,
+        reconnect_backoff_max=7.0,
+        stop_jobs_on_kill=True,
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "cpsign_airflow.triggers.pachyderm.PachydermCommitSetTrigger"
+    rebuilt = import_string(classpath)(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    # through the trigger table's (encrypted, serialized) kwargs column as well
+    row = Trigger.from_object(trigger)
+    assert import_string(row.classpath)(**row.kwargs).serialize() == (classpath, kwargs)
+    # the defaults survive the trip too
+    classpath, kwargs = PachydermCommitSetTrigger("b" * 32).serialize()
+    assert import_string(classpath)(**kwargs).serialize() == (classpath, kwargs)
+
+
+# ---------------------------------------------------------------- outcomes
+
+
+async def test_success_event_lists_every_job_and_commit(hook, pachd, unique_name):
+    repo, pipelines = make_chain(hook, unique_name)
+    commit = commit_config(hook, repo)
+    event = await first_event(trigger_for(commit))
+    assert event["status"] == "success"
+    assert event["commit_set_id"] == commit
+    jobs = {j["pipeline"]: j for j in event["jobs"]}
+    assert set(jobs) == set(pipelines)
+    for job in jobs.values():
+        assert job["job_id"] == commit
+        assert job["state"] == "JOB_SUCCESS"
+        assert job["finished"] is not None
+    commits = {c["repo"]: c for c in event["commits"]}
+    assert set(commits) == {repo, *pipelines}
+    assert all(c["id"] == commit and c["finished"] and not c["error"] for c in commits.values())
+    assert event["failed_jobs"] == [] and event["errored_commits"] == []
+    # the event must go through the triggerer's JSON serialization as it is
+    assert json.loads(json.dumps(event)) == event
+
+
+async def test_failure_event_names_the_failed_pipeline(hook, pachd, unique_name):
+    repo, (first, second) = make_chain(hook, unique_name)
+    pachd.configure_pipeline(first, fail=True, reason="datum failed: OutOfMemoryError")
+    commit = commit_config(hook, repo)
+    event = await first_event(trigger_for(commit))
+    assert event["status"] == "failed"
+    failed = {j["pipeline"]: j for j in event["failed_jobs"]}
+    assert failed[first]["state"] == "JOB_FAILURE"
+    assert failed[first]["reason"] == "datum failed: OutOfMemoryError"
+    # the downstream stage never ran
+    assert failed[second]["state"] == "JOB_UNRUNNABLE"
+    assert first in failed[second]["reason"]
+    errored = {c["repo"] for c in event["errored_commits"]}
+    assert first in errored
+
+
+async def test_unknown_commit_set_is_an_error_event(pachyderm_conn, pachd):
+    unknown = "0123456789abcdef" * 2
+    event = await first_event(trigger_for(unknown))
+    assert event["status"] == "error"
+    assert event["commit_set_id"] == unknown
+    assert event["error_type"] == "PachydermNotFound"
+    assert unknown in event["message"]
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+async def test_refused_token_is_an_error_event(pachd, monkeypatch, token):
+    secret = "the-real-token-77ab"
+    pachd.require_auth(secret)
+    host_port = pachd.address.split("://", 1)[1]
+    uri = f"grpc://:{token}@{host_port}" if token else f"grpc://{host_port}"
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", uri)
+    event = await first_event(trigger_for("1" * 32))
+    assert event["status"] == "error"
+    assert event["error_type"] == "PachydermAuthError"
+    assert "token is missing or wrong" in event["message"]
+    assert secret not in json.dumps(event)
+    if token:
+        assert token not in json.dumps(event)
+
+
+async def test_right_token_reaches_the_stream(pachd, monkeypatch, unique_name):
+    secret = "the-real-token-3c9e"
+    pachd.require_auth(secret)
+    host_port = pachd.address.split("://", 1)[1]
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"grpc://:{secret}@{host_port}")
+    hook = PachydermHook(retry_backoff=0.01)
+    try:
+        repo, _ = make_chain(hook, unique_name, stages=1)
+        commit = commit_config(hook, repo)
+    finally:
+        hook.close()
+    event = await first_event(trigger_for(commit))
+    assert event["status"] == "success"
+
+
+# ---------------------------------------------------------------- how it waits
+
+
+async def test_waits_without_polling(hook, pachd, spy, unique_name):
+    """Between the stream opening and the job finishing, no RPC at all is sent."""
+    repo, [pipeline] = make_chain(hook, unique_name, stages=1)
+    pachd.configure_pipeline(pipeline, duration=2.5)
+    commit = commit_config(hook, repo)
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(first_event(trigger_for(commit)))
+    await spy.wait_open()  # the input commit arrived: the stream is open on pachd
+    opened_at = loop.time()
+    calls_at_open = len(pachd.calls)
+    assert pachd.calls[-1] == "InspectCommitSet"
+    event = await asyncio.wait_for(task, TIMEOUT)
+    waited = loop.time() - opened_at
+    assert event["status"] == "success"
+    assert waited > 1.5, f"the job should have run ~2.5 s, the wait took {waited:.2f}s"
+    # One stream for the whole wait, then one InspectJobSet once the set finished.
+    assert pachd.calls[calls_at_open:] == ["InspectJobSet"]
+    assert spy.opened == 1
+    assert pachd.job_states(commit, pipeline)[-1] == "JOB_SUCCESS"
+
+
+async def test_does_not_block_the_event_loop(hook, pachd, spy, unique_name):
+    repo, [pipeline] = make_chain(hook, unique_name, stages=1)
+    pachd.configure_pipeline(pipeline, duration=1.0)
+    commit = commit_config(hook, repo)
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.create_task(ticker())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        event = await first_event(trigger_for(commit))
+    finally:
+        done.set()
+        await ticking
+    elapsed = loop.time() - started
+    assert event["status"] == "success"
+    assert elapsed >= 0.9
+    # ~100 ticks fit in a 1 s wait; a blocking wait would allow only a handful.
+    assert ticks >= 0.6 * elapsed / 0.01, f"{ticks} ticks in {elapsed:.2f}s"
+
+
+# ---------------------------------------------------------------- broken streams
+
+
+async def test_cut_stream_is_reopened(hook, pachd, spy, unique_name):
+    repo, pipelines = make_chain(hook, unique_name)
+    pachd.configure_pipeline(pipelines[0], duration=0.5)
+    commit = commit_config(hook, repo)
+    pachd.faults.cut_next_stream(after=1)  # the trigger's stream: one commit, then UNAVAILABLE
+    event = await first_event(trigger_for(commit, reconnect_backoff=0.05))
+    assert event["status"] == "success"
+    assert pachd.call_counts()["InspectCommitSet"] == 2
+    assert spy.opened == 2
+    assert {c["repo"] for c in event["commits"]} == {repo, *pipelines}
+    assert {j["state"] for j in event["jobs"]} == {"JOB_SUCCESS"}
+
+
+async def test_pachd_restart_while_waiting(hook, pachd, spy, unique_name):
+    # One stage: the local pachd fails a job that is itself waiting for its input
+    # commit when restart() happens (its JobRunner uses State.wait_for, which
+    # raises on restart), so a two-stage chain would end JOB_FAILURE there.
+    repo, pipelines = make_chain(hook, unique_name, stages=1)
+    pachd.configure_pipeline(pipelines[0], duration=1.5)
+    commit = commit_config(hook, repo)
+    task = asyncio.create_task(first_event(trigger_for(commit, reconnect_backoff=0.05)))
+    await spy.wait_open()
+    # restart() blocks until pachd serves again; run it off the loop like a real outage
+    await asyncio.to_thread(pachd.restart)
+    event = await asyncio.wait_for(task, TIMEOUT)
+    assert event["status"] == "success"
+    assert spy.opened >= 2
+    assert pachd.call_counts()["InspectCommitSet"] >= 2
+    assert {c["repo"] for c in event["commits"]} == {repo, *pipelines}
+    assert {j["pipeline"]: j["state"] for j in event["jobs"]} == {
+        p: "JOB_SUCCESS" for p in pipelines
+    }
+
+
+async def test_reconnect_backoff_doubles_up_to_the_ceiling(hook, pachd, spy, unique_name):
+    """Several refused reopenings in a row: waits 0.05, 0.1, 0.2, 0.2 ... then succeeds."""
+    import grpc
+
+    repo, pipelines = make_chain(hook, unique_name, stages=1)
+    commit = commit_config(hook, repo)
+    hook.wait_commit_set(commit, timeout=TIMEOUT)
+    pachd.faults.fail_next(4, code=grpc.StatusCode.UNAVAILABLE, methods=["InspectCommitSet"])
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    event = await first_event(
+        trigger_for(commit, reconnect_backoff=0.05, reconnect_backoff_max=0.2)
+    )
+    elapsed = loop.time() - started
+    assert event["status"] == "success"
+    assert pachd.call_counts()["InspectCommitSet"] == 5 + 1  # 1 by wait_commit_set above
+    assert 0.05 + 0.1 + 0.2 + 0.2 <= elapsed < 0.55 + 5
+
+
+# ---------------------------------------------------------------- on_kill
+
+
+async def kill_while_waiting(trigger: PachydermCommitSetTrigger, spy: StreamSpy) -> None:
+    """What the triggerer does when a user kills the task: cancel run(), then on_kill()."""
+    task = asyncio.create_task(first_event(trigger))
+    await spy.wait_open()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(trigger.on_kill(), TIMEOUT)
+
+
+async def test_on_kill_stops_running_jobs_when_asked(hook, pachd, spy, unique_name):
+    repo, (first, second) = make_chain(hook, unique_name)
+    pachd.configure_pipeline(first, duration=30)
+    commit = commit_config(hook, repo)
+    await kill_while_waiting(trigger_for(commit, stop_jobs_on_kill=True), spy)
+    jobs = {j["pipeline"]: j for j in hook.list_jobs(commit)}
+    assert jobs[first]["state"] == "JOB_KILLED"
+    # the downstream job was unfinished too: stopped, or made unrunnable by the stop
+    assert jobs[second]["state"] in ("JOB_KILLED", "JOB_UNRUNNABLE")
+    assert pachd.job_states(commit, first)[-1] == "JOB_KILLED"
+    assert pachd.call_counts()["StopJob"] >= 1
+
+
+async def test_on_kill_leaves_jobs_alone_by_default(hook, pachd, spy, unique_name):
+    repo, [pipeline] = make_chain(hook, unique_name, stages=1)
+    pachd.configure_pipeline(pipeline, duration=30)
+    commit = commit_config(hook, repo)
+    trigger = trigger_for(commit)
+    assert trigger.stop_jobs_on_kill is False
+    task = asyncio.create_task(first_event(trigger))
+    await spy.wait_open()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    calls_before = len(pachd.calls)
+    await asyncio.wait_for(trigger.on_kill(), TIMEOUT)
+    assert pachd.calls[calls_before:] == []  # not even a connection-level RPC
+    [job] = hook.list_jobs(commit)
+    assert job["state"] == "JOB_RUNNING"
+    hook.stop_job(pipeline, commit)
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+async def test_many_triggers_share_one_loop(hook, pachd, unique_name):
+    """Twenty waits in one loop each get their own commit set's event, once."""
+    repo, [pipeline] = make_chain(hook, unique_name, stages=1)
+    release = threading.Event()
+
+    def handler(ctx) -> None:
+        release.wait(TIMEOUT)
+        ctx.write("/model.txt", ctx.job_id)
+
+    pachd.configure_pipeline(pipeline, duration=0, handler=handler)
+    commits = [commit_config(hook, repo, seed=i) for i in range(20)]
+    tasks = [asyncio.create_task(first_event(trigger_for(c))) for c in commits]
+    release.set()
+    events = await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
+    assert [e["commit_set_id"] for e in events] == commits
+    assert all(e["status"] == "success" for e in events)

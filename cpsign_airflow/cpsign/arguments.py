@@ -1,0 +1,180 @@
+"""CPSign 2.x argument files derived from a (validated, v2) configuration.
+
+The pipeline specs stay generic: each CPSign stage runs
+``java -jar cpsign.jar <program> @<argument file> <paths>``, and the ingestion
+stage writes the argument files from configuration.json (CPSign reads
+``@file`` arguments: whitespace-separated tokens, double quotes around a
+value with blanks). So a new configuration needs
+no spec update, and the specs never interpolate user text into a shell line.
+
+Flag names are those of the CPSign 2.x CLI (``precompute --model-type
+--train-data --property --labels --descriptors``; ``train --predictor-type
+--scorer --ncm --sampling-strategy --splits --seed --model-name --model-out``).
+CPSign < 2 used other flags (``--impl``, ``--cost``, ``--cptype``); see the
+``cpsign_license_secret`` template variable for the only < 2 accommodation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from cpsign_airflow.cpsign.configuration import REGRESSION_PTYPES, effective_seed
+
+#: Where the precompute pipeline mounts the ingestion output (its input ``name``).
+PRECOMPUTE_INPUT_DIR = "/pfs/ingestion"
+#: Where train writes partial models (inside its datum's /pfs/out).
+TRAIN_MODELS_DIR = "/pfs/out/models"
+TCP_PTYPE = 3
+VAP_PTYPE = 5
+_NEEDS_QUOTES = re.compile(r"[\s\"'\\#]")
+
+
+def quote_argument(value: Any) -> str:
+    """One token of a CPSign (picocli) @-file: double-quoted if it has blanks, quotes or '#'."""
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    text = str(value)
+    if text and not _NEEDS_QUOTES.search(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _flag(name: str, *values: Any) -> list[str]:
+    line = f"--{name}"
+    if values:
+        line += " " + " ".join(quote_argument(v) for v in values)
+    return [line]
+
+
+def flag_lines(flags: Mapping[str, Any] | None) -> list[str]:
+    """``{"time": True, "labels": ["a", "b"]}`` -> ``["--time", "--labels a b"]``; false drops a flag."""
+    lines: list[str] = []
+    for name, value in sorted((flags or {}).items()):
+        if value is True:
+            lines.extend(_flag(name))
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, list):
+            lines.extend(_flag(name, *value))
+        else:
+            lines.extend(_flag(name, value))
+    return lines
+
+
+def render_query(config: Mapping[str, Any]) -> str:
+    """The SQL to run: the '{}' placeholder replaced by `` LIMIT n`` or nothing.
+
+    A plain replace, not ``str.format``: other braces in the query stay as they are.
+    """
+    query = config["preprocessing"]["query"]
+    limit = query.get("query_limit")
+    return query["database_query"].replace("{}", f" LIMIT {int(limit)}" if limit else "")
+
+
+def training_data_filename(config: Mapping[str, Any]) -> str:
+    return config["preprocessing"]["query"]["smi_filename"]
+
+
+def endpoint(config: Mapping[str, Any]) -> str:
+    """The modelled property: ``precompute.endpoint``, else the last output column."""
+    explicit = (config.get("precompute") or {}).get("endpoint")
+    return explicit or config["preprocessing"]["query"]["smi_columns"][-1]
+
+
+def model_name(config: Mapping[str, Any]) -> str:
+    return config["train"]["model-name"]
+
+
+def split_groups(nr_models: int, splits_per_job: int) -> list[list[int]]:
+    """Split indices 1..nr_models (CPSign counts from 1) in groups of ``splits_per_job``."""
+    if nr_models < 1 or splits_per_job < 1:
+        raise ValueError("nr_models and splits_per_job must be at least 1")
+    indices = list(range(1, nr_models + 1))
+    return [indices[i : i + splits_per_job] for i in range(0, nr_models, splits_per_job)]
+
+
+def scorer_argument(train: Mapping[str, Any]) -> str:
+    """CPSign --scorer with :-syntax sub-parameters from impl/cost/gamma/epsilon."""
+    regression = train["ptype"] in REGRESSION_PTYPES
+    impl = train.get("impl", "liblinear")
+    if impl == "libsvm":
+        name = "EpsilonSVR" if regression else "C_SVC"
+        keys: Iterable[str] = ("cost", "gamma", "epsilon")
+    else:
+        name = "LinearSVR" if regression else "LinearSVC"
+        keys = ("cost", "epsilon")
+    subs = [f"{key}={train[key]}" for key in keys if train.get(key) is not None]
+    return ":".join([name, *subs])
+
+
+def precompute_arguments(config: Mapping[str, Any], input_dir: str = PRECOMPUTE_INPUT_DIR) -> str:
+    """The @-file of ``cpsign precompute`` (the spec adds ``--model-out``)."""
+    precompute = config.get("precompute") or {}
+    regression = config["train"]["ptype"] in REGRESSION_PTYPES
+    lines = _flag("model-type", "regression" if regression else "classification")
+    lines += _flag("train-data", "CSV", f"{input_dir}/{training_data_filename(config)}")
+    lines += _flag("property", endpoint(config))
+    if not regression:
+        lines += _flag("labels", *precompute["labels"])
+    if precompute.get("descriptors"):
+        lines += _flag("descriptors", precompute["descriptors"])
+    lines += _flag("model-name", model_name(config))
+    lines += flag_lines((config.get("cpsign") or {}).get("flags"))
+    lines += flag_lines(precompute.get("flags"))
+    return "\n".join(lines) + "\n"
+
+
+def train_parameter_files(config: Mapping[str, Any]) -> dict[str, str]:
+    """``{"params-<n>.txt": @-file of cpsign train}``, one per parallel train datum.
+
+    Every file carries the same --seed (CPSign requires one seed across the
+    splits of one model) and its own --splits; TCP is not split (CPSign trains
+    it as one transductive predictor), so it gets a single file.
+    """
+    train = config["train"]
+    ptype = train["ptype"]
+    seed = effective_seed(config)
+    common = _flag("predictor-type", ptype)
+    common += _flag("scorer", scorer_argument(train))
+    if train.get("nonconf-measure") and ptype != VAP_PTYPE:
+        common += _flag("ncm", train["nonconf-measure"])
+    if ptype != TCP_PTYPE:
+        common += _flag("sampling-strategy", f"random:numSamples={train['nr-models']}")
+    common += _flag("seed", seed)
+    common += _flag("model-name", model_name(config))
+    extra = flag_lines((config.get("cpsign") or {}).get("flags")) + flag_lines(train.get("flags"))
+    if ptype == TCP_PTYPE:
+        groups: list[list[int]] = [[]]
+    else:
+        per_job = (train.get("parallelism") or {}).get("splits_per_job", 1)
+        groups = split_groups(train["nr-models"], per_job)
+    files: dict[str, str] = {}
+    for number, group in enumerate(groups, start=1):
+        lines = list(common)
+        if group:
+            lines += _flag("splits", ",".join(map(str, group)))
+        lines += _flag("model-out", f"{TRAIN_MODELS_DIR}/{model_name(config)}-{number}.jar")
+        files[f"params-{number}.txt"] = "\n".join(lines + extra) + "\n"
+    return files
+
+
+def ingestion_files(config: Mapping[str, Any]) -> dict[str, str]:
+    """Every file the ingestion stage writes besides the training data, by output path.
+
+    ``/configuration.json`` (the normalised config, for the record),
+    ``/precompute/arguments.txt``, ``/training/params-<n>.txt`` and
+    ``/aggregate/model-name.txt`` (read by the aggregate stage's shell, which is
+    safe because the schema restricts model names to ``[A-Za-z0-9._-]``).
+    """
+    from cpsign_airflow.cpsign.configuration import canonical_json
+
+    files = {
+        "/configuration.json": canonical_json(config) + "\n",
+        "/precompute/arguments.txt": precompute_arguments(config),
+        "/aggregate/model-name.txt": model_name(config) + "\n",
+    }
+    for name, text in train_parameter_files(config).items():
+        files[f"/training/{name}"] = text
+    return files

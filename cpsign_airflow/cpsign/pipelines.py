@@ -1,0 +1,185 @@
+"""The bundled pipeline chain: spec templates, their variables, rendering.
+
+``specs/*.json`` are Jinja templates of Pachyderm 2.x CreatePipelineRequest
+JSON, one per stage: ingestion -> precompute -> train -> aggregate -> publish,
+each named ``<workflow>-<stage>``. Values go in with ``| tojson``, so a
+variable can never break the JSON; the few raw interpolations (workflow name,
+license file name) are checked here first.
+
+Stage contracts (what each stage's image must do):
+
+* ingestion (``ingestion_image``, command ``cpsign-ingest``): read
+  ``/pfs/config/configuration.json``, run :func:`arguments.render_query` against
+  the source database with the password from ``$SOURCE_DB_PASSWORD``, write the
+  tab-separated training data to ``/pfs/out/<smi_filename>`` and the files of
+  :func:`arguments.ingestion_files`.
+* precompute, train, aggregate (``cpsign_image``): plain CPSign 2.x CLI runs on
+  those argument files; the image needs ``java`` and the jar at ``cpsign_jar``.
+* publish (``publish_image``, command ``cpsign-publish``): upload
+  ``/pfs/aggregate/model/*.jar`` to the model store using the credentials
+  mounted from ``model_store_secret`` and write ``/pfs/out/published.json``.
+
+Neither ``cpsign-ingest`` nor ``cpsign-publish`` images are built by this
+project yet; the defaults below name where they are expected to live.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+STAGES: tuple[str, ...] = ("ingestion", "precompute", "train", "aggregate", "publish")
+
+#: Assumed, not verified: arosbio publishes prediction-service images
+#: (ghcr.io/arosbio/cpsign-*-server) but no CLI image was found; override it.
+DEFAULT_CPSIGN_IMAGE = "ghcr.io/arosbio/cpsign:2.0.0"
+
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?([EPTGMK]i?|[mkEPTGM])?$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ABS_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+_WORKFLOW = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+
+
+def spec_folder() -> Path:
+    """The folder of packaged spec templates (a real directory: the package is not zipped)."""
+    return Path(str(resources.files(__package__) / "specs"))
+
+
+def pipeline_names(workflow_name: str) -> dict[str, str]:
+    """``{stage: "<workflow>-<stage>"}`` in chain order."""
+    return {stage: f"{workflow_name}-{stage}" for stage in STAGES}
+
+
+def default_spec_vars(workflow_name: str, **overrides: Any) -> dict[str, Any]:
+    """Every template variable, defaults overlaid with ``overrides``.
+
+    An unknown override is an error (a typo would otherwise be ignored). The
+    train defaults follow the original workflow: 12G requested, 24G limit,
+    ``-Xmx20G``, five parallel workers.
+    """
+    variables: dict[str, Any] = {
+        "workflow_name": workflow_name,
+        "config_repo": f"{workflow_name}-config",
+        # images
+        "cpsign_image": DEFAULT_CPSIGN_IMAGE,
+        "cpsign_jar": "/opt/cpsign/cpsign.jar",
+        "ingestion_image": "ghcr.io/pharmbio/cpsign-airflow-ingestion:0.1.0",
+        "publish_image": "ghcr.io/pharmbio/cpsign-airflow-publish:0.1.0",
+        # secrets
+        "source_db_secret": "chembl-mysql",
+        "source_db_secret_key": "mysql-root-password",
+        "model_store_secret": "modelweb-api-info",
+        "model_store_mount": "/mnt/api-info/",
+        "cpsign_license_secret": "",
+        "cpsign_license_file": "license",
+        # resources
+        "ingestion_cpu": 0.5,
+        "ingestion_memory": "1G",
+        "precompute_cpu": 1,
+        "precompute_memory": "4G",
+        "precompute_java_opts": "-Xmx3G",
+        "train_parallelism": 5,
+        "train_cpu": 2,
+        "train_memory": "12G",
+        "train_memory_limit": "24G",
+        "train_java_opts": "-Xmx20G",
+        "aggregate_cpu": 1,
+        "aggregate_memory": "4G",
+        "aggregate_java_opts": "-Xmx3G",
+        "publish_cpu": 0.25,
+        "publish_memory": "256M",
+    }
+    unknown = sorted(set(overrides) - set(variables))
+    if unknown:
+        raise ValueError(f"unknown spec variable(s) {unknown}; known: {sorted(variables)}")
+    variables.update(overrides)
+    if "config_repo" not in overrides:
+        variables["config_repo"] = f"{variables['workflow_name']}-config"
+    _check_vars(variables)
+    return variables
+
+
+def _check_vars(v: dict[str, Any]) -> None:
+    """Reject values that would give a broken or surprising spec, naming each one."""
+    problems: list[str] = []
+
+    def check(name: str, ok: bool, what: str) -> None:
+        if not ok:
+            problems.append(f"{name}={v[name]!r}: {what}")
+
+    def matches(pattern: re.Pattern[str], value: Any) -> bool:
+        return isinstance(value, str) and bool(pattern.match(value))
+
+    check(
+        "workflow_name",
+        matches(_WORKFLOW, v["workflow_name"]),
+        "letters, digits, '-', '_', at most 40",
+    )
+    check(
+        "config_repo",
+        matches(_WORKFLOW, v["config_repo"])
+        or matches(re.compile(r"^[A-Za-z0-9_-]{1,63}$"), v["config_repo"]),
+        "not a valid repo name",
+    )
+    for name in ("cpsign_image", "ingestion_image", "publish_image"):
+        check(name, matches(_IMAGE, v[name]), "not an image reference")
+    for name in ("source_db_secret", "model_store_secret"):
+        check(name, matches(_K8S_NAME, v[name]), "not a Kubernetes secret name")
+    check(
+        "cpsign_license_secret",
+        v["cpsign_license_secret"] == "" or matches(_K8S_NAME, v["cpsign_license_secret"]),
+        "empty or a Kubernetes secret name",
+    )
+    check(
+        "source_db_secret_key",
+        matches(re.compile(r"^[-._a-zA-Z0-9]+$"), v["source_db_secret_key"]),
+        "not a secret key",
+    )
+    check("cpsign_license_file", matches(_FILE_NAME, v["cpsign_license_file"]), "a plain file name")
+    for name in ("cpsign_jar", "model_store_mount"):
+        check(name, matches(_ABS_PATH, v[name]), "an absolute path")
+    for stage in ("ingestion", "precompute", "train", "aggregate", "publish"):
+        cpu = v[f"{stage}_cpu"]
+        check(
+            f"{stage}_cpu",
+            isinstance(cpu, (int, float)) and not isinstance(cpu, bool) and cpu > 0,
+            "a positive number",
+        )
+        check(
+            f"{stage}_memory",
+            matches(_QUANTITY, v[f"{stage}_memory"]),
+            "a Kubernetes quantity like '4G'",
+        )
+    check(
+        "train_memory_limit", matches(_QUANTITY, v["train_memory_limit"]), "a Kubernetes quantity"
+    )
+    for name in ("precompute_java_opts", "train_java_opts", "aggregate_java_opts"):
+        check(name, isinstance(v[name], str), "a string")
+    parallelism = v["train_parallelism"]
+    check(
+        "train_parallelism",
+        isinstance(parallelism, int) and not isinstance(parallelism, bool) and parallelism >= 1,
+        "an integer >= 1",
+    )
+    if problems:
+        raise ValueError("invalid spec variables:\n  - " + "\n  - ".join(problems))
+
+
+def render_workflow_specs(workflow_name: str, **overrides: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Rendered, validated specs as (source, spec), in dependency order.
+
+    Raises ValueError for bad variables and PachydermSpecError for a spec
+    pachd would refuse (validated against pachyderm-sdk's CreatePipelineRequest).
+    """
+    from cpsign_airflow.specs.loading import load_specs
+    from cpsign_airflow.specs.validate import order_by_dependencies, validate_spec
+
+    variables = default_spec_vars(workflow_name, **overrides)
+    specs = load_specs(spec_folder(), variables)
+    for source, spec in specs:
+        validate_spec(spec, source)
+    return order_by_dependencies(specs, existing_repos=[variables["config_repo"]])

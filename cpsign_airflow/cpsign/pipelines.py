@@ -41,6 +41,7 @@ _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?([EPTGMK]i?|[mkEPTGM])?$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ABS_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+_REPO = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
 _WORKFLOW = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
 
@@ -121,9 +122,8 @@ def _check_vars(v: dict[str, Any]) -> None:
     )
     check(
         "config_repo",
-        matches(_WORKFLOW, v["config_repo"])
-        or matches(re.compile(r"^[A-Za-z0-9_-]{1,63}$"), v["config_repo"]),
-        "not a valid repo name",
+        matches(_REPO, v["config_repo"]),
+        "letters, digits, '-', '_', at most 63",
     )
     for name in ("cpsign_image", "ingestion_image", "publish_image"):
         check(name, matches(_IMAGE, v[name]), "not an image reference")

@@ -1,0 +1,85 @@
+"""Trigger-form Params and the configuration they assemble."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from cpsign_airflow.cpsign import (
+    configuration_from_params,
+    training_params,
+    validate_configuration,
+)
+
+
+def _values(params) -> dict:
+    return {name: param.resolve() for name, param in params.items()}
+
+
+def test_params_have_titles_sections_and_resolve():
+    params = training_params()
+    assert params["workflow_name"].value == "LogD"
+    for name, param in params.items():
+        assert param.schema.get("title"), name
+        assert param.schema.get("section"), name
+        assert param.description, name
+    ptype = params["ptype"].schema
+    assert ptype["enum"] == [1, 2, 3, 5]
+    assert ptype["values_display"][5] == "5: Venn-ABERS classification"
+    assert params["impl"].schema["enum"] == ["liblinear", "libsvm"]
+    assert params["database_query"].schema["format"] == "multiline"
+    assert params["advanced"].schema["type"] == "object"
+    assert "null" in params["query_limit"].schema["type"]
+    assert "password" not in " ".join(params)
+    _values(params)  # every default passes its own schema
+
+
+def test_defaults_make_a_valid_configuration():
+    config = validate_configuration(configuration_from_params(_values(training_params())))
+    assert config["workflow_name"] == "LogD"
+    assert config["train"]["model-name"] == "LogD_full_split"
+    assert "advanced" not in config and "flags" not in config["train"]
+
+
+def test_other_default_workflow_and_edited_values():
+    values = _values(training_params(default_workflow="hERG"))
+    assert values["workflow_name"] == "hERG" and values["model_name"] == "hERG_model"
+    values.update(
+        ptype=1,
+        labels=["active", "inactive"],
+        impl="libsvm",
+        gamma=0.5,
+        seed=7,
+        query_limit=100,
+        advanced={"simulate_failure": "train"},
+        train_flags={"percentiles": 10},
+    )
+    config = validate_configuration(configuration_from_params(values))
+    assert config["precompute"]["labels"] == ["active", "inactive"]
+    assert config["train"]["seed"] == 7 and config["train"]["flags"] == {"percentiles": 10}
+    assert config["advanced"] == {"simulate_failure": "train"}
+    assert config["preprocessing"]["query"]["query_limit"] == 100
+
+
+def test_params_from_the_dag_object_are_accepted():
+    """configuration_from_params also takes Param objects (dag.params before a run)."""
+    params = training_params()
+    config = configuration_from_params(params)
+    assert config == configuration_from_params(_values(params))
+
+
+def test_params_attach_to_a_dag():
+    from airflow.sdk import DAG
+
+    dag = DAG("cpsign_training_form_test", schedule=None, params=training_params())
+    assert set(dag.params) == set(training_params())
+
+
+def test_import_is_light():
+    code = (
+        "import sys, cpsign_airflow.cpsign, cpsign_airflow.cpsign.standins;"
+        "heavy = [m for m in ('jsonschema', 'pachyderm_sdk', 'grpc', 'jinja2') if m in sys.modules];"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

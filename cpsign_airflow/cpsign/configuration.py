@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -166,8 +167,6 @@ def _join(path: list[Any]) -> str:
 
 def _unexpected_keys(error: Any) -> list[str]:
     """Keys an additionalProperties error is about (jsonschema names them only in prose)."""
-    import re
-
     schema = error.schema if isinstance(error.schema, dict) else {}
     known = set(schema.get("properties", {}))
     patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
@@ -206,7 +205,7 @@ def _obj(value: Any) -> Mapping[str, Any]:
 
 
 def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
-    """Cross-field rules JSON Schema cannot express (run on a schema-valid config)."""
+    """Cross-field rules JSON Schema cannot express; tolerant of schema-invalid input."""
     problems: list[str] = []
     train = _obj(config.get("train"))
     precompute = _obj(config.get("precompute"))

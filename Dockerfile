@@ -1,0 +1,31 @@
+# Airflow with the cpsign-airflow provider, for docker-compose.yaml (and as a base for a
+# production image, see docs/deployment.md).
+#
+#   docker build -t cpsign-airflow:dev .
+#   docker build --build-arg AIRFLOW_VERSION=3.3.2 --build-arg PYTHON_VERSION=3.11 -t cpsign-airflow:dev .
+#
+# AIRFLOW_VERSION is the Airflow release the test suite runs against (tests/compose checks
+# that its major.minor matches the Airflow installed for the tests).
+ARG AIRFLOW_VERSION=3.3.2
+ARG PYTHON_VERSION=3.11
+FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
+
+# An ARG before FROM is not visible after it; declare it again to keep its value.
+ARG AIRFLOW_VERSION
+
+# System packages to build mysqlclient (MySqlHook's driver), should pip need to build it.
+USER root
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        build-essential \
+        pkg-config \
+        default-libmysqlclient-dev \
+    && apt-get autoremove -yqq --purge \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/*
+
+USER airflow
+COPY --chown=airflow:root . /opt/cpsign-airflow
+# Pinning apache-airflow in the same command keeps pip from up- or downgrading the image's
+# Airflow while it resolves this package's dependencies.
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/cpsign-airflow

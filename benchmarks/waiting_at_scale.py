@@ -1,0 +1,329 @@
+"""Waiting at scale: N commit-set waits held at once, as one triggerer holds them.
+
+Each variant runs in a fresh process (the "waiter process") that starts its own
+local pachd in yet another process (``benchmarks._pachd``), so the waiter
+process holds only the waits. In the waiter process:
+
+1. one input repo, one gated pipeline ``p``; N commits -> N commit sets whose
+   jobs all block until released (made with the sync hook, which is then closed);
+2. RSS before; start the N waits; wait until every one is waiting (trigger: its
+   stream delivered the input commit; threads: pachd served N InspectCommitSet);
+   RSS after = "RSS added";
+3. CPU time (user+sys, all threads, getrusage) over ``--idle`` seconds of
+   waiting, and the RPCs pachd served meanwhile;
+4. release the gate: all N jobs finish; every wait records ``time.time()`` when
+   its event arrives. Reported: last event - last job finished, last event -
+   first job finished (pachd takes a while to finish N jobs), and per-wait
+   latency (event - its own job's ``finished``; wall clock, see
+   detection_latency for why that is sound).
+
+Variants: ``trigger`` = N ``PachydermCommitSetTrigger.run()`` tasks in one
+asyncio loop; ``threads`` (baseline) = one thread per wait, each calling the
+sync ``PachydermHook.wait_commit_set`` then ``list_jobs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from benchmarks import _common
+from benchmarks._common import Row, mib, ms
+from benchmarks._pachd import PachdProcess
+
+NAME = "waiting at scale"
+
+
+def _finished(payload_jobs: list[dict]) -> float:
+    return max(datetime.fromisoformat(j["finished"]).timestamp() for j in payload_jobs)
+
+
+def _make_commit_sets(pachd: PachdProcess, n: int) -> list[str]:
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+    hook = PachydermHook()
+    hook.ensure_repo("in")
+    hook.create_or_update_pipeline(_common.spec("p", "in"))
+    pachd.gate("p")
+    with ThreadPoolExecutor(8) as pool:
+        commits = list(pool.map(lambda i: hook.put_file("in", "/c", data=str(i)), range(n)))
+    hook.close()
+    return commits
+
+
+# ---------------------------------------------------------------- trigger variant
+
+
+def _trigger_class(on_open: Callable[[], None]) -> Any:
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
+    from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
+
+    class SignallingHook(PachydermHook):
+        async def async_wait_commit_set(self, channel: Any, commit_set_id: str) -> Any:
+            first = True
+            async for commit in super().async_wait_commit_set(channel, commit_set_id):
+                if first:
+                    first = False
+                    on_open()
+                yield commit
+
+    class Trigger(PachydermCommitSetTrigger):
+        def _hook(self) -> Any:
+            return SignallingHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
+
+    return Trigger
+
+
+async def _trigger_main(pachd: PachdProcess, commits: list[str], idle: float) -> dict:
+    n = len(commits)
+    opened = 0
+    all_open = asyncio.Event()
+
+    def on_open() -> None:
+        nonlocal opened
+        opened += 1
+        if opened == n:
+            all_open.set()
+
+    trigger_cls = _trigger_class(on_open)
+    results: list[tuple[float, dict]] = []
+
+    async def wait_one(commit: str) -> None:
+        gen = trigger_cls(commit_set_id=commit, reconnect_backoff=0.5).run()
+        try:
+            event = await anext(gen)
+            results.append((time.time(), event.payload))
+        finally:
+            await gen.aclose()
+
+    gc.collect()
+    rss0 = _common.rss()
+    started = time.monotonic()
+    tasks = [asyncio.create_task(wait_one(c)) for c in commits]
+    await asyncio.wait_for(all_open.wait(), 300)
+    open_seconds = time.monotonic() - started
+    gc.collect()
+    rss1 = _common.rss()
+    calls0 = await asyncio.to_thread(pachd.total_calls)
+    cpu0, wall0 = _common.cpu_seconds(), time.monotonic()
+    await asyncio.sleep(idle)
+    cpu1, wall1 = _common.cpu_seconds(), time.monotonic()
+    calls1 = await asyncio.to_thread(pachd.total_calls)
+    released = time.time()
+    await asyncio.to_thread(pachd.release, "p")
+    await asyncio.wait_for(asyncio.gather(*tasks), 300)
+    return _summary(
+        n, rss0, rss1, open_seconds, cpu1 - cpu0, wall1 - wall0, calls1 - calls0, released, results
+    )
+
+
+# ---------------------------------------------------------------- thread variant
+
+
+def _threads_main(pachd: PachdProcess, commits: list[str], idle: float) -> dict:
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+    n = len(commits)
+    results: list[tuple[float, dict]] = []
+    lock = threading.Lock()
+
+    def wait_one(commit: str) -> None:
+        hook = PachydermHook()
+        try:
+            hook.wait_commit_set(commit)
+            jobs = hook.list_jobs(commit)
+        finally:
+            hook.close()
+        t = time.time()
+        with lock:
+            results.append((t, {"status": "success", "jobs": jobs}))
+
+    base_calls = pachd.counts().get("InspectCommitSet", 0)
+    gc.collect()
+    rss0 = _common.rss()
+    started = time.monotonic()
+    threads = [threading.Thread(target=wait_one, args=(c,), daemon=True) for c in commits]
+    for t in threads:
+        t.start()
+    # harness polling over the control pipe (not gRPC): until pachd served N waits
+    while pachd.counts().get("InspectCommitSet", 0) - base_calls < n:
+        time.sleep(0.05)
+    open_seconds = time.monotonic() - started
+    time.sleep(0.5)  # the last streams are accepted; let their threads block
+    gc.collect()
+    rss1 = _common.rss()
+    calls0 = pachd.total_calls()
+    cpu0, wall0 = _common.cpu_seconds(), time.monotonic()
+    time.sleep(idle)
+    cpu1, wall1 = _common.cpu_seconds(), time.monotonic()
+    calls1 = pachd.total_calls()
+    released = time.time()
+    pachd.release("p")
+    for t in threads:
+        t.join(300)
+    return _summary(
+        n, rss0, rss1, open_seconds, cpu1 - cpu0, wall1 - wall0, calls1 - calls0, released, results
+    )
+
+
+# ---------------------------------------------------------------- shared
+
+
+def _summary(
+    n: int,
+    rss0: int,
+    rss1: int,
+    open_seconds: float,
+    cpu: float,
+    wall: float,
+    idle_calls: int,
+    released: float,
+    results: list[tuple[float, dict]],
+) -> dict:
+    assert len(results) == n, f"{len(results)} of {n} waits ended"
+    assert all(p["status"] == "success" for _, p in results)
+    events = [t for t, _ in results]
+    finished = [_finished(p["jobs"]) for _, p in results]
+    per_wait = [t - f for t, f in zip(events, finished, strict=True)]
+    return {
+        "n": n,
+        "rss_added": rss1 - rss0,
+        "open_seconds": open_seconds,
+        "cpu_fraction": cpu / wall,
+        "idle_seconds": wall,
+        "idle_calls": idle_calls,
+        "release_to_last_event": max(events) - released,
+        "last_finished_to_last_event": max(events) - max(finished),
+        "first_finished_to_last_event": max(events) - min(finished),
+        "job_finish_spread": max(finished) - min(finished),
+        "per_wait": _common.quantiles(per_wait),
+    }
+
+
+def _variant(kind: str, n: int, idle: float, out: Any) -> None:
+    import benchmarks  # noqa: F401  (environment set-up in a spawned process)
+
+    try:
+        with PachdProcess() as pachd:
+            _common.use_pachd(pachd.address)
+            commits = _make_commit_sets(pachd, n)
+            if kind == "trigger":
+                result = asyncio.run(_trigger_main(pachd, commits, idle))
+            else:
+                result = _threads_main(pachd, commits, idle)
+        out.send(result)
+    except BaseException as err:  # report, do not hang the parent
+        out.send(RuntimeError(f"{kind} variant failed: {type(err).__name__}: {err}"))
+        raise
+
+
+def measure(kind: str, n: int, idle: float) -> dict:
+    """Run one variant in a fresh spawned process and return its figures."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_variant, args=(kind, n, idle, child), name=f"bench-{kind}")
+    proc.start()
+    child.close()
+    result = parent.recv()
+    proc.join(60)
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def run(count: int = 1000, idle: float = 30.0, baseline_count: int = 1000) -> list[Row]:
+    t = measure("trigger", count, idle)
+    b = measure("threads", baseline_count, idle)
+    label = f"threads, n={b['n']}"
+    pw, bpw = t["per_wait"], b["per_wait"]
+    return [
+        Row(
+            NAME,
+            f"waits held (trigger, n={t['n']})",
+            f"{t['n']} in 1 asyncio loop",
+            f"{b['n']} threads ({label})",
+        ),
+        Row(
+            NAME,
+            "RSS added",
+            f"{mib(t['rss_added'])} ({t['rss_added'] / t['n'] / 1024:.0f} KiB/wait)",
+            f"{mib(b['rss_added'])} ({b['rss_added'] / b['n'] / 1024:.0f} KiB/wait)",
+        ),
+        Row(
+            NAME,
+            "time to open all waits",
+            f"{t['open_seconds']:.2f} s",
+            f"{b['open_seconds']:.2f} s",
+        ),
+        Row(
+            NAME,
+            f"CPU while idle ({t['idle_seconds']:.0f} s)",
+            f"{100 * t['cpu_fraction']:.2f}% of a core",
+            f"{100 * b['cpu_fraction']:.2f}% of a core",
+            "< 2%",
+            t["cpu_fraction"] < 0.02,
+        ),
+        Row(
+            NAME,
+            "RPCs while idle",
+            str(t["idle_calls"]),
+            str(b["idle_calls"]),
+            "0",
+            t["idle_calls"] == 0,
+        ),
+        Row(
+            NAME,
+            "pachd: first->last job finished",
+            ms(t["job_finish_spread"]),
+            ms(b["job_finish_spread"]),
+        ),
+        Row(
+            NAME,
+            "last job finished -> last event",
+            ms(t["last_finished_to_last_event"]),
+            ms(b["last_finished_to_last_event"]),
+            "< 1 s",
+            t["last_finished_to_last_event"] < 1,
+        ),
+        Row(
+            NAME,
+            "first job finished -> last event",
+            ms(t["first_finished_to_last_event"]),
+            ms(b["first_finished_to_last_event"]),
+            "< 1 s",
+            t["first_finished_to_last_event"] < 1,
+        ),
+        Row(
+            NAME,
+            "release -> last event",
+            ms(t["release_to_last_event"]),
+            ms(b["release_to_last_event"]),
+        ),
+        Row(
+            NAME,
+            "per wait: own job finished -> event",
+            f"med {ms(pw['median'])} / p90 {ms(pw['p90'])} / max {ms(pw['max'])}",
+            f"med {ms(bpw['median'])} / p90 {ms(bpw['p90'])} / max {ms(bpw['max'])}",
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.waiting_at_scale")
+    parser.add_argument("--count", type=int, default=1000, help="trigger waits")
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds of idle waiting")
+    parser.add_argument("--baseline-count", type=int, default=1000, help="thread waits")
+    args = parser.parse_args(argv)
+    return run(args.count, args.idle, args.baseline_count)
+
+
+if __name__ == "__main__":
+    _common.print_table(main(), title=f"== {NAME} ==")

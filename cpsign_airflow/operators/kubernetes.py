@@ -154,7 +154,12 @@ class KubernetesSecretFromConnectionOperator(_KubernetesOperator):
         self.log.info(
             "Secret %s/%s %s (keys: %s)", self.namespace, self.secret_name, action, ", ".join(keys)
         )
-        return {"secret": self.secret_name, "namespace": self.namespace, "action": action, "keys": keys}
+        return {
+            "secret": self.secret_name,
+            "namespace": self.namespace,
+            "action": action,
+            "keys": keys,
+        }
 
 
 class KubernetesCheckPipelineSecretsOperator(_KubernetesOperator):

@@ -118,7 +118,10 @@ class FakeKubeApiServer:
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fake-kube-apiserver", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-kube-apiserver",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -234,7 +237,8 @@ class FakeKubeApiServer:
 
     def _check_rbac(self, verb: str, kind: Kind, ns: str, name: str | None) -> None:
         if (verb, kind.resource, None) in self._denied or (verb, kind.resource, ns) in self._denied:
-            what = f'{kind.resource} "{name}"' if name else kind.resource
+            qualified = f"{kind.resource}.{kind.group}" if kind.group else kind.resource
+            what = f'{qualified} "{name}"' if name else qualified
             raise ApiError(
                 403,
                 "Forbidden",
@@ -311,11 +315,17 @@ class FakeKubeApiServer:
         auth = headers.get("Authorization") or ""
         if auth != f"Bearer {self.token}":
             return 401, status_body(401, "Unauthorized", "Unauthorized")
-        if path in ("/version", "/version/"):
+        path = path.rstrip("/") or "/"
+        if path == "/version":
             return 200, {
                 "major": "1",
                 "minor": "30",
                 "gitVersion": GIT_VERSION,
+                "gitCommit": "0" * 40,
+                "gitTreeState": "clean",
+                "buildDate": "2024-04-17T00:00:00Z",
+                "goVersion": "go1.22.2",
+                "compiler": "gc",
                 "platform": "linux/amd64",
             }
         if path == "/api":
@@ -344,6 +354,7 @@ class FakeKubeApiServer:
                 "resources": [
                     {
                         "name": k.resource,
+                        "singularName": k.kind.lower(),
                         "namespaced": True,
                         "kind": k.kind,
                         "verbs": ["create", "delete", "get", "list", "patch", "update"],

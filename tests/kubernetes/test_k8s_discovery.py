@@ -1,0 +1,146 @@
+"""pachd address discovery from its Kubernetes Service."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from conftest import NAMESPACE
+
+from cpsign_airflow.kubernetes import discovery, errors
+from cpsign_airflow.kubernetes.discovery import resolve_pachd_address
+
+# The Pachyderm Helm chart's pachd Service ports (ClusterIP/LoadBalancer form).
+PACHD_PORTS = [
+    {"name": "api-grpc-port", "port": 30650, "targetPort": "api-grpc-port"},
+    {"name": "s3gateway-port", "port": 30600, "targetPort": "s3gateway-port"},
+    {"name": "oidc-port", "port": 30657, "targetPort": "oidc-port"},
+]
+
+
+def pachd_service(fake, svc_type="ClusterIP", ports=None, status=None, name="pachd"):
+    obj = {
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "pachd"}},
+        "spec": {"type": svc_type, "selector": {"app": "pachd"}, "ports": ports or PACHD_PORTS},
+    }
+    if status:
+        obj["status"] = status
+    return fake.put_object("services", obj)
+
+
+@pytest.fixture(autouse=True)
+def outside_any_pod(monkeypatch, tmp_path):
+    """Tests decide whether Airflow is 'in the cluster'; the host may itself be a pod."""
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(discovery, "POD_NAMESPACE_FILE", str(tmp_path / "no-such-file"))
+
+
+def test_load_balancer_ingress(kube_conn, fake):
+    pachd_service(
+        fake, "LoadBalancer", status={"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}
+    )
+    assert resolve_pachd_address(NAMESPACE) == ("203.0.113.7", 30650)
+    pachd_service(
+        fake, "LoadBalancer", status={"loadBalancer": {"ingress": [{"hostname": "pachd.example"}]}}
+    )
+    assert resolve_pachd_address(NAMESPACE, kubernetes_conn_id=kube_conn) == (
+        "pachd.example",
+        30650,
+    )
+    assert [(c.verb, c.resource, c.namespace, c.name) for c in fake.calls] == [
+        ("get", "services", NAMESPACE, "pachd")
+    ] * 2
+
+
+def test_node_port_on_given_node_or_api_server_host(kube_conn, fake):
+    pachd_service(
+        fake,
+        "NodePort",
+        ports=[
+            {"name": "api-grpc-port", "port": 1650, "nodePort": 30650},
+            {"name": "s3gateway-port", "port": 1600, "nodePort": 30600},
+        ],
+    )
+    assert resolve_pachd_address(NAMESPACE, node_host="10.0.0.5") == ("10.0.0.5", 30650)
+    # No node given: the API server's host (single-node clusters: minikube, Docker Desktop).
+    assert resolve_pachd_address(NAMESPACE) == ("127.0.0.1", 30650)
+
+
+def test_cluster_ip_from_outside_warns(kube_conn, fake, caplog):
+    svc = pachd_service(fake)
+    with caplog.at_level(logging.WARNING, logger="cpsign_airflow.kubernetes.discovery"):
+        assert resolve_pachd_address(NAMESPACE) == (svc["spec"]["clusterIP"], 30650)
+    assert "reachable only from inside the cluster network" in caplog.text
+
+
+def test_in_cluster_uses_service_environment_variables(kube_conn, fake, monkeypatch):
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("PACHD_SERVICE_HOST", "10.96.7.7")
+    monkeypatch.setenv("PACHD_SERVICE_PORT", "30650")
+    monkeypatch.setenv("PACHD_SERVICE_PORT_API_GRPC_PORT", "30650")
+    monkeypatch.setenv("PACHD_SERVICE_PORT_S3GATEWAY_PORT", "30600")
+    assert resolve_pachd_address(NAMESPACE) == ("10.96.7.7", 30650)
+    assert fake.calls == []  # no API call needed
+    # A service in another namespace: the variables do not describe it; DNS + API port.
+    pod_ns = discovery.POD_NAMESPACE_FILE
+    with open(pod_ns, "w") as fh:
+        fh.write("airflow")
+    pachd_service(fake)
+    assert resolve_pachd_address(NAMESPACE) == ("pachd.pachyderm.svc.cluster.local", 30650)
+    assert len(fake.calls) == 1
+
+
+def test_in_cluster_dns_with_named_port_and_custom_service(kube_conn, fake):
+    pachd_service(
+        fake,
+        name="pachyderm-pachd",
+        ports=[{"name": "metrics", "port": 9091}, {"name": "grpc", "port": 31650}],
+    )
+    found = resolve_pachd_address(NAMESPACE, "pachyderm-pachd", in_cluster=True)
+    assert found == ("pachyderm-pachd.pachyderm.svc.cluster.local", 31650)
+    assert (
+        resolve_pachd_address(NAMESPACE, "pachyderm-pachd", port_name="metrics", in_cluster=True)[1]
+        == 9091
+    )
+
+
+def test_missing_service_names_namespace_and_service(kube_conn, fake):
+    with pytest.raises(errors.PachdDiscoveryError) as exc:
+        resolve_pachd_address(NAMESPACE, "pachd-nope")
+    assert "Service pachyderm/pachd-nope not found" in str(exc.value)
+    assert "connection 'kubernetes_default'" in str(exc.value)
+
+
+def test_forbidden_and_ambiguous_ports_are_explained(kube_conn, fake):
+    pachd_service(fake, ports=[{"name": "a", "port": 1}, {"name": "b", "port": 2}])
+    with pytest.raises(
+        errors.PachdDiscoveryError,
+        match=r"Service pachyderm/pachd: cannot tell which port .*a=1, b=2",
+    ):
+        resolve_pachd_address(NAMESPACE)
+    with pytest.raises(
+        errors.PachdDiscoveryError, match="Service pachyderm/pachd has no port named 'grpc'"
+    ):
+        resolve_pachd_address(NAMESPACE, port_name="grpc")
+    fake.deny("get", "services", NAMESPACE)
+    with pytest.raises(errors.PachdDiscoveryError) as exc:
+        resolve_pachd_address(NAMESPACE)
+    message = str(exc.value)
+    assert message.startswith("cannot resolve pachd from Service pachyderm/pachd")
+    assert 'cannot get resource "services" in API group "" in the namespace "pachyderm"' in message
+    assert "(403 Forbidden)" in message
+
+
+def test_unreachable_api_server(monkeypatch, fake, kube_apiserver):
+    import json
+
+    cfg = fake.kubeconfig()
+    fake.stop()  # nothing listens on that port any more
+    path = kube_apiserver.kubeconfig_path
+    path.write_text(json.dumps(cfg))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT",
+        json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": str(path)}}),
+    )
+    with pytest.raises(errors.PachdDiscoveryError, match="cannot reach the Kubernetes API server"):
+        resolve_pachd_address(NAMESPACE)

@@ -7,7 +7,7 @@ carries the auth token.
 
 from __future__ import annotations
 
-from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 
 class PachydermError(AirflowException):
@@ -43,12 +43,12 @@ class PachydermTimeout(PachydermError):
     """A wait on pachd did not finish in the time allowed."""
 
 
-class PachydermSpecError(PachydermInvalidArgument):
-    """A pipeline spec failed validation before anything was sent."""
+class PachydermSpecError(PachydermInvalidArgument, AirflowFailException):
+    """A pipeline spec failed validation before anything was sent (not retried: it would fail again)."""
 
 
-class PachydermJobFailed(PachydermError):
-    """One or more jobs of a commit set did not succeed."""
+class PachydermJobFailed(PachydermError, AirflowFailException):
+    """One or more jobs of a commit set did not succeed (not retried: the jobs have ended)."""
 
     def __init__(self, message: str, *, failed_jobs: list[dict] | None = None):
         super().__init__(message)

@@ -53,7 +53,11 @@ def alerting_config() -> dict[str, Any]:
         try:
             raw = json.loads(raw)
         except ValueError as err:
-            log.error("Alerting configuration %s is not JSON (%s); alerts are only logged", VARIABLE_NAME, err)
+            log.error(
+                "Alerting configuration %s is not JSON (%s); alerts are only logged",
+                VARIABLE_NAME,
+                err,
+            )
             return {}
     return raw if isinstance(raw, dict) else {}
 
@@ -63,7 +67,9 @@ def describe(context: Mapping[str, Any], event: str) -> tuple[str, str]:
     dag_run = context.get("dag_run")
     ti = context.get("ti") or context.get("task_instance")
     params = context.get("params") or {}
-    workflow = params.get("workflow_name") or (getattr(dag_run, "conf", None) or {}).get("workflow_name")
+    workflow = params.get("workflow_name") or (getattr(dag_run, "conf", None) or {}).get(
+        "workflow_name"
+    )
     exception = context.get("exception")
     dag_id = getattr(dag_run, "dag_id", None) or getattr(ti, "dag_id", "?")
     run_id = getattr(dag_run, "run_id", None) or getattr(ti, "run_id", "?")
@@ -78,7 +84,9 @@ def describe(context: Mapping[str, Any], event: str) -> tuple[str, str]:
             f"({job.get('state')}): {job.get('reason') or 'no reason given'}"
         )
     if exception is not None:
-        lines.append(f"Error: {str(exception).splitlines()[0] if str(exception) else type(exception).__name__}")
+        lines.append(
+            f"Error: {str(exception).splitlines()[0] if str(exception) else type(exception).__name__}"
+        )
     console = _console_link(context)
     if console:
         lines.append(f"Pachyderm Console: {console}")
@@ -143,9 +151,15 @@ def send_alert(context: Mapping[str, Any], event: str) -> int:
                 notifier.notify(context)
                 sent += 1
         except ImportError as err:
-            log.error("Notifier %r unavailable (%s); the alert above was logged instead", entry.get("type"), err)
+            log.error(
+                "Notifier %r unavailable (%s); the alert above was logged instead",
+                entry.get("type"),
+                err,
+            )
         except Exception:
-            log.exception("Notifier %r failed; the alert above was logged instead", entry.get("type"))
+            log.exception(
+                "Notifier %r failed; the alert above was logged instead", entry.get("type")
+            )
     return sent
 
 

@@ -712,24 +712,26 @@ def _check_mapping(field: str, item: Any) -> Mapping[str, Any]:
     return item
 
 
-_JOB_FIELDS = {
-    "pipeline",
-    "job_id",
-    "state",
-    "reason",
-    "data_processed",
-    "data_skipped",
-    "data_failed",
-    "data_total",
-    "started",
-    "finished",
-}
+JOB_FIELDS = frozenset(
+    {
+        "pipeline",
+        "job_id",
+        "state",
+        "reason",
+        "data_processed",
+        "data_skipped",
+        "data_failed",
+        "data_total",
+        "started",
+        "finished",
+    }
+)
 
 
 def _check_job(index: int, job: Any) -> dict[str, Any]:
     f = f"jobs[{index}]"
     job = _check_mapping(f, job)
-    unknown = set(job) - _JOB_FIELDS
+    unknown = set(job) - JOB_FIELDS
     if unknown:
         raise BookkeepingInputError(f, f"unknown fields {sorted(unknown)}")
     return {

@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 
 def _is_template(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
+    """Resolved at run time (Jinja text or an XComArg), so not checkable at parse time."""
+    return not isinstance(value, str) or "{{" in value
 
 
 def _native_list(field: str, value: Any) -> list[Any]:
@@ -199,7 +200,14 @@ class RecordJobsOperator(BookkeepingBaseOperator):
         self.jobs = jobs
 
     def execute(self, context: Mapping[str, Any]) -> list[dict[str, Any]]:
-        jobs = _native_list("jobs", self.jobs)
+        from cpsign_airflow.bookkeeping.ledger import JOB_FIELDS
+
+        # The commit-set sensor's summaries carry more (project, duration...);
+        # keep what a job record holds.
+        jobs = [
+            {k: v for k, v in job.items() if k in JOB_FIELDS} if isinstance(job, Mapping) else job
+            for job in _native_list("jobs", self.jobs)
+        ]
         with self.ledger() as ledger:
             records = ledger.record_jobs(self.run_id, jobs)
         return [rec.as_dict() for rec in records]
@@ -317,7 +325,14 @@ class RecordDeploymentsOperator(BookkeepingBaseOperator):
         self.config_repo = config_repo
 
     def execute(self, context: Mapping[str, Any]) -> list[dict[str, Any]]:
-        deployments = _native_list("deployments", self.deployments)
+        # PachydermCreatePipelineOperator's results carry more (project, version,
+        # source); keep what a deployment record holds.
+        deployments = [
+            {k: d[k] for k in ("pipeline", "spec_hash", "action") if k in d}
+            if isinstance(d, Mapping)
+            else d
+            for d in _native_list("deployments", self.deployments)
+        ]
         with self.ledger() as ledger:
             records = ledger.record_deployments(
                 self.workflow,

@@ -43,8 +43,8 @@ class _PachydermOperator(BaseOperator):
         return PachydermHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
 
     def _push_console_url(self, context: Context, url: str | None) -> None:
-        if url:
-            context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url)
+        # Pushed even when empty, so rendering the link finds a value, not an error.
+        context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url or "")
 
 
 class PachydermCreateRepoOperator(_PachydermOperator):
@@ -68,6 +68,7 @@ class PachydermCreateRepoOperator(_PachydermOperator):
         hook = self.get_hook()
         hook.ensure_project(self.project)
         result = hook.ensure_repo(self.repo, project=self.project, description=self.description)
+        self._push_console_url(context, None)
         self.log.info(
             "Repo %s/%s %s",
             result["project"],
@@ -81,7 +82,8 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
     """Create or update pipelines from specs (``pachctl create/update pipeline``).
 
     ``specs`` is one spec or a list of them: dicts, JSON/YAML file paths, or
-    folders of such files. Files are Jinja-rendered with the task context plus
+    folders of such files; ``spec_folder`` (templated) names a folder or file and,
+    when it renders non-empty, is used instead. Files are Jinja-rendered with the task context plus
     ``spec_vars`` (so ``"{{ workflow_name }}-ingestion"`` works), then every spec
     is validated before anything is sent: required fields, unknown keys at any
     level, and input repos that neither exist nor come from this batch. Pachyderm
@@ -101,19 +103,23 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
         )
     """
 
-    template_fields: Sequence[str] = ("spec_vars", "project")
+    template_fields: Sequence[str] = ("spec_vars", "spec_folder", "reprocess", "project")
     template_fields_renderers = {"spec_vars": "json"}
 
     def __init__(
         self,
         *,
-        specs: dict[str, Any] | str | Path | Sequence[dict[str, Any] | str | Path],
+        specs: dict[str, Any] | str | Path | Sequence[dict[str, Any] | str | Path] | None = None,
+        spec_folder: str | None = None,
         spec_vars: dict[str, Any] | None = None,
         reprocess: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if specs is None and spec_folder is None:
+            raise ValueError(f"{self.task_id}: give 'specs' or 'spec_folder'")
         self.specs = specs
+        self.spec_folder = spec_folder
         self.spec_vars = spec_vars or {}
         self.reprocess = reprocess
 
@@ -124,7 +130,10 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
         from cpsign_airflow.specs.validate import validate_spec
 
         prepared = []
-        for source, spec in load_specs(self.specs, variables):
+        sources = self.spec_folder or self.specs
+        if not sources:
+            raise ValueError(f"{self.task_id}: 'spec_folder' rendered empty and no 'specs' given")
+        for source, spec in load_specs(sources, variables):
             if is_v1_spec(spec):
                 spec, notes = convert_v1_spec(spec)
                 self.log.info(
@@ -149,13 +158,16 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
         existing = [repo for repo in sorted(needed) if hook.repo_exists(repo, self.project)]
         ordered = order_by_dependencies(prepared, existing)
         results = []
+        reprocess = self.reprocess
+        if isinstance(reprocess, str):  # rendered from a template without native rendering
+            reprocess = reprocess.strip().lower() in ("true", "1", "yes")
         for source, spec in ordered:
-            result = hook.create_or_update_pipeline(spec, reprocess=self.reprocess)
+            result = hook.create_or_update_pipeline(spec, reprocess=bool(reprocess))
             result["source"] = source
             self.log.info("%s: pipeline %s %s", source, result["pipeline"], result["action"])
             results.append(result)
-        if results:
-            self._push_console_url(context, hook.console_pipeline_url(results[-1]["pipeline"]))
+        last = results[-1]["pipeline"] if results else None
+        self._push_console_url(context, hook.console_pipeline_url(last) if last else None)
         return results
 
 

@@ -178,9 +178,10 @@ class PachydermCommitSetSensor(BaseSensorOperator):
             address = hook.address
         except Exception:  # resolved again, with a clear error, by the wait itself
             return
+        url = ""
         if address.console_url:
             url = f"{address.console_url}/lineage/{hook.project}/commit-sets/{self.commit_set_id}"
-            context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url)
+        context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url)
 
     def on_kill(self) -> None:
         if not self.stop_jobs_on_kill:

@@ -1,0 +1,211 @@
+"""One CPSign training run as an Airflow task group.
+
+validate → pre-flight → record pending run → put configuration.json (one commit,
+even on retry) → mark committed → wait for the commit set (deferrable) →
+record jobs → find the model and record it (emitting an Asset event) → finish.
+
+The same group serves ``cpsign_training`` (one run from the trigger form) and
+``cpsign_retraining`` (mapped over workflows). Any task failure marks the run
+``failed`` in bookkeeping with the error and sends the configured alerts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import Asset, task, task_group
+
+from cpsign_airflow.workflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONFIG_PATH = "/configuration.json"
+#: Updated by every successful training run; the event's extra names the
+#: workflow, the commit id and the model locations. (A per-workflow Asset would
+#: have to be declared at parse time, before any workflow is known.)
+MODELS_ASSET = Asset(name="cpsign-models", uri="cpsign://models")
+
+
+def training_failure_callback(bookkeeping_conn_id: str):
+    """``on_failure_callback``: mark the DAG run's open training runs failed, then alert."""
+
+    def callback(context: Mapping[str, Any]) -> None:
+        from cpsign_airflow.notifications import send_alert
+        from cpsign_airflow.operators.bookkeeping import mark_runs_failed
+
+        mark_runs_failed(context, bookkeeping_conn_id=bookkeeping_conn_id)
+        send_alert(context, "failure")
+
+    return callback
+
+
+@task(multiple_outputs=True)
+def validate(request: Mapping[str, Any], bookkeeping_conn_id: str) -> dict[str, Any]:
+    """Check the configuration against the schema; nothing is committed or recorded before."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cpsign_airflow.cpsign.configuration import (
+        ConfigurationError,
+        canonical_json,
+        configuration_sha256,
+    )
+    from cpsign_airflow.cpsign.configuration import validate_configuration as check
+
+    try:
+        configuration = check(request["configuration"])
+    except ConfigurationError as err:  # retrying cannot fix it
+        raise AirflowFailException(str(err)) from None
+    workflow = configuration["workflow_name"]
+    if request.get("workflow_name") and request["workflow_name"] != workflow:
+        raise ValueError(
+            f"workflow_name: the request names {request['workflow_name']!r} but the "
+            f"configuration's workflow_name is {workflow!r}"
+        )
+    config_repo = request.get("config_repo")
+    if not config_repo:
+        from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+
+        with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+            record = ledger.get_workflow(workflow)
+        config_repo = (record.config_repo if record else None) or f"{workflow}-config"
+    text = json.dumps(configuration, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    log.info(
+        "Configuration of %s is valid (sha256 %s)", workflow, configuration_sha256(configuration)
+    )
+    return {
+        "workflow": workflow,
+        "configuration": configuration,
+        "configuration_json": text,
+        "canonical_json": canonical_json(configuration),
+        "config_repo": config_repo,
+        "trigger_kind": request.get("trigger_kind") or "",
+        "preflight": bool(request.get("preflight", True)),
+    }
+
+
+@task
+def preflight(configuration: Mapping[str, Any], enabled: bool, source_db_conn_id: str) -> list[str]:
+    """Run the source query with LIMIT 0 before anything is committed."""
+    if not enabled:
+        log.warning("Pre-flight check of the source query skipped (preflight=false)")
+        return []
+    from cpsign_airflow.workflow.preflight import check_source_query
+
+    return check_source_query(configuration, source_db_conn_id)
+
+
+@task(outlets=[MODELS_ASSET])
+def find_model(
+    workflow: str, commit_set_id: str, pachyderm_conn_id: str, project: str | None, **context: Any
+) -> list[dict[str, Any]]:
+    """Locate the aggregated model of this commit set and describe it for bookkeeping.
+
+    Emits an event on the ``cpsign-models`` Asset with the workflow, the commit id
+    and the model locations in its extra.
+    """
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+    hook = PachydermHook(pachyderm_conn_id=pachyderm_conn_id, project=project)
+    repo = f"{workflow}-aggregate"
+    files = [
+        f for f in hook.list_files(repo, commit_set_id, "/model/") if f["path"].endswith(".jar")
+    ]
+    if not files:
+        raise FileNotFoundError(
+            f"Commit set {commit_set_id} produced no model: no .jar under {repo}@{commit_set_id}:/model/"
+        )
+    artifacts = []
+    for entry in files:
+        data = hook.read_file(repo, commit_set_id, entry["path"])
+        name = entry["path"].rsplit("/", 1)[-1].removesuffix(".jar")
+        artifacts.append(
+            {
+                "model_name": name,
+                "location": f"{repo}@{commit_set_id}:{entry['path']}",
+                "size_bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+        log.info(
+            "Model %s: %s (%d bytes, sha256 %s)",
+            name,
+            artifacts[-1]["location"],
+            len(data),
+            artifacts[-1]["sha256"],
+        )
+    context["outlet_events"][MODELS_ASSET].extra = {
+        "workflow": workflow,
+        "commit_id": commit_set_id,
+        "models": [a["location"] for a in artifacts],
+        "sha256": [a["sha256"] for a in artifacts],
+    }
+    return artifacts
+
+
+@task_group(group_id="training_run")
+def training_run(request: Any, settings: Settings) -> None:
+    """The chain for one workflow's run; ``request`` is ``{"configuration", ...}``."""
+    from cpsign_airflow.operators.bookkeeping import (
+        FinishRunOperator,
+        MarkRunCommittedOperator,
+        RecordArtifactsOperator,
+        RecordJobsOperator,
+        RecordPendingRunOperator,
+    )
+    from cpsign_airflow.operators.pachyderm import PachydermPutFileOperator
+    from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
+
+    conns = {"bookkeeping_conn_id": settings.bookkeeping_conn_id}
+    checked = validate(request, settings.bookkeeping_conn_id)
+    query_ok = preflight(checked["configuration"], checked["preflight"], settings.source_db_conn_id)
+    pending = RecordPendingRunOperator(
+        task_id="record_pending_run",
+        workflow=checked["workflow"],
+        configuration=checked["canonical_json"],
+        trigger_kind=checked["trigger_kind"],
+        config_repo=checked["config_repo"],
+        project=settings.project,
+        **conns,
+    )
+    put = PachydermPutFileOperator(
+        task_id="put_config",
+        repo=checked["config_repo"],
+        path=CONFIG_PATH,
+        content=checked["configuration_json"],
+        pachyderm_conn_id=settings.pachyderm_conn_id,
+        project=settings.project,
+    )
+    committed = MarkRunCommittedOperator(
+        task_id="mark_committed",
+        run_id=pending.output,
+        commit_id=put.output,
+        commit_set_id=put.output,
+        **conns,
+    )
+    wait = PachydermCommitSetSensor(
+        task_id="wait_for_training",
+        commit_set_id=put.output,
+        pachyderm_conn_id=settings.pachyderm_conn_id,
+        project=settings.project,
+        deferrable=settings.deferrable,
+        timeout=settings.wait_timeout.total_seconds(),
+        poke_interval=settings.poke_interval,
+        mode=settings.sensor_mode,
+    )
+    jobs = RecordJobsOperator(
+        task_id="record_jobs", run_id=pending.output, jobs=wait.output, **conns
+    )
+    models = find_model(
+        checked["workflow"], put.output, settings.pachyderm_conn_id, settings.project
+    )
+    artifacts = RecordArtifactsOperator(
+        task_id="record_artifacts", run_id=pending.output, artifacts=models, **conns
+    )
+    finish = FinishRunOperator(
+        task_id="finish_run", run_id=pending.output, status="succeeded", **conns
+    )
+    query_ok >> pending >> put >> committed >> wait >> jobs >> models >> artifacts >> finish

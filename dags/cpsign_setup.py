@@ -1,0 +1,119 @@
+"""cpsign_setup: set up (or upgrade) a CPSign workflow on Pachyderm.
+
+Creates or upgrades the bookkeeping schema, ensures the Pachyderm project and
+the workflow's config repo, renders the bundled pipeline spec templates (or
+your own folder of them) and creates, updates or leaves unchanged each
+pipeline, then records what it did. Safe to run again: unchanged specs are not
+resent, so no job starts for them.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk import DAG, Param, task
+
+from cpsign_airflow.cpsign.pipelines import spec_folder as bundled_spec_folder
+from cpsign_airflow.operators.bookkeeping import (
+    BookkeepingSchemaOperator,
+    RecordDeploymentsOperator,
+)
+from cpsign_airflow.operators.pachyderm import (
+    PachydermCreatePipelineOperator,
+    PachydermCreateRepoOperator,
+)
+from cpsign_airflow.workflow import settings as cpsign_settings
+
+settings = cpsign_settings.load()
+
+with DAG(
+    dag_id="cpsign_setup",
+    description="Create or update a CPSign workflow's repos and pipelines on Pachyderm",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=datetime.datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    render_template_as_native_obj=True,
+    tags=["cpsign", "pachyderm", "setup"],
+    default_args={"owner": "cpsign", "retries": 1, "retry_delay": datetime.timedelta(seconds=30)},
+    params={
+        "workflow_name": Param(
+            "LogD",
+            type="string",
+            pattern="^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$",
+            title="Workflow name",
+            description="Prefix of every pipeline: <workflow>-<stage>.",
+        ),
+        "config_repo": Param(
+            None,
+            type=["null", "string"],
+            title="Config repo",
+            description="Repo that holds configuration.json; default <workflow>-config.",
+        ),
+        "cpsign_image": Param(
+            None,
+            type=["null", "string"],
+            title="CPSign image",
+            description="Image with java and the CPSign 2.x jar; default from the templates.",
+        ),
+        "ingestion_image": Param(None, type=["null", "string"], title="Ingestion image"),
+        "publish_image": Param(None, type=["null", "string"], title="Publish image"),
+        "train_parallelism": Param(5, type="integer", minimum=1, title="Training workers"),
+        "spec_folder": Param(
+            None,
+            type=["null", "string"],
+            title="Spec folder override",
+            description="A folder of your own spec templates instead of the bundled ones.",
+        ),
+        "reprocess": Param(False, type="boolean", title="Reprocess all datums on update"),
+    },
+) as dag:
+
+    @task
+    def spec_vars(**context) -> dict:
+        """The template variables: bundled defaults, overridden by the form's non-empty fields."""
+        from cpsign_airflow.cpsign.pipelines import default_spec_vars
+
+        params = context["params"]
+        overrides = {
+            key: params[key]
+            for key in (
+                "config_repo",
+                "cpsign_image",
+                "ingestion_image",
+                "publish_image",
+                "train_parallelism",
+            )
+            if params.get(key) not in (None, "")
+        }
+        return default_spec_vars(params["workflow_name"], **overrides)
+
+    variables = spec_vars()
+    schema = BookkeepingSchemaOperator(
+        task_id="bookkeeping_schema", bookkeeping_conn_id=settings.bookkeeping_conn_id
+    )
+    repo = PachydermCreateRepoOperator(
+        task_id="config_repo",
+        repo="{{ ti.xcom_pull(task_ids='spec_vars')['config_repo'] }}",
+        pachyderm_conn_id=settings.pachyderm_conn_id,
+        project=settings.project,
+    )
+    pipelines = PachydermCreatePipelineOperator(
+        task_id="pipelines",
+        specs=str(bundled_spec_folder()),
+        spec_folder="{{ params.spec_folder or '' }}",
+        spec_vars=variables,
+        reprocess="{{ params.reprocess }}",
+        pachyderm_conn_id=settings.pachyderm_conn_id,
+        project=settings.project,
+    )
+    record = RecordDeploymentsOperator(
+        task_id="record_deployments",
+        workflow="{{ params.workflow_name }}",
+        deployments=pipelines.output,
+        config_repo="{{ ti.xcom_pull(task_ids='spec_vars')['config_repo'] }}",
+        project=settings.project,
+        bookkeeping_conn_id=settings.bookkeeping_conn_id,
+    )
+    [schema, variables] >> repo >> pipelines >> record

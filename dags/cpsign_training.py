@@ -1,0 +1,79 @@
+"""cpsign_training: train a CPSign model on Pachyderm from a configuration.
+
+Trigger it from the UI: the form holds the configuration's sections as typed
+fields (``advanced`` takes raw JSON flags). Or trigger with a conf of
+``{"configuration": {...}}`` holding a whole configuration.json (flat LogD-style
+or sectioned), as the API and ``cpsign_retraining`` do.
+
+The run validates the configuration, checks the source query, records a
+pending run, writes ``configuration.json`` to the workflow's config repo (one
+commit, even when retried), waits for every downstream pipeline job, records
+the jobs and the model (location, size, sha256) and emits an Asset event for
+``cpsign-model-<workflow>``. A failure marks the run failed with its error
+and sends the configured alerts.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, task
+
+from cpsign_airflow.cpsign.params import training_params
+from cpsign_airflow.workflow import settings as cpsign_settings
+from cpsign_airflow.workflow.training import training_failure_callback, training_run
+
+settings = cpsign_settings.load()
+
+with DAG(
+    dag_id="cpsign_training",
+    description="Train a CPSign model on Pachyderm and record the run",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=datetime.datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=4,
+    tags=["cpsign", "pachyderm", "training"],
+    default_args={
+        "owner": "cpsign",
+        "retries": 2,
+        "retry_delay": datetime.timedelta(minutes=1),
+        "on_failure_callback": training_failure_callback(settings.bookkeeping_conn_id),
+    },
+    params={
+        **training_params(),
+        "preflight": Param(
+            True,
+            type="boolean",
+            title="Check the source query first",
+            description="Run the query with LIMIT 0 on the source-database connection before committing.",
+            section="Run options",
+        ),
+    },
+    # [cpsign] training_deadline_minutes; 0 turns it off (Airflow 3.3.2's dag.test()
+    # crashes on DAGs with a deadline, so the demo and tests run without one).
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=settings.training_deadline,
+        callback=AsyncCallback("cpsign_airflow.notifications.deadline_missed"),
+    )
+    if settings.training_deadline
+    else None,
+) as dag:
+
+    @task
+    def request(**context) -> dict:
+        """The configuration to train: a whole one from the run's conf, else the form."""
+        from cpsign_airflow.cpsign.params import configuration_from_params
+
+        conf = context["dag_run"].conf or {}
+        params = context["params"]
+        configuration = conf.get("configuration") or configuration_from_params(params)
+        return {
+            "configuration": configuration,
+            "config_repo": conf.get("config_repo"),
+            "trigger_kind": conf.get("trigger_kind"),
+            "preflight": conf.get("preflight", params.get("preflight", True)),
+        }
+
+    training_run(request(), settings)

@@ -190,3 +190,29 @@ def resolve_pachd_address(
         f"cannot resolve pachd from {where}: type {svc_type} with no load-balancer ingress, "
         "node port or cluster IP"
     )
+
+
+def resolve_from_connection(conn: Any) -> tuple[str, int] | None:
+    """pachd's address for a Pachyderm connection that names a Kubernetes Service.
+
+    Applies when the connection has no host and its extras set ``k8s_namespace``
+    (plus optionally ``k8s_service`` (default ``pachd``), ``k8s_port_name``,
+    ``k8s_node_host``, ``kubernetes_conn_id`` (default ``kubernetes_default``),
+    ``k8s_in_cluster`` (default: detected)); returns ``None`` otherwise, so the
+    caller falls back to host/port.
+    """
+    extra = conn.extra_dejson or {}
+    namespace = (extra.get("k8s_namespace") or "").strip()
+    if (conn.host or "").strip() or not namespace:
+        return None
+    in_cluster = extra.get("k8s_in_cluster")
+    if isinstance(in_cluster, str):
+        in_cluster = in_cluster.strip().lower() in ("1", "true", "yes", "on")
+    return resolve_pachd_address(
+        namespace,
+        (extra.get("k8s_service") or "pachd").strip(),
+        extra.get("kubernetes_conn_id") or "kubernetes_default",
+        extra.get("k8s_port_name") or None,
+        in_cluster=in_cluster,
+        node_host=extra.get("k8s_node_host") or None,
+    )

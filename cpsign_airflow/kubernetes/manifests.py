@@ -57,6 +57,7 @@ MODEL_VOLUME = "model"
 SERVER_PORT = 8080
 HEALTH_PATH = "/api/v2/health"
 S3_GATEWAY_PORT = 30600
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 VERSION_LABEL = "cpsign-airflow/model-version"
 LOCATION_ANNOTATION = "cpsign-airflow/model-location"
@@ -146,7 +147,12 @@ def _fetch_script(signed: bool) -> str:
     if signed:
         # Credentials go to curl on stdin (-K -), so they never appear in argv.
         auth = 'TOKEN="${PACH_TOKEN:-anonymous}"; printf \'user = "%s:%s"\\n\' "$TOKEN" "$TOKEN" | '
-    sigv4 = '-K - --aws-sigv4 "aws:amz:us-east-1:s3" ' if signed else ""
+    sigv4 = (
+        '-K - --aws-sigv4 "aws:amz:us-east-1:s3" '
+        f'-H "x-amz-content-sha256: {EMPTY_SHA256}" '  # GET: the hash of an empty payload
+        if signed
+        else ""
+    )
     return (
         "set -eu; "
         f"{auth}curl --fail --silent --show-error --location --retry 5 --retry-connrefused "

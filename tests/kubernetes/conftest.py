@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-# The root conftest owns pytest_plugins; take the fixtures from the plugin module here.
-from cpsign_airflow.testing.kube_apiserver.pytest_plugin import (  # noqa: F401
-    kube_apiserver,
-    kube_conn,
-)
+from cpsign_airflow.testing.kube_apiserver import pytest_plugin as _kube_plugin
+
+# The root conftest owns pytest_plugins; expose the plugin's fixtures to this folder.
+kube_apiserver = _kube_plugin.kube_apiserver
+kube_conn = _kube_plugin.kube_conn
 
 NAMESPACE = "pachyderm"
 
@@ -18,11 +18,3 @@ def fake(kube_apiserver):
     """The fake server, with the ``pachyderm`` namespace created."""
     kube_apiserver.server.create_namespace(NAMESPACE)
     return kube_apiserver.server
-
-
-@pytest.fixture
-def kube(kube_conn, fake):
-    """A KubeClient on ``kubernetes_default`` -> the fake, through KubernetesHook."""
-    from cpsign_airflow.kubernetes.client import KubeClient
-
-    return KubeClient(kube_conn)

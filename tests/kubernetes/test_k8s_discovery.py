@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -132,7 +133,6 @@ def test_forbidden_and_ambiguous_ports_are_explained(kube_conn, fake):
 
 
 def test_unreachable_api_server(monkeypatch, fake, kube_apiserver):
-    import json
 
     cfg = fake.kubeconfig()
     fake.stop()  # nothing listens on that port any more
@@ -144,3 +144,38 @@ def test_unreachable_api_server(monkeypatch, fake, kube_apiserver):
     )
     with pytest.raises(errors.PachdDiscoveryError, match="cannot reach the Kubernetes API server"):
         resolve_pachd_address(NAMESPACE)
+
+
+def test_resolve_from_pachyderm_connection(kube_conn, fake, monkeypatch):
+    from airflow.sdk import BaseHook
+
+    from cpsign_airflow.kubernetes.discovery import resolve_from_connection
+
+    pachd_service(
+        fake, "LoadBalancer", status={"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}]}}
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PACHYDERM_K8S",
+        json.dumps({"conn_type": "pachyderm", "extra": {"k8s_namespace": NAMESPACE}}),
+    )
+    assert resolve_from_connection(BaseHook.get_connection("pachyderm_k8s")) == (
+        "203.0.113.9",
+        30650,
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PACHYDERM_K8S",
+        json.dumps(
+            {
+                "conn_type": "pachyderm",
+                "extra": {
+                    "k8s_namespace": NAMESPACE,
+                    "k8s_service": "nope",
+                    "k8s_in_cluster": "true",
+                },
+            }
+        ),
+    )
+    with pytest.raises(errors.PachdDiscoveryError, match="Service pachyderm/nope not found"):
+        resolve_from_connection(BaseHook.get_connection("pachyderm_k8s"))
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_K8S", "grpc://pachd.example:30650")
+    assert resolve_from_connection(BaseHook.get_connection("pachyderm_k8s")) is None

@@ -236,3 +236,105 @@ def test_deploys_inside_a_dag_run(airflow_db, kube_conn, fake):
         "ghcr.io/arosbio/cpsign-vap-clf-server:latest",
     )
     assert out["url"] == "http://herg.pachyderm.svc.cluster.local"
+
+
+def _sigv4_valid(headers, path: str, secret: str) -> bool:
+    """Verify an AWS signature v4 (S3, GET, no query) as pachd's S3 gateway would."""
+    import hashlib
+    import hmac
+
+    auth = headers["Authorization"]
+    fields = dict(part.strip().split("=", 1) for part in auth.split(" ", 1)[1].split(","))
+    _, date, region, service, _ = fields["Credential"].split("/")
+    signed = fields["SignedHeaders"].split(";")
+    canonical_headers = "".join(f"{h}:{headers[h].strip()}\n" for h in signed)
+    canonical = "\n".join(
+        ["GET", path, "", canonical_headers, ";".join(signed), headers["x-amz-content-sha256"]]
+    )
+    to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            headers["x-amz-date"],
+            f"{date}/{region}/{service}/aws4_request",
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        ]
+    )
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, fields["Signature"])
+
+
+def test_init_container_fetches_from_s3_gateway_with_the_token(kube_conn, fake, tmp_path):
+    """Run the init container's command (curl + sh, as in curlimages/curl) against a
+    loopback stand-in for pachd's S3 gateway that checks the signature like the gateway."""
+    import http.server
+    import os
+    import shutil
+    import subprocess
+    import threading
+
+    curl = shutil.which("curl")
+    if (
+        not curl
+        or "aws-sigv4"
+        not in subprocess.run([curl, "--help", "all"], capture_output=True, text=True).stdout
+    ):
+        pytest.skip("needs curl >= 7.75 (--aws-sigv4), as in the curlimages/curl init image")
+    seen = []
+
+    class Gateway(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = "Authorization" in self.headers and _sigv4_valid(
+                self.headers, self.path, "robot-token"
+            )
+            seen.append((self.path, self.headers.get("Authorization", ""), ok))
+            body = b"PK-model-jar" if ok else b"<Error><Code>AccessDenied</Code></Error>"
+            self.send_response(200 if ok else 403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        fake.put_object(
+            "secrets",
+            {
+                "metadata": {"name": "reader", "namespace": NAMESPACE},
+                "data": {"auth-token": base64.b64encode(b"robot-token").decode()},
+            },
+        )
+        operator(
+            pachyderm_token_secret="reader",
+            s3_gateway_url=f"http://127.0.0.1:{server.server_address[1]}",
+        ).execute({})
+        init = deployment(fake)["spec"]["template"]["spec"]["initContainers"][0]
+        script = init["command"][-1].replace("/model/", f"{tmp_path}/")
+        env = {e["name"]: e.get("value") for e in init["env"]}
+        env["PACH_TOKEN"] = "robot-token"  # what the secretKeyRef provides in the pod
+        run = lambda token: subprocess.run(  # noqa: E731
+            ["sh", "-c", script],
+            env={**os.environ, **env, "PACH_TOKEN": token},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        done = run("robot-token")
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "model.jar").read_bytes() == b"PK-model-jar"
+        path, auth, ok = seen[-1]
+        assert ok and path == f"/{V1}.master.LogD-aggregate.default/models/LogD.jar"
+        assert auth.startswith("AWS4-HMAC-SHA256 Credential=robot-token/")
+        assert "robot-token" not in done.stdout + done.stderr
+        (tmp_path / "model.jar").unlink()
+        refused = run("wrong-token")
+        assert refused.returncode != 0 and not (tmp_path / "model.jar").exists()
+        assert seen[-1][2] is False
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -165,7 +165,8 @@ class KubernetesSecretFromConnectionOperator(_KubernetesOperator):
 class KubernetesCheckPipelineSecretsOperator(_KubernetesOperator):
     """Fail if a secret that a pipeline spec mounts (``transform.secrets``) is missing.
 
-    ``specs`` and ``spec_vars`` are given as to
+    ``specs``, ``spec_folder`` (templated; used instead of ``specs`` when it
+    renders non-empty) and ``spec_vars`` are given as to
     :class:`~cpsign_airflow.operators.pachyderm.PachydermCreatePipelineOperator`
     (dicts, files or folders; Jinja-rendered). The error names each missing
     secret (or key) and the pipeline that needs it. Returns
@@ -179,20 +180,24 @@ class KubernetesCheckPipelineSecretsOperator(_KubernetesOperator):
         [secret_db, secret_modelweb] >> check >> pipelines
     """
 
-    template_fields: Sequence[str] = ("namespace", "spec_vars")
+    template_fields: Sequence[str] = ("namespace", "spec_folder", "spec_vars")
     template_fields_renderers = {"spec_vars": "json"}
 
     def __init__(
         self,
         *,
-        specs: dict[str, Any] | str | Path | Sequence[dict[str, Any] | str | Path],
         namespace: str,
+        specs: dict[str, Any] | str | Path | Sequence[dict[str, Any] | str | Path] | None = None,
+        spec_folder: str | None = None,
         spec_vars: dict[str, Any] | None = None,
         kubernetes_conn_id: str = "kubernetes_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(kubernetes_conn_id=kubernetes_conn_id, **kwargs)
+        if specs is None and spec_folder is None:
+            raise ValueError(f"{self.task_id}: give 'specs' or 'spec_folder'")
         self.specs = specs
+        self.spec_folder = spec_folder
         self.namespace = namespace
         self.spec_vars = spec_vars or {}
 
@@ -200,7 +205,10 @@ class KubernetesCheckPipelineSecretsOperator(_KubernetesOperator):
         from cpsign_airflow.kubernetes.secrets import check_spec_secrets, spec_secret_refs
         from cpsign_airflow.specs.loading import load_specs
 
-        loaded = load_specs(self.specs, {**context, **self.spec_vars})
+        sources = self.spec_folder or self.specs
+        if not sources:
+            raise ValueError(f"{self.task_id}: 'spec_folder' rendered empty and no 'specs' given")
+        loaded = load_specs(sources, {**context, **self.spec_vars})
         check_spec_secrets(loaded, self.namespace, client=self.get_client())
         return spec_secret_refs(loaded)
 

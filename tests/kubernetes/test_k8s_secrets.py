@@ -304,3 +304,48 @@ def test_check_spec_secrets_names_secret_and_pipeline(kube_conn, fake, creds):
     KubernetesSecretFromConnectionOperator.for_license(namespace=NAMESPACE).execute({})
     check_spec_secrets(SPECS, NAMESPACE, kube_conn)  # all present now
     assert {c.verb for c in fake.calls if c.resource == "secrets"} == {"get", "create", "update"}
+
+
+def test_check_operator_in_a_dag_run_names_missing_secret_and_pipeline(
+    airflow_db, kube_conn, fake, creds, tmp_path, capfd
+):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    for spec in SPECS:
+        templated = json.loads(json.dumps(spec).replace("LogD-", "{{ workflow_name }}-"))
+        (folder / f"{spec['pipeline']['name']}.json").write_text(json.dumps(templated))
+    source = f"""
+    import datetime
+    from airflow.sdk import DAG
+    from cpsign_airflow.operators.kubernetes import (
+        KubernetesCheckPipelineSecretsOperator,
+        KubernetesSecretFromConnectionOperator as Op,
+    )
+
+    with DAG("k8s_check_secrets", schedule=None, start_date=datetime.datetime(2024, 1, 1),
+             default_args={{"retries": 0}},
+             params={{"folder": "{folder}"}}) as dag:
+        check = KubernetesCheckPipelineSecretsOperator(
+            task_id="check_secrets",
+            namespace="{NAMESPACE}",
+            spec_folder="{{{{ params.folder }}}}",
+            spec_vars={{"workflow_name": "LogD"}},
+        )
+    """
+    path = write_dag(airflow_db / "dags", "k8s_check_secrets", source)
+    failed = run_dag(path, "k8s_check_secrets")
+    assert failed.task_states == {"check_secrets": "failed"}
+    out = capfd.readouterr()
+    assert (
+        "secret 'chembl-mysql' needed by pipeline 'LogD-ingestion' does not exist in namespace "
+        "'pachyderm'" in out.out + out.err
+    )
+    for preset in ("for_source_database", "for_model_store", "for_license"):
+        getattr(KubernetesSecretFromConnectionOperator, preset)(namespace=NAMESPACE).execute({})
+    passed = run_dag(path, "k8s_check_secrets")
+    assert passed.state == "success"
+    assert {(r["pipeline"], r["secret"]) for r in passed.xcom["check_secrets"]} == {
+        ("LogD-ingestion", "chembl-mysql"),
+        ("LogD-training", "cpsign-license"),
+        ("LogD-upload", "modelweb-api-info"),
+    }

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import logging
 import re
@@ -188,14 +187,6 @@ def _same_data(existing: Mapping[str, str] | None, wanted: Mapping[str, str]) ->
         return all(base64.b64decode(existing[k]) == base64.b64decode(v) for k, v in wanted.items())
     except (binascii.Error, ValueError):
         return False
-
-
-def data_fingerprint(data: Mapping[str, bytes]) -> str:
-    """A short digest of the data, for change detection in logs (not reversible)."""
-    digest = hashlib.sha256()
-    for key, value in sorted(data.items()):
-        digest.update(key.encode() + b"\0" + hashlib.sha256(value).digest())
-    return digest.hexdigest()[:12]
 
 
 def ensure_secret(

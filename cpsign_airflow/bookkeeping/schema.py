@@ -1,21 +1,29 @@
 """Create or upgrade the bookkeeping schema with the packaged Alembic migrations.
 
-Safe on every setup: at head it does nothing, and when two setups migrate the
-same database at once the loser's failure (table or column already there) is
-recognised by re-reading the version and waiting for the winner to finish.
-Alembic keeps its own version table, ``cpsign_alembic_version``, so it never
-meets another application's ``alembic_version`` in a shared database.
+Safe on every setup: at head it does nothing. Two setups migrating the same
+database at once take turns: MySQL commits every DDL statement by itself, so a
+transaction cannot serialise them; instead a second connection holds a row
+lock (``SELECT ... FOR UPDATE`` on ``cpsign_schema_lock``) for the whole
+migration. SQLite needs no such lock (it renders a plain SELECT there, and the
+file lock orders writers). Revisions also skip what already exists, so a
+migration cut off half way is finished by the next run. Alembic keeps its own
+version table, ``cpsign_alembic_version``, apart from any other application's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cpsign_airflow.bookkeeping.engine import error_summary, is_transient
+from cpsign_airflow.bookkeeping.engine import error_summary
 from cpsign_airflow.bookkeeping.errors import SchemaMigrationError, SchemaNotReady
 
 if TYPE_CHECKING:
@@ -25,7 +33,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VERSION_TABLE = "cpsign_alembic_version"
+LOCK_TABLE = "cpsign_schema_lock"
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
+
+# Alembic's ``context``/``op`` are module-level proxies: one migration per process at a time.
+_PROCESS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -79,56 +91,87 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(
-    engine: Engine, revision: str = "head", *, target: str = "", stall_retries: int = 5
+    engine: Engine, revision: str = "head", *, target: str = "", attempts: int = 6
 ) -> UpgradeResult:
     """Upgrade the schema to ``revision`` (default: newest). Idempotent and concurrency-safe.
 
-    MySQL commits each DDL statement on its own, so a concurrent migrator can
-    see half of another's work; the one that fails re-reads the version, and
-    retries while the other makes progress. It gives up only after the version
-    stays put through ``stall_retries`` pauses.
+    Waits for another migrator's lock; re-tries after a lost connection or a
+    lock-wait timeout, up to ``attempts`` times.
     """
     from alembic import command
 
     want = head_revision() if revision == "head" else revision
-    stalls = 0
     before_all: str | None = None
     first = True
+    attempt = 0
     while True:
-        before: str | None = None
+        attempt += 1
         try:
-            with engine.begin() as conn:
-                before = current_revision_on(conn)
-                if first:
-                    before_all, first = before, False
-                if before != want:
-                    log.info("Bookkeeping schema of %s: %s -> %s", target, before, want)
-                    command.upgrade(alembic_config(conn), revision)
-            after = current_revision(engine)
-            return UpgradeResult(before_all, after)
+            with _PROCESS_LOCK, _migration_lock(engine):
+                with engine.begin() as conn:
+                    before = current_revision_on(conn)
+                    if first:
+                        before_all, first = before, False
+                    if before != want:
+                        log.info("Bookkeeping schema of %s: %s -> %s", target, before, want)
+                        command.upgrade(alembic_config(conn), revision)
+            return UpgradeResult(before_all, current_revision(engine))
         except Exception as exc:
             now = _revision_or_none(engine)
             if now == want:
-                log.info("Bookkeeping schema of %s reached %s by a concurrent run", target, want)
                 return UpgradeResult(before_all, now)
-            if now != before and not is_transient(exc):
-                stalls = 0  # someone else is migrating; follow them
-            else:
-                stalls += 1
-            if stalls > stall_retries:
+            if attempt >= attempts:
                 raise SchemaMigrationError(
                     f"Upgrading the bookkeeping schema of {target or 'the database'} to {want} "
                     f"failed at revision {now}: {error_summary(exc)}"
                 ) from exc
-            pause = min(5.0, 0.2 * 2 ** (stalls - 1)) if stalls else 0.05
+            pause = min(5.0, 0.2 * 2 ** (attempt - 1))
             log.warning(
-                "Bookkeeping schema upgrade of %s at %s failed (%s); retrying in %.2fs",
+                "Bookkeeping schema upgrade of %s at %s failed (%s); retrying in %.1fs",
                 target,
                 now,
                 error_summary(exc),
                 pause,
             )
             time.sleep(pause)
+
+
+def _lock_table():
+    import sqlalchemy as sa
+
+    from cpsign_airflow.bookkeeping.tables import MYSQL_TABLE_ARGS
+
+    return sa.Table(
+        LOCK_TABLE,
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("note", sa.String(255), nullable=True),
+        **MYSQL_TABLE_ARGS,
+    )
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold a row lock on a second connection while the migration runs on the first."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    table = _lock_table()
+    try:
+        table.create(engine, checkfirst=True)
+    except DBAPIError:
+        if not sa.inspect(engine).has_table(LOCK_TABLE):  # else a concurrent setup made it
+            raise
+    with engine.begin() as conn:
+        exists = conn.execute(sa.select(table.c.id).where(table.c.id == 1)).first()
+    if not exists:
+        with contextlib.suppress(IntegrityError):
+            with engine.begin() as conn:
+                note = f"schema migration lock ({socket.gethostname()}:{os.getpid()})"
+                conn.execute(sa.insert(table).values(id=1, note=note[:255]))
+    with engine.connect() as lock_conn, lock_conn.begin():
+        lock_conn.execute(sa.select(table.c.id).where(table.c.id == 1).with_for_update()).first()
+        yield
 
 
 def _revision_or_none(engine: Engine) -> str | None:

@@ -5,7 +5,9 @@ Revises:
 Create Date: 2026-11-27
 
 Types are spelled out here rather than imported from ``tables.py``: a revision
-must keep creating what it created when it shipped.
+must keep creating what it created when it shipped. Tables and indexes that
+already exist are skipped, so a run cut off half way (MySQL commits each DDL
+statement) is completed by the next one.
 """
 
 from __future__ import annotations
@@ -24,8 +26,18 @@ Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"
 MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 
+def _create_table(name: str, *items: sa.SchemaItem) -> None:
+    if not sa.inspect(op.get_bind()).has_table(name):
+        op.create_table(name, *items, **MYSQL)
+
+
+def _create_index(name: str, table: str, columns: list[str]) -> None:
+    if name not in {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes(table)}:
+        op.create_index(name, table, columns)
+
+
 def upgrade() -> None:
-    op.create_table(
+    _create_table(
         "cpsign_workflows",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("name", sa.String(128), nullable=False),
@@ -35,9 +47,8 @@ def upgrade() -> None:
         sa.Column("updated_at", Timestamp, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_cpsign_workflows"),
         sa.UniqueConstraint("name", name="uq_cpsign_workflows_name"),
-        **MYSQL,
     )
-    op.create_table(
+    _create_table(
         "cpsign_pipeline_deployments",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("workflow_id", sa.Integer, nullable=False),
@@ -62,14 +73,13 @@ def upgrade() -> None:
             "action IN ('created', 'updated', 'unchanged')",
             name="ck_cpsign_pipeline_deployments_action",
         ),
-        **MYSQL,
     )
-    op.create_index(
+    _create_index(
         "ix_cpsign_pipeline_deployments_workflow_id_recorded_at",
         "cpsign_pipeline_deployments",
         ["workflow_id", "recorded_at"],
     )
-    op.create_table(
+    _create_table(
         "cpsign_training_runs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("workflow_id", sa.Integer, nullable=False),
@@ -104,22 +114,21 @@ def upgrade() -> None:
             "status IN ('pending', 'committed', 'running', 'succeeded', 'failed')",
             name="ck_cpsign_training_runs_status",
         ),
-        **MYSQL,
     )
-    op.create_index(
+    _create_index(
         "ix_cpsign_training_runs_workflow_id_status_finished_at",
         "cpsign_training_runs",
         ["workflow_id", "status", "finished_at"],
     )
-    op.create_index(
+    _create_index(
         "ix_cpsign_training_runs_dag_id_airflow_run_id",
         "cpsign_training_runs",
         ["dag_id", "airflow_run_id"],
     )
-    op.create_index(
+    _create_index(
         "ix_cpsign_training_runs_config_sha256", "cpsign_training_runs", ["config_sha256"]
     )
-    op.create_table(
+    _create_table(
         "cpsign_pipeline_jobs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("run_id", sa.Integer, nullable=False),
@@ -143,9 +152,8 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "run_id", "pipeline", "job_id", name="uq_cpsign_pipeline_jobs_run_id_pipeline_job_id"
         ),
-        **MYSQL,
     )
-    op.create_table(
+    _create_table(
         "cpsign_model_artifacts",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("run_id", sa.Integer, nullable=False),
@@ -164,9 +172,8 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "run_id", "artifact_key", name="uq_cpsign_model_artifacts_run_id_artifact_key"
         ),
-        **MYSQL,
     )
-    op.create_index(
+    _create_index(
         "ix_cpsign_model_artifacts_run_id_model_name",
         "cpsign_model_artifacts",
         ["run_id", "model_name"],

@@ -5,9 +5,8 @@ Revises: 0001
 Create Date: 2026-11-27
 
 Publication covers the upload to a model store and a deployed prediction
-service. Existing artifacts become ``unpublished``. Only columns are added, so a
-concurrent second run of this revision fails on its first statement and leaves
-nothing half done.
+service. Existing artifacts become ``unpublished``. Columns that already exist are
+skipped, so a run cut off half way is completed by the next one.
 """
 
 from __future__ import annotations
@@ -26,19 +25,21 @@ Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("cpsign_model_artifacts") as batch:
-        batch.add_column(
-            sa.Column(
-                "publication_status",
-                sa.String(16),
-                nullable=False,
-                server_default="unpublished",
-            )
-        )
-        batch.add_column(sa.Column("publication_target", sa.String(32), nullable=True))
-        batch.add_column(sa.Column("publication_url", LongText, nullable=True))
-        batch.add_column(sa.Column("publication_error", LongText, nullable=True))
-        batch.add_column(sa.Column("published_at", Timestamp, nullable=True))
+    present = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("cpsign_model_artifacts")}
+    columns = [
+        sa.Column(
+            "publication_status", sa.String(16), nullable=False, server_default="unpublished"
+        ),
+        sa.Column("publication_target", sa.String(32), nullable=True),
+        sa.Column("publication_url", LongText, nullable=True),
+        sa.Column("publication_error", LongText, nullable=True),
+        sa.Column("published_at", Timestamp, nullable=True),
+    ]
+    missing = [c for c in columns if c.name not in present]
+    if missing:
+        with op.batch_alter_table("cpsign_model_artifacts") as batch:
+            for column in missing:
+                batch.add_column(column)
 
 
 def downgrade() -> None:

@@ -1,0 +1,313 @@
+"""The bundled DAGs end to end: real Airflow runs, the local pachd with the CPSign
+stand-ins, and bookkeeping in MariaDB (and once in SQLite)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dag_runner import load_dag, run_dag
+
+from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+from cpsign_airflow.cpsign.configuration import load_example
+from cpsign_airflow.cpsign.standins import configure_local_pachd
+from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_FILES = sorted((REPO / "dags").glob("*.py"))
+WORKFLOW = "LogD"
+mysql_only = pytest.mark.parametrize("bookkeeping_backend", ["mysql"], indirect=True)
+
+
+@pytest.fixture
+def bundled(airflow_db, pachyderm_conn, pachd, bookkeeping_conn_id, monkeypatch, tmp_path):
+    """The bundled DAG files in Airflow's DAGs folder, wired to this test's pachd and database."""
+    source_db = tmp_path / "source.db"
+    import sqlite3
+
+    with sqlite3.connect(source_db) as db:
+        db.execute("CREATE TABLE compound_structures (molregno INTEGER, canonical_smiles TEXT)")
+        db.execute("CREATE TABLE compound_properties (molregno INTEGER, acd_logd REAL)")
+    monkeypatch.setenv("AIRFLOW_CONN_CPSIGN_SOURCE_DB", f"sqlite:///{source_db}")
+    monkeypatch.setenv("AIRFLOW__CPSIGN__BOOKKEEPING_CONN_ID", bookkeeping_conn_id)
+    monkeypatch.setenv("AIRFLOW__CPSIGN__POKE_INTERVAL", "0.2")
+    monkeypatch.setenv("AIRFLOW__CPSIGN__SENSOR_MODE", "poke")
+    monkeypatch.setenv("AIRFLOW__CPSIGN__TRAINING_DEADLINE_MINUTES", "0")
+    alerts = tmp_path / "alerts.jsonl"
+    monkeypatch.setenv(
+        "AIRFLOW__CPSIGN__ALERTING",
+        json.dumps(
+            {
+                "on_failure": [
+                    {
+                        "type": "class",
+                        "class": "recording_notifier.RecordingNotifier",
+                        "path": str(alerts),
+                    }
+                ]
+            }
+        ),
+    )
+    configure_local_pachd(pachd, WORKFLOW)
+    folder = airflow_db / "dags"
+    for old in folder.glob("*.py"):
+        old.unlink()
+    for path in DAG_FILES:
+        shutil.copy(path, folder / path.name)
+    return {
+        "dags": folder,
+        "alerts": alerts,
+        "conn_id": bookkeeping_conn_id,
+        "hook": PachydermHook(pachyderm_conn),
+    }
+
+
+def ledger(env) -> TrainingLedger:
+    return TrainingLedger.from_conn_id(env["conn_id"])
+
+
+def setup(env, **conf):
+    result = run_dag(
+        env["dags"] / "cpsign_setup.py",
+        "cpsign_setup",
+        run_conf={"workflow_name": WORKFLOW, **conf},
+    )
+    assert result.state == "success", result.task_states
+    return result
+
+
+def train(env, configuration, **kwargs):
+    return run_dag(
+        env["dags"] / "cpsign_training.py",
+        "cpsign_training",
+        run_conf={"configuration": configuration},
+        **kwargs,
+    )
+
+
+# ------------------------------------------------------------------ parse-time checks
+
+
+def test_dagbag_has_no_errors_and_every_dag_is_documented():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {"cpsign_setup", "cpsign_training", "cpsign_retraining"}
+    for dag in bag.dags.values():
+        assert dag.tags and "cpsign" in dag.tags, dag.dag_id
+        assert dag.doc_md and len(dag.doc_md) > 100, dag.dag_id
+        assert all(task.owner == "cpsign" for task in dag.tasks), dag.dag_id
+
+
+BASELINE_DAG = """
+import datetime
+from airflow.sdk import DAG, task
+with DAG("baseline", schedule=None, start_date=datetime.datetime(2024, 1, 1)) as dag:
+    task(lambda: 1, task_id="one")()
+"""
+HEAVY = [
+    "grpc",
+    "pachyderm_sdk",
+    "betterproto",
+    "kubernetes",
+    "MySQLdb",
+    "jsonschema",
+    "alembic",
+    "sqlalchemy.orm",
+]
+
+
+def _heavy_modules(path: Path) -> set[str]:
+    code = (
+        "import runpy, sys\n"
+        f"runpy.run_path({str(path)!r})\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"')))
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_files_import_nothing_heavy(path, tmp_path):
+    """Parsing a DAG file imports no grpc, pachyderm-sdk, kubernetes or DB driver beyond what Airflow does."""
+    baseline = tmp_path / "baseline.py"
+    baseline.write_text(BASELINE_DAG)
+    extra = _heavy_modules(path) - _heavy_modules(baseline)
+    assert extra == set(), f"{path.name} imports {sorted(extra)} at parse time"
+
+
+def test_training_form_and_deadline(airflow_db, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__CPSIGN__TRAINING_DEADLINE_MINUTES", "90")
+    dag = load_dag(REPO / "dags" / "cpsign_training.py", "cpsign_training")
+    params = dag.params
+    assert params.get_param("ptype").schema.get("values_display")
+    assert params.get_param("advanced").schema["type"] == "object"
+    assert params["workflow_name"] == "LogD"
+    deadline = dag.deadline if not isinstance(dag.deadline, list) else dag.deadline[0]
+    assert deadline.interval.total_seconds() == 90 * 60
+
+
+# ------------------------------------------------------------------ end to end
+
+
+def test_setup_twice_second_run_changes_nothing(bundled):
+    first = setup(bundled)
+    second = setup(bundled)
+    assert {r["action"] for r in first.xcom["pipelines"]} == {"created"}
+    assert len(first.xcom["pipelines"]) == 5
+    assert {r["action"] for r in second.xcom["pipelines"]} == {"unchanged"}
+    with ledger(bundled) as book:
+        workflow = book.get_workflow(WORKFLOW)
+        deployments = book.list_deployments(WORKFLOW)
+    assert workflow.config_repo == f"{WORKFLOW}-config"
+    assert sorted(d.action for d in deployments) == ["created"] * 5 + ["unchanged"] * 5
+
+
+def test_training_run_records_everything(bundled):
+    setup(bundled)
+    configuration = load_example("logd-flat")
+    result = train(bundled, configuration)
+    assert result.state == "success", result.task_states
+    commit = result.xcom["training_run.put_config"]
+    hook = bundled["hook"]
+    committed = json.loads(hook.read_file(f"{WORKFLOW}-config", commit, "/configuration.json"))
+    with ledger(bundled) as book:
+        [run] = book.runs_for_airflow_run("cpsign_training", result.run_id)
+        jobs = book.list_jobs(run.id)
+        artifacts = book.list_artifacts(run.id)
+    assert run.status == "succeeded" and run.error is None
+    assert run.trigger_kind == "manual"
+    assert run.commit_id == commit and run.commit_set_id == commit
+    assert run.configuration == committed  # the exact configuration that produced the model
+    from cpsign_airflow.cpsign.configuration import configuration_sha256
+
+    assert run.config_sha256 == configuration_sha256(committed)
+    assert run.started_at <= run.committed_at <= run.finished_at
+    assert sorted(j.pipeline for j in jobs) == sorted(
+        f"{WORKFLOW}-{s}" for s in ("ingestion", "precompute", "train", "aggregate", "publish")
+    )
+    assert all(j.state == "JOB_SUCCESS" and j.job_id == commit for j in jobs)
+    [model] = artifacts
+    path = model.location.split(":", 1)[1]
+    data = hook.read_file(f"{WORKFLOW}-aggregate", commit, path)
+    import hashlib
+
+    assert model.location == f"{WORKFLOW}-aggregate@{commit}:/model/LogD_full_split.jar"
+    assert (model.size_bytes, model.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    # The Asset event carries the commit id.
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = [
+            e.extra for e in session.query(AssetEvent).all() if e.extra.get("commit_id") == commit
+        ]
+    assert events and events[0]["workflow"] == WORKFLOW
+
+
+@mysql_only
+def test_pipeline_failure_fails_run_names_pipeline_and_alerts(bundled):
+    setup(bundled)
+    configuration = load_example("logd-flat")
+    configuration["advanced"] = {"simulate_failure": "train"}
+    result = train(bundled, configuration)
+    assert result.state == "failed"
+    assert result.task_states["training_run.wait_for_training"] == "failed"
+    assert result.tries["training_run.wait_for_training"] == 1  # a failed job is not retried
+    with ledger(bundled) as book:
+        [run] = book.runs_for_airflow_run("cpsign_training", result.run_id)
+    assert run.status == "failed"
+    assert f"{WORKFLOW}-train" in run.error
+    alerts = [json.loads(line) for line in bundled["alerts"].read_text().splitlines()]
+    assert len(alerts) == 1
+    assert f"Failed pipeline: {WORKFLOW}-train job {run.commit_id}" in alerts[0]["message"]
+    assert "Workflow: LogD" in alerts[0]["message"]
+
+
+@mysql_only
+def test_invalid_configuration_commits_nothing(bundled):
+    setup(bundled)
+    before = _commits(bundled["hook"], f"{WORKFLOW}-config")
+    configuration = load_example("logd-flat")
+    configuration["cpsign"]["ptype"] = 4
+    del configuration["query"]["database_query"]
+    result = train(bundled, configuration)
+    assert result.task_states["training_run.validate"] == "failed"
+    assert result.tries["training_run.validate"] == 1
+    assert result.task_states["training_run.put_config"] == "upstream_failed"
+    assert _commits(bundled["hook"], f"{WORKFLOW}-config") == before
+    with ledger(bundled) as book:
+        assert book.runs_for_airflow_run("cpsign_training", result.run_id) == []
+
+
+@mysql_only
+def test_preflight_rejects_a_broken_query_before_commit(bundled):
+    setup(bundled)
+    before = _commits(bundled["hook"], f"{WORKFLOW}-config")
+    configuration = load_example("logd-flat")
+    configuration["query"]["database_query"] = "SELECT canonical_smiles FROM no_such_table{}"
+    result = train(bundled, configuration)
+    assert result.task_states["training_run.preflight"] == "failed"
+    assert result.task_states["training_run.put_config"] == "upstream_failed"
+    assert "does not run on" in bundled["alerts"].read_text()
+    assert _commits(bundled["hook"], f"{WORKFLOW}-config") == before
+
+
+def _commits(hook, repo) -> list[str]:
+    """Ids of the repo's commits (pachd may give a new input branch an empty first commit)."""
+    from pachyderm_sdk.api import pfs
+
+    return [
+        c.commit.id for c in hook.get_conn().pfs.list_commit(repo=pfs.Repo(name=repo, type="user"))
+    ]
+
+
+@mysql_only
+def test_rerun_of_the_same_dag_run_commits_once(bundled, capfd):
+    import datetime
+
+    setup(bundled)
+    when = datetime.datetime(2025, 6, 1, tzinfo=datetime.timezone.utc)
+    first = train(bundled, load_example("logd-flat"), logical_date=when, run_after=when)
+    capfd.readouterr()
+    again = train(bundled, load_example("logd-flat"), logical_date=when, run_after=when)
+    assert first.run_id == again.run_id
+    assert "already committed by this task" in capfd.readouterr().out  # put_config ran again
+    assert first.xcom["training_run.put_config"] == again.xcom["training_run.put_config"]
+    from pachyderm_sdk.api import pfs
+
+    client = bundled["hook"].get_conn()
+    commits = list(client.pfs.list_commit(repo=pfs.Repo(name=f"{WORKFLOW}-config", type="user")))
+    assert [c.commit.id for c in commits if "cpsign-airflow key=" in c.description] == [
+        first.xcom["training_run.put_config"]
+    ]
+    with ledger(bundled) as book:
+        assert len(book.runs_for_airflow_run("cpsign_training", first.run_id)) == 1
+
+
+@mysql_only
+def test_retraining_recommits_the_last_good_configuration(bundled):
+    setup(bundled)
+    good = load_example("logd-flat")
+    assert train(bundled, good).state == "success"
+    bad = load_example("logd-flat")
+    bad["advanced"] = {"simulate_failure": "aggregate"}
+    assert train(bundled, bad).state == "failed"
+    result = run_dag(bundled["dags"] / "cpsign_retraining.py", "cpsign_retraining")
+    assert result.state == "success", result.task_states
+    commits = result.xcom["training_run.put_config"]
+    [commit] = commits if isinstance(commits, list) else [commits]
+    recommitted = json.loads(
+        bundled["hook"].read_file(f"{WORKFLOW}-config", commit, "/configuration.json")
+    )
+    with ledger(bundled) as book:
+        [retrained] = book.runs_for_airflow_run("cpsign_retraining", result.run_id)
+        [_, earlier_good] = book.list_runs(WORKFLOW, status="succeeded")
+    assert recommitted == earlier_good.configuration  # not the failed run's configuration
+    assert retrained.status == "succeeded" and retrained.trigger_kind == "scheduled"
+    assert retrained.commit_id == commit != earlier_good.commit_id

@@ -4,7 +4,7 @@
 one table; each also runs alone::
 
     python -m benchmarks.detection_latency [--samples 20] [--poll-samples 5]
-    python -m benchmarks.waiting_at_scale [--count 1000] [--idle 30] [--baseline-count 1000]
+    python -m benchmarks.waiting_at_scale [--count 1000] [--idle 30] [--baseline-count 300]
     python -m benchmarks.put_file_throughput [--size-mib 1024] [--repeats 2]
 
 These are measurements, not pass/fail tests: each figure is printed beside a

@@ -28,6 +28,7 @@ import pytest  # noqa: E402
 pytest_plugins = [
     "cpsign_airflow.testing.pachd.pytest_plugin",
     "cpsign_airflow.testing.db_pytest_plugin",
+    "cpsign_airflow.testing.kube_apiserver.pytest_plugin",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

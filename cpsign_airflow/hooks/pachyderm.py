@@ -73,12 +73,20 @@ def address_from_connection(conn: Any) -> PachdAddress:
     """Resolve a ``pachyderm`` connection (or a ``grpc://``/``grpcs://`` URI one).
 
     ``AIRFLOW_CONN_PACHYDERM_DEFAULT=grpc://pachd:30650`` arrives with conn_type
-    ``grpc``; a host typed as ``grpcs://host:port`` in the UI works as well.
+    ``grpc``; a host typed as ``grpcs://host:port`` in the UI works as well. With
+    no host and an extra ``k8s_namespace`` (plus ``k8s_service``, default
+    ``pachd``), the address is discovered through Kubernetes.
     """
     extra = conn.extra_dejson or {}
     host = (conn.host or "").strip()
     port = conn.port
     tls = _as_bool(extra.get("tls", False)) or conn.conn_type in ("grpcs", "https")
+    if not host and extra.get("k8s_namespace"):
+        # No host but a Kubernetes namespace/service: find pachd through the
+        # Kubernetes API (or the in-cluster service environment), not a port-forward.
+        from cpsign_airflow.kubernetes.discovery import resolve_from_connection
+
+        host, port = resolve_from_connection(conn)
     if "://" in host:
         parsed = urlparse(host)
         if parsed.scheme not in ("grpc", "grpcs", "http", "https"):

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cpsign_airflow.testing.kube_apiserver import pytest_plugin as _kube_plugin
-
-# The root conftest owns pytest_plugins; expose the plugin's fixtures to this folder.
-kube_apiserver = _kube_plugin.kube_apiserver
-kube_conn = _kube_plugin.kube_conn
-
+# kube_apiserver and kube_conn come from cpsign_airflow.testing.kube_apiserver.pytest_plugin,
+# loaded by the root conftest.
 NAMESPACE = "pachyderm"
 
 

@@ -179,3 +179,33 @@ def test_resolve_from_pachyderm_connection(kube_conn, fake, monkeypatch):
         resolve_from_connection(BaseHook.get_connection("pachyderm_k8s"))
     monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_K8S", "grpc://pachd.example:30650")
     assert resolve_from_connection(BaseHook.get_connection("pachyderm_k8s")) is None
+
+
+def test_pachyderm_hook_finds_pachd_through_kubernetes(kube_conn, fake, local_pachd, monkeypatch):
+    """The hook, given only a namespace, reaches a real (local) pachd found via its Service."""
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+    ports = [{"name": "api-grpc-port", "port": local_pachd.port, "targetPort": 1650}]
+    pachd_service(
+        fake,
+        "LoadBalancer",
+        ports=ports,
+        status={"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}},
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PACHYDERM_DEFAULT",
+        json.dumps({"conn_type": "pachyderm", "extra": {"k8s_namespace": NAMESPACE}}),
+    )
+    hook = PachydermHook(max_retries=0)
+    ok, message = hook.test_connection()
+    assert ok, message
+    assert f"127.0.0.1:{local_pachd.port}" in message
+    assert hook.ensure_repo("found-by-discovery")["created"] is True
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PACHYDERM_DEFAULT",
+        json.dumps({"conn_type": "pachyderm", "extra": {"k8s_namespace": "elsewhere"}}),
+    )
+    with pytest.raises(errors.PachdDiscoveryError, match="elsewhere/pachd"):
+        PachydermHook().address
+    ok, message = PachydermHook().test_connection()
+    assert not ok and "elsewhere/pachd" in message

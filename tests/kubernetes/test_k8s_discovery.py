@@ -206,6 +206,6 @@ def test_pachyderm_hook_finds_pachd_through_kubernetes(kube_conn, fake, local_pa
         json.dumps({"conn_type": "pachyderm", "extra": {"k8s_namespace": "elsewhere"}}),
     )
     with pytest.raises(errors.PachdDiscoveryError, match="elsewhere/pachd"):
-        PachydermHook().address
+        _ = PachydermHook().address
     ok, message = PachydermHook().test_connection()
     assert not ok and "elsewhere/pachd" in message

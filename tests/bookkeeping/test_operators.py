@@ -1,0 +1,265 @@
+"""Bookkeeping operators over an Airflow connection (MySqlHook for mysql, a file for sqlite)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from cpsign_airflow.bookkeeping.errors import (
+    BookkeepingConfigError,
+    BookkeepingInputError,
+    RunStateConflict,
+)
+from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+from cpsign_airflow.operators.bookkeeping import (
+    BookkeepingSchemaOperator,
+    FinishRunOperator,
+    LatestSuccessfulConfigurationOperator,
+    MarkRunCommittedOperator,
+    MarkRunRunningOperator,
+    RecordArtifactsOperator,
+    RecordDeploymentsOperator,
+    RecordJobsOperator,
+    RecordPendingRunOperator,
+    RecordPublicationOperator,
+    bookkeeping_failure_callback,
+    mark_runs_failed,
+)
+
+DAG_ID = "cpsign_train_LogD"
+RUN_ID = "manual__2026-11-27T10:00:00+00:00"
+MODEL = "LogD-aggregate@0123456789abcdef0123456789abcdef:/models/LogD.jar"
+
+
+def context(task_id: str, run_type: str = "manual", run_id: str = RUN_ID, **extra):
+    ti = SimpleNamespace(dag_id=DAG_ID, run_id=run_id, task_id=task_id, map_index=-1)
+    dag_run = SimpleNamespace(dag_id=DAG_ID, run_id=run_id, run_type=run_type)
+    return {"ti": ti, "dag_run": dag_run, **extra}
+
+
+@pytest.fixture
+def conn_id(bookkeeping_conn_id, monkeypatch):
+    """The test connection; for mysql, count that the URL came from MySqlHook."""
+    from airflow.providers.mysql.hooks.mysql import MySqlHook
+
+    calls = []
+    original = MySqlHook.get_uri
+
+    def spy(self):
+        calls.append(self.mysql_conn_id)
+        return original(self)
+
+    monkeypatch.setattr(MySqlHook, "get_uri", spy)
+    BookkeepingSchemaOperator(task_id="schema", bookkeeping_conn_id=bookkeeping_conn_id).execute(
+        context("schema")
+    )
+    return SimpleNamespace(id=bookkeeping_conn_id, hook_calls=calls)
+
+
+def test_operators_record_a_whole_run(conn_id, bookkeeping_backend):
+    kw = {"bookkeeping_conn_id": conn_id.id}
+    config = {"workflow_name": "LogD", "cpsign": {"ptype": 2}, "note": "é😀 '\""}
+    pending = RecordPendingRunOperator(
+        task_id="record_pending_run", workflow="LogD", configuration=config, **kw
+    )
+    run_id = pending.execute(context("record_pending_run", run_type="asset_triggered"))
+    # A retried task instance finds its own row.
+    assert pending.execute(context("record_pending_run", run_type="asset_triggered")) == run_id
+
+    MarkRunCommittedOperator(
+        task_id="mark_committed",
+        run_id=str(run_id),
+        commit_id="a" * 32,
+        commit_set_id="a" * 32,
+        **kw,
+    ).execute(context("mark_committed"))
+    MarkRunRunningOperator(task_id="running", run_id=run_id, **kw).execute(context("running"))
+    jobs = RecordJobsOperator(
+        task_id="record_jobs",
+        run_id=run_id,
+        jobs='[{"pipeline": "LogD-training", "job_id": "j1", "state": "JOB_SUCCESS", '
+        '"data_total": 5, "finished": "2026-11-27T11:00:00+00:00"}]',
+        **kw,
+    ).execute(context("record_jobs"))
+    assert jobs[0]["finished_at"] == "2026-11-27T11:00:00+00:00"
+    arts = RecordArtifactsOperator(
+        task_id="record_artifacts",
+        run_id=run_id,
+        artifacts=[{"model_name": "LogD", "location": MODEL, "size_bytes": 42}],
+        **kw,
+    ).execute(context("record_artifacts"))
+    assert arts[0]["publication_status"] == "unpublished"
+    RecordPublicationOperator(
+        task_id="publish",
+        run_id=run_id,
+        model_name="LogD",
+        status="published",
+        target="model_store",
+        url="https://modelweb.example.org/api/v1/models/17",
+        **kw,
+    ).execute(context("publish"))
+    assert (
+        FinishRunOperator(task_id="finish", run_id=run_id, status="succeeded", **kw).execute(
+            context("finish")
+        )
+        == "succeeded"
+    )
+    deployments = RecordDeploymentsOperator(
+        task_id="deploy",
+        workflow="LogD",
+        deployments=[{"pipeline": "LogD-ingestion", "spec_hash": "1" * 64, "action": "created"}],
+        **kw,
+    ).execute(context("deploy"))
+    assert deployments[0]["action"] == "created"
+    latest = LatestSuccessfulConfigurationOperator(task_id="latest", workflow="LogD", **kw).execute(
+        context("latest")
+    )
+    assert latest == config
+
+    with TrainingLedger.from_conn_id(conn_id.id) as ledger:
+        run = ledger.get_run(run_id)
+        [art] = ledger.list_artifacts(run_id)
+    assert (run.status, run.trigger_kind, run.dag_id, run.airflow_run_id, run.task_id) == (
+        "succeeded",
+        "asset",
+        DAG_ID,
+        RUN_ID,
+        "record_pending_run",
+    )
+    assert art.publication_url == "https://modelweb.example.org/api/v1/models/17"
+    if bookkeeping_backend == "mysql":
+        assert conn_id.hook_calls and set(conn_id.hook_calls) == {conn_id.id}
+    else:
+        assert conn_id.hook_calls == []
+
+
+def test_trigger_kind_follows_the_dag_run_type(conn_id):
+    kinds = {}
+    for run_type in ("manual", "scheduled", "backfill", "asset_triggered"):
+        op = RecordPendingRunOperator(
+            task_id="p", workflow="LogD", configuration={"a": 1}, bookkeeping_conn_id=conn_id.id
+        )
+        rid = op.execute(context("p", run_type=run_type, run_id=f"{run_type}__1"))
+        with TrainingLedger.from_conn_id(conn_id.id) as ledger:
+            kinds[run_type] = ledger.get_run(rid).trigger_kind
+    assert kinds == {
+        "manual": "manual",
+        "scheduled": "scheduled",
+        "backfill": "scheduled",
+        "asset_triggered": "asset",
+    }
+
+
+def test_failure_callback_marks_the_dag_runs_open_runs_failed(conn_id):
+    rid = RecordPendingRunOperator(
+        task_id="record_pending_run",
+        workflow="LogD",
+        configuration={"a": 1},
+        bookkeeping_conn_id=conn_id.id,
+    ).execute(context("record_pending_run"))
+    error = RuntimeError("LogD-training job abc failed: JOB_FAILURE (OutOfMemory)")
+
+    callback = bookkeeping_failure_callback(conn_id.id)
+    callback(context("wait_for_training", exception=error))
+
+    with TrainingLedger.from_conn_id(conn_id.id) as ledger:
+        run = ledger.get_run(rid)
+    assert run.status == "failed"
+    assert run.error == (
+        "Task wait_for_training failed: RuntimeError: "
+        "LogD-training job abc failed: JOB_FAILURE (OutOfMemory)"
+    )
+    # Retried callback: nothing left open, first error kept.
+    assert mark_runs_failed(context("x", exception=error), bookkeeping_conn_id=conn_id.id) == []
+
+
+def test_failure_callback_never_raises(monkeypatch, caplog):
+    assert mark_runs_failed(context("t"), bookkeeping_conn_id="cpsign_no_such_conn") == []
+    assert "Could not mark" in caplog.text
+
+
+def test_finishing_against_the_record_raises_conflict(conn_id):
+    kw = {"bookkeeping_conn_id": conn_id.id}
+    rid = RecordPendingRunOperator(
+        task_id="p", workflow="LogD", configuration={"a": 1}, **kw
+    ).execute(context("p"))
+    with pytest.raises(RunStateConflict):
+        FinishRunOperator(task_id="f", run_id=rid, status="succeeded", **kw).execute(context("f"))
+
+
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (
+            lambda: RecordPendingRunOperator(task_id="t", workflow="Log D", configuration={}),
+            "workflow",
+        ),
+        (
+            lambda: RecordPendingRunOperator(
+                task_id="t", workflow="LogD", configuration={}, trigger_kind="cron"
+            ),
+            "trigger_kind",
+        ),
+        (lambda: FinishRunOperator(task_id="t", run_id=1, status="done"), "status"),
+        (
+            lambda: RecordPublicationOperator(
+                task_id="t", run_id=1, model_name="m", status="published", target="s3"
+            ),
+            "target",
+        ),
+        (lambda: LatestSuccessfulConfigurationOperator(task_id="t", workflow="a/b"), "workflow"),
+    ],
+)
+def test_bad_arguments_fail_at_dag_parse_time(make, field):
+    with pytest.raises(BookkeepingInputError) as info:
+        make()
+    assert info.value.field == field
+
+
+def test_templated_arguments_are_checked_before_writing(conn_id):
+    op = RecordJobsOperator(
+        task_id="j",
+        run_id="{{ ti.xcom_pull('p') }}",
+        jobs="not json",
+        bookkeeping_conn_id=conn_id.id,
+    )
+    op.run_id = "7"  # as rendered
+    with pytest.raises(BookkeepingInputError, match="^jobs:"):
+        op.execute(context("j"))
+
+
+def test_connection_errors_are_clear(monkeypatch):
+    with pytest.raises(BookkeepingConfigError, match="AIRFLOW_CONN_CPSIGN_MISSING"):
+        TrainingLedger.from_conn_id("cpsign_missing")
+    monkeypatch.setenv("AIRFLOW_CONN_CPSIGN_PG", "postgres://u:p@h/db")
+    with pytest.raises(BookkeepingConfigError, match="type 'postgres'.*'mysql' or 'sqlite'"):
+        TrainingLedger.from_conn_id("cpsign_pg")
+
+
+def test_sqlite_connection_path_from_the_host_field(tmp_path, monkeypatch):
+    """In the UI a sqlite connection's file goes in Host; as a URI it lands in Schema."""
+    path = tmp_path / "dir with space" / "bk.db"
+    path.parent.mkdir()
+    monkeypatch.setenv("AIRFLOW_CONN_CPSIGN_BK_UI", f'{{"conn_type": "sqlite", "host": "{path}"}}')
+    with TrainingLedger.from_conn_id("cpsign_bk_ui") as ledger:
+        ledger.upgrade_schema()
+        assert ledger.schema_revision() == "0002"
+        assert str(path) in ledger.target
+    assert path.exists()
+
+
+def test_importing_the_operators_loads_no_engine_alembic_or_mysql_hook():
+    """DAG files import the operators: parsing them must stay cheap."""
+    code = (
+        "import sys, cpsign_airflow.operators.bookkeeping\n"
+        "heavy = ['alembic', 'MySQLdb', 'airflow.providers.mysql.hooks.mysql',"
+        " 'cpsign_airflow.bookkeeping.ledger', 'cpsign_airflow.bookkeeping.tables',"
+        " 'cpsign_airflow.bookkeeping.engine']\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

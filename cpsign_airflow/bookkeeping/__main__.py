@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
             help=f"Airflow connection id (type mysql or sqlite); default {DEFAULT_CONN_ID}",
         )
         group.add_argument("--url", help="SQLAlchemy URL, e.g. sqlite:////tmp/bookkeeping.db")
+        p.add_argument(
+            "--attempts",
+            type=int,
+            default=5,
+            help="tries per database call before giving up (default 5)",
+        )
 
     up = sub.add_parser("upgrade", help="create or upgrade the schema (idempotent)")
     target(up)
@@ -50,14 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from cpsign_airflow.bookkeeping.engine import RetryPolicy
     from cpsign_airflow.bookkeeping.ledger import TrainingLedger
     from cpsign_airflow.bookkeeping.schema import head_revision
 
+    retry = RetryPolicy(attempts=max(1, args.attempts))
     try:
         if args.url:
-            ledger = TrainingLedger.from_url(args.url)
+            ledger = TrainingLedger.from_url(args.url, retry=retry)
         else:
-            ledger = TrainingLedger.from_conn_id(args.conn_id or DEFAULT_CONN_ID)
+            ledger = TrainingLedger.from_conn_id(args.conn_id or DEFAULT_CONN_ID, retry=retry)
         with ledger:
             if args.command == "upgrade":
                 result = ledger.upgrade_schema(args.revision)

@@ -259,6 +259,17 @@ def scratch_database(server_url: str, prefix: str = "cpsign_t_") -> Iterator[str
     finally:
         conn = _connect(server_url)
         try:
-            conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur = conn.cursor()
+            # A session a test left open (e.g. mid-transaction) would hold a metadata
+            # lock and make DROP wait for a day: end such sessions first.
+            cur.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID != CONNECTION_ID()",
+                (name,),
+            )
+            for (session_id,) in cur.fetchall():
+                with contextlib.suppress(Exception):  # it may have ended meanwhile
+                    cur.execute("KILL CONNECTION %s", (session_id,))
+            cur.execute("SET SESSION lock_wait_timeout = 60")
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         finally:
             conn.close()

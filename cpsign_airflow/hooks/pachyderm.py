@@ -767,30 +767,38 @@ class PachydermHook(BaseHook):
     async def async_wait_commit_set(
         self, channel: Any, commit_set_id: str
     ) -> AsyncIterator[dict[str, Any]]:
-        """Yield each commit of the set as pachd reports it finished (streaming wait)."""
-        from pachyderm_sdk.api import pfs
+        """Yield each commit of the set as pachd reports it finished (streaming wait).
+
+        Replies are decoded by :mod:`cpsign_airflow.hooks._wire` (google.protobuf),
+        not betterproto: same dicts as :func:`commit_to_dict`, ~100x less CPU,
+        which matters with many triggers in one event loop.
+        """
+        from cpsign_airflow.hooks import _wire
 
         rpc = channel.unary_stream(
             "/pfs_v2.API/InspectCommitSet",
             request_serializer=bytes,
-            response_deserializer=pfs.CommitInfo.FromString,
+            response_deserializer=_wire.commit_info_to_dict,
         )
-        request = pfs.InspectCommitSetRequest(commit_set=pfs.CommitSet(id=commit_set_id), wait=True)
-        async for info in rpc(request, metadata=self._metadata()):
-            if info.commit.repo.type in ("", "user"):
-                yield commit_to_dict(info)
+        request = _wire.inspect_commit_set_request(commit_set_id, wait=True)
+        async for commit in rpc(request, metadata=self._metadata()):
+            if commit["repo_type"] == "user":
+                yield commit
 
     async def async_list_jobs(self, channel: Any, commit_set_id: str) -> list[dict[str, Any]]:
-        """Current jobs of the set, one InspectJobSet call (no waiting)."""
-        from pachyderm_sdk.api import pps
+        """Current jobs of the set, one InspectJobSet call (no waiting).
+
+        Decoded like :meth:`async_wait_commit_set`: same dicts as :func:`job_to_dict`.
+        """
+        from cpsign_airflow.hooks import _wire
 
         rpc = channel.unary_stream(
             "/pps_v2.API/InspectJobSet",
             request_serializer=bytes,
-            response_deserializer=pps.JobInfo.FromString,
+            response_deserializer=_wire.job_info_to_dict,
         )
-        request = pps.InspectJobSetRequest(job_set=pps.JobSet(id=commit_set_id), wait=False)
-        return [job_to_dict(info) async for info in rpc(request, metadata=self._metadata())]
+        request = _wire.inspect_job_set_request(commit_set_id, wait=False)
+        return [job async for job in rpc(request, metadata=self._metadata())]
 
     async def async_stop_job(self, channel: Any, pipeline: str, job_id: str, project: str) -> None:
         from pachyderm_sdk.api import pps

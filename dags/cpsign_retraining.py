@@ -38,8 +38,8 @@ with DAG(
     tags=["cpsign", "pachyderm", "retraining"],
     default_args={
         "owner": "cpsign",
-        "retries": 2,
-        "retry_delay": datetime.timedelta(minutes=1),
+        "retries": settings.task_retries,
+        "retry_delay": settings.retry_delay,
         "on_failure_callback": training_failure_callback(settings.bookkeeping_conn_id),
     },
 ) as dag:

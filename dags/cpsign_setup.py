@@ -5,6 +5,12 @@ the workflow's config repo, renders the bundled pipeline spec templates (or
 your own folder of them) and creates, updates or leaves unchanged each
 pipeline, then records what it did. Safe to run again: unchanged specs are not
 resent, so no job starts for them.
+
+With a Kubernetes namespace given, it first creates or updates the Secrets the
+pipelines mount (source-database password from the ``[cpsign]
+source_db_conn_id`` connection, model-store credentials from
+``model_store_conn_id``, and the CPSign license Variable when a license secret
+is named, for CPSign < 2), then checks that every secret a spec mounts exists.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from cpsign_airflow.cpsign.pipelines import spec_folder as bundled_spec_folder
 from cpsign_airflow.operators.bookkeeping import (
     BookkeepingSchemaOperator,
     RecordDeploymentsOperator,
+)
+from cpsign_airflow.operators.kubernetes import (
+    KubernetesCheckPipelineSecretsOperator,
+    KubernetesSecretFromConnectionOperator,
 )
 from cpsign_airflow.operators.pachyderm import (
     PachydermCreatePipelineOperator,
@@ -36,7 +46,11 @@ with DAG(
     max_active_runs=1,
     render_template_as_native_obj=True,
     tags=["cpsign", "pachyderm", "setup"],
-    default_args={"owner": "cpsign", "retries": 1, "retry_delay": datetime.timedelta(seconds=30)},
+    default_args={
+        "owner": "cpsign",
+        "retries": settings.task_retries,
+        "retry_delay": settings.retry_delay,
+    },
     params={
         "workflow_name": Param(
             "LogD",
@@ -67,6 +81,20 @@ with DAG(
             description="A folder of your own spec templates instead of the bundled ones.",
         ),
         "reprocess": Param(False, type="boolean", title="Reprocess all datums on update"),
+        "k8s_namespace": Param(
+            None,
+            type=["null", "string"],
+            title="Kubernetes namespace of the pipelines",
+            description="Create the pipeline secrets there from Airflow connections; empty skips it.",
+            section="Kubernetes",
+        ),
+        "cpsign_license_secret": Param(
+            None,
+            type=["null", "string"],
+            title="CPSign license secret (CPSign < 2)",
+            description="Mount this secret's license file; filled from the Variable cpsign_license.",
+            section="Kubernetes",
+        ),
     },
 ) as dag:
 
@@ -117,3 +145,47 @@ with DAG(
         bookkeeping_conn_id=settings.bookkeeping_conn_id,
     )
     [schema, variables] >> repo >> pipelines >> record
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def kubernetes_enabled(**context) -> bool:
+        """Secrets are only managed when a namespace is given."""
+        return bool(context["params"].get("k8s_namespace"))
+
+    namespace = "{{ params.k8s_namespace }}"
+    secrets = [
+        KubernetesSecretFromConnectionOperator.for_source_database(
+            namespace=namespace,
+            conn_id=settings.source_db_conn_id,
+            kubernetes_conn_id=settings.kubernetes_conn_id,
+        ),
+        KubernetesSecretFromConnectionOperator.for_model_store(
+            namespace=namespace,
+            conn_id=settings.model_store_conn_id,
+            kubernetes_conn_id=settings.kubernetes_conn_id,
+        ),
+    ]
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def license_wanted(**context) -> bool:
+        return bool(context["params"].get("cpsign_license_secret"))
+
+    license_secret = KubernetesSecretFromConnectionOperator.for_license(
+        namespace=namespace,
+        secret_name="{{ params.cpsign_license_secret }}",
+        kubernetes_conn_id=settings.kubernetes_conn_id,
+    )
+    check = KubernetesCheckPipelineSecretsOperator(
+        task_id="check_secrets",
+        namespace=namespace,
+        specs=str(bundled_spec_folder()),
+        spec_folder="{{ params.spec_folder or '' }}",
+        spec_vars=variables,
+        kubernetes_conn_id=settings.kubernetes_conn_id,
+        trigger_rule="none_failed",
+    )
+    gate = kubernetes_enabled()
+    gate >> secrets >> check
+    gate >> license_wanted() >> license_secret >> check
+    gate >> check  # skipped with the gate, whatever its trigger rule
+    check >> pipelines
+    pipelines.trigger_rule = "none_failed"

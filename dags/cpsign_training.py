@@ -36,8 +36,8 @@ with DAG(
     tags=["cpsign", "pachyderm", "training"],
     default_args={
         "owner": "cpsign",
-        "retries": 2,
-        "retry_delay": datetime.timedelta(minutes=1),
+        "retries": settings.task_retries,
+        "retry_delay": settings.retry_delay,
         "on_failure_callback": training_failure_callback(settings.bookkeeping_conn_id),
     },
     params={
@@ -47,6 +47,14 @@ with DAG(
             type="boolean",
             title="Check the source query first",
             description="Run the query with LIMIT 0 on the source-database connection before committing.",
+            section="Run options",
+        ),
+        "deploy_prediction_service": Param(
+            False,
+            type="boolean",
+            title="Deploy a prediction service",
+            description="After a successful run, serve the model with a CPSign prediction server "
+            "on Kubernetes ([cpsign] prediction_namespace).",
             section="Run options",
         ),
     },

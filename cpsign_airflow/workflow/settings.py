@@ -3,6 +3,25 @@
 Read from Airflow's configuration (``airflow.cfg`` or ``AIRFLOW__CPSIGN__*``),
 which is local and cheap, so DAG files may read them at parse time; Variables
 would need the API server and are only read inside tasks.
+
+| option | default | meaning |
+|---|---|---|
+| pachyderm_conn_id | pachyderm_default | Pachyderm connection |
+| bookkeeping_conn_id | cpsign_bookkeeping | bookkeeping database (mysql or sqlite) |
+| source_db_conn_id | cpsign_source_db | source database: pre-flight query check, its password secret |
+| model_store_conn_id | modelweb | model store credentials for the publish stage's secret |
+| kubernetes_conn_id | kubernetes_default | Kubernetes API for secrets and prediction services |
+| project | (connection's) | Pachyderm project |
+| retraining_schedule | @weekly | cron or preset for cpsign_retraining |
+| retraining_asset | (none) | also retrain when this Asset is updated |
+| training_deadline_minutes | 360 | DeadlineAlert of cpsign_training; 0 turns it off |
+| wait_timeout_hours | 24 | how long the commit-set wait may take |
+| poke_interval, sensor_mode | 30, reschedule | the wait when not deferrable |
+| prediction_namespace | cpsign-models | where prediction services are deployed |
+| pachyderm_namespace | (none) | pachd's namespace, for the model fetch (S3 gateway) |
+| prediction_token_secret | (none) | Secret with a Pachyderm token that may read models |
+| task_retries, retry_delay_seconds | 2, 60 | retries of the DAGs' tasks |
+| alerting | (none) | fallback for the Variable cpsign_alerting (see notifications) |
 """
 
 from __future__ import annotations
@@ -16,6 +35,8 @@ class Settings:
     pachyderm_conn_id: str
     bookkeeping_conn_id: str
     source_db_conn_id: str
+    model_store_conn_id: str
+    kubernetes_conn_id: str
     project: str | None
     retraining_schedule: str
     retraining_asset: str | None
@@ -24,6 +45,11 @@ class Settings:
     deferrable: bool
     poke_interval: float
     sensor_mode: str
+    prediction_namespace: str
+    pachyderm_namespace: str | None
+    prediction_token_secret: str | None
+    task_retries: int
+    retry_delay: timedelta
 
 
 def load() -> Settings:
@@ -32,16 +58,26 @@ def load() -> Settings:
     def get(key: str, default: str) -> str:
         return conf.get("cpsign", key, fallback=default) or default
 
+    def optional(key: str) -> str | None:
+        return conf.get("cpsign", key, fallback=None) or None
+
     return Settings(
         pachyderm_conn_id=get("pachyderm_conn_id", "pachyderm_default"),
         bookkeeping_conn_id=get("bookkeeping_conn_id", "cpsign_bookkeeping"),
         source_db_conn_id=get("source_db_conn_id", "cpsign_source_db"),
-        project=conf.get("cpsign", "project", fallback=None) or None,
+        model_store_conn_id=get("model_store_conn_id", "modelweb"),
+        kubernetes_conn_id=get("kubernetes_conn_id", "kubernetes_default"),
+        project=optional("project"),
         retraining_schedule=get("retraining_schedule", "@weekly"),
-        retraining_asset=conf.get("cpsign", "retraining_asset", fallback=None) or None,
+        retraining_asset=optional("retraining_asset"),
         training_deadline=timedelta(minutes=float(get("training_deadline_minutes", "360"))),
         wait_timeout=timedelta(hours=float(get("wait_timeout_hours", "24"))),
         deferrable=conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval=float(get("poke_interval", "30")),
         sensor_mode=get("sensor_mode", "reschedule"),
+        prediction_namespace=get("prediction_namespace", "cpsign-models"),
+        pachyderm_namespace=optional("pachyderm_namespace"),
+        prediction_token_secret=optional("prediction_token_secret"),
+        task_retries=int(get("task_retries", "2")),
+        retry_delay=timedelta(seconds=float(get("retry_delay_seconds", "60"))),
     )

@@ -146,6 +146,58 @@ def find_model(
     return artifacts
 
 
+@task.short_circuit(ignore_downstream_trigger_rules=False)
+def deploy_wanted(**context: Any) -> bool:
+    """Deploy a prediction service only when the run asked for it (off by default)."""
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    params = context.get("params") or {}
+    return bool(
+        conf.get("deploy_prediction_service", params.get("deploy_prediction_service", False))
+    )
+
+
+@task(multiple_outputs=True)
+def deployment_request(
+    models: list[dict[str, Any]], configuration: Mapping[str, Any], commit_set_id: str
+) -> dict[str, Any]:
+    """What the prediction service serves: the run's (first) model, its predictor type, its commit."""
+    model = models[0]
+    return {
+        "model_name": model["model_name"],
+        "location": model["location"],
+        "predictor_type": int(configuration["train"]["ptype"]),
+        "version": commit_set_id,
+    }
+
+
+@task
+def record_publication(
+    training_run_id: int, deployment: Mapping[str, Any], location: str, bookkeeping_conn_id: str
+) -> str:
+    """Store the service URL, model version and status on the model-artifact row."""
+    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+
+    status = {"ready": "published", "failed": "failed"}.get(deployment.get("status"), "pending")
+    model_name = location.rsplit("/", 1)[-1].removesuffix(".jar")
+    with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+        ledger.record_publication(
+            training_run_id,
+            model_name,
+            status=status,
+            target="prediction_service",
+            url=deployment["url"],
+            location=location,
+        )
+    log.info(
+        "Model %s (version %s) %s at %s",
+        model_name,
+        deployment.get("model_version"),
+        status,
+        deployment["url"],
+    )
+    return status
+
+
 @task_group(group_id="training_run")
 def training_run(request: Any, settings: Settings) -> None:
     """The chain for one workflow's run; ``request`` is ``{"configuration", ...}``."""
@@ -209,3 +261,22 @@ def training_run(request: Any, settings: Settings) -> None:
         task_id="finish_run", run_id=pending.output, status="succeeded", **conns
     )
     query_ok >> pending >> put >> committed >> wait >> jobs >> models >> artifacts >> finish
+
+    from cpsign_airflow.operators.kubernetes import CPSignPredictionServiceOperator
+
+    target = deployment_request(models, checked["configuration"], put.output)
+    deploy = CPSignPredictionServiceOperator(
+        task_id="deploy_prediction_service",
+        namespace=settings.prediction_namespace,
+        model_name=target["model_name"],
+        predictor_type=target["predictor_type"],
+        model_location=target["location"],
+        model_version=target["version"],
+        pachyderm_namespace=settings.pachyderm_namespace,
+        pachyderm_token_secret=settings.prediction_token_secret,
+        kubernetes_conn_id=settings.kubernetes_conn_id,
+    )
+    published = record_publication(
+        pending.output, deploy.output, target["location"], settings.bookkeeping_conn_id
+    )
+    finish >> deploy_wanted() >> target >> deploy >> published

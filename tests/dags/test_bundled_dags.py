@@ -37,6 +37,7 @@ def bundled(airflow_db, pachyderm_conn, pachd, bookkeeping_conn_id, monkeypatch,
     monkeypatch.setenv("AIRFLOW__CPSIGN__POKE_INTERVAL", "0.2")
     monkeypatch.setenv("AIRFLOW__CPSIGN__SENSOR_MODE", "poke")
     monkeypatch.setenv("AIRFLOW__CPSIGN__TRAINING_DEADLINE_MINUTES", "0")
+    monkeypatch.setenv("AIRFLOW__CPSIGN__RETRY_DELAY_SECONDS", "0")
     alerts = tmp_path / "alerts.jsonl"
     monkeypatch.setenv(
         "AIRFLOW__CPSIGN__ALERTING",
@@ -311,3 +312,85 @@ def test_retraining_recommits_the_last_good_configuration(bundled):
     assert recommitted == earlier_good.configuration  # not the failed run's configuration
     assert retrained.status == "succeeded" and retrained.trigger_kind == "scheduled"
     assert retrained.commit_id == commit != earlier_good.commit_id
+
+
+# ------------------------------------------------------------------ Kubernetes (fake API server)
+
+
+@mysql_only
+def test_setup_creates_pipeline_secrets_in_kubernetes(
+    bundled, kube_conn, kube_apiserver, monkeypatch
+):
+    fake = kube_apiserver.server
+    fake.create_namespace("pachyderm")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CPSIGN_SOURCE_DB", "mysql://root:db-pass-7Hq@chembl-mysql:3306/chembl_24"
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MODELWEB",
+        json.dumps(
+            {
+                "conn_type": "http",
+                "login": "modeler",
+                "password": "store-pass-3Zx",
+                "host": "https://modelweb.example",
+                "extra": {"keycloak_url": "https://keycloak.example"},
+            }
+        ),
+    )
+    result = setup(bundled, k8s_namespace="pachyderm")
+    assert result.task_states["check_secrets"] == "success"
+    assert result.task_states["secret_license"] == "skipped"
+    db_secret = fake.get_object("secrets", "pachyderm", "chembl-mysql")
+    assert set(db_secret["data"]) == {"mysql-root-password"}
+    store = fake.get_object("secrets", "pachyderm", "modelweb-api-info")
+    assert set(store["data"]) == {"user", "password", "modelweb-url", "keycloak-url"}
+    assert "db-pass-7Hq" not in json.dumps(result.xcom) and "store-pass-3Zx" not in json.dumps(
+        result.xcom
+    )
+
+
+@mysql_only
+def test_setup_without_namespace_skips_kubernetes(bundled):
+    result = setup(bundled)
+    assert result.task_states["check_secrets"] == "skipped"
+    assert result.task_states["pipelines"] == "success"
+
+
+@mysql_only
+def test_training_deploys_prediction_service_when_asked(
+    bundled, kube_conn, kube_apiserver, monkeypatch
+):
+    import base64
+
+    fake = kube_apiserver.server
+    fake.create_namespace("cpsign-models")
+    fake.put_object(
+        "secrets",
+        {
+            "metadata": {"name": "pachyderm-model-reader", "namespace": "cpsign-models"},
+            "data": {"auth-token": base64.b64encode(b"robot-token").decode()},
+        },
+    )
+    monkeypatch.setenv("AIRFLOW__CPSIGN__PACHYDERM_NAMESPACE", "pachyderm")
+    monkeypatch.setenv("AIRFLOW__CPSIGN__PREDICTION_TOKEN_SECRET", "pachyderm-model-reader")
+    setup(bundled)
+    result = run_dag(
+        bundled["dags"] / "cpsign_training.py",
+        "cpsign_training",
+        run_conf={"configuration": load_example("logd-flat"), "deploy_prediction_service": True},
+    )
+    assert result.state == "success", result.task_states
+    deployed = result.xcom["training_run.deploy_prediction_service"]
+    commit = result.xcom["training_run.put_config"]
+    assert deployed["model_version"] == commit and deployed["namespace"] == "cpsign-models"
+    deployment = fake.get_object(
+        "deployments", "cpsign-models", deployed["deployment"], group="apps"
+    )
+    assert deployment is not None
+    with ledger(bundled) as book:
+        [run] = book.runs_for_airflow_run("cpsign_training", result.run_id)
+        [model] = book.list_artifacts(run.id)
+    assert model.publication_target == "prediction_service"
+    assert model.publication_url == deployed["url"]
+    assert model.publication_status in ("published", "pending")

@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: demo test lint format bench clean system-deps
 
@@ -22,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python -m cpsign_airflow.demo
+	$(BIN)/python -m cpsign_airflow.demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check cpsign_airflow dags tests benchmarks

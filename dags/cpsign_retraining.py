@@ -15,7 +15,7 @@ import datetime
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, task
 
 from cpsign_airflow.workflow import settings as cpsign_settings
-from cpsign_airflow.workflow.training import training_failure_callback, training_run
+from cpsign_airflow.workflow.training import default_args, training_run
 
 settings = cpsign_settings.load()
 
@@ -36,12 +36,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["cpsign", "pachyderm", "retraining"],
-    default_args={
-        "owner": "cpsign",
-        "retries": settings.task_retries,
-        "retry_delay": settings.retry_delay,
-        "on_failure_callback": training_failure_callback(settings.bookkeeping_conn_id),
-    },
+    default_args=default_args(settings),
 ) as dag:
 
     @task

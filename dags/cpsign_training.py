@@ -21,7 +21,7 @@ from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Pa
 
 from cpsign_airflow.cpsign.params import training_params
 from cpsign_airflow.workflow import settings as cpsign_settings
-from cpsign_airflow.workflow.training import training_failure_callback, training_run
+from cpsign_airflow.workflow.training import default_args, training_run
 
 settings = cpsign_settings.load()
 
@@ -34,12 +34,7 @@ with DAG(
     catchup=False,
     max_active_runs=4,
     tags=["cpsign", "pachyderm", "training"],
-    default_args={
-        "owner": "cpsign",
-        "retries": settings.task_retries,
-        "retry_delay": settings.retry_delay,
-        "on_failure_callback": training_failure_callback(settings.bookkeeping_conn_id),
-    },
+    default_args=default_args(settings),
     params={
         **training_params(),
         "preflight": Param(

@@ -43,6 +43,16 @@ def training_failure_callback(bookkeeping_conn_id: str):
     return callback
 
 
+def default_args(settings: Settings) -> dict[str, Any]:
+    """default_args of the DAGs that run training: retries, and failure -> record + alert."""
+    return {
+        "owner": "cpsign",
+        "retries": settings.task_retries,
+        "retry_delay": settings.retry_delay,
+        "on_failure_callback": training_failure_callback(settings.bookkeeping_conn_id),
+    }
+
+
 @task(multiple_outputs=True)
 def validate(request: Mapping[str, Any], bookkeeping_conn_id: str) -> dict[str, Any]:
     """Check the configuration against the schema; nothing is committed or recorded before."""

@@ -387,6 +387,33 @@ def test_restart_keeps_state_and_breaks_streams(client: Client, local_pachd: Loc
     assert [i.commit.repo.name for i in infos] == ["data", "LogD-train", "LogD-aggregate"]
 
 
+def test_restart_keeps_waiting_jobs_alive(client: Client, local_pachd: LocalPachd) -> None:  # noqa: F811
+    """A job waiting for its input commit survives a restart (it used to end JOB_FAILURE)."""
+    running = threading.Event()
+    release = threading.Event()
+
+    def gated(ctx) -> None:
+        running.set()
+        assert release.wait(30), "never released"
+
+    local_pachd.configure_pipeline("LogD-train", handler=gated, duration=0)
+    make_chain(client)
+    running.clear()  # the pipeline-creation job ran the handler too
+    commit = put(client, "data@master", {"/c.csv": b"5\n"})
+    assert running.wait(10)  # stage 1 runs; stage 2 waits for stage 1's output commit
+    assert local_pachd.job_states(commit.id, "LogD-aggregate") == ["JOB_CREATED", "JOB_STARTING"]
+    local_pachd.restart()
+    release.set()
+    infos = client.pfs.wait_commit_set(pfs.CommitSet(id=commit.id))
+    assert [(i.commit.repo.name, i.error) for i in infos] == [
+        ("data", ""),
+        ("LogD-train", ""),
+        ("LogD-aggregate", ""),
+    ]
+    for pipeline in ("LogD-train", "LogD-aggregate"):
+        assert local_pachd.job_states(commit.id, pipeline) == SUCCESS_PATH
+
+
 def test_auth(local_pachd: LocalPachd) -> None:  # noqa: F811
     with pytest.raises(AuthServiceNotActivated):
         Client.from_pachd_address(local_pachd.address).auth.who_am_i()

@@ -176,7 +176,7 @@ class JobRunner:
             job.pipeline.last_job_state = job_state
         elif job_state != JS.JOB_CREATED:
             job.pipeline.last_job_state = job_state
-        self.state.notify()
+        self.state.notify(job)
 
     def end(self, job: JobRec, job_state: pps.JobState, reason: str) -> None:
         """Finish a job that did not succeed; its output commit carries the error."""
@@ -185,7 +185,6 @@ class JobRunner:
         self._set(job, job_state, reason)
         if not job.output_commit.is_finished:
             self.state.finish_commit(job.output_commit, error=reason or job_state.name)
-        self.state.notify()
 
     def stop(self, job: JobRec, reason: str = "") -> None:
         self.end(job, JS.JOB_KILLED, reason or "job was stopped")
@@ -206,7 +205,12 @@ class JobRunner:
         await asyncio.sleep(0)  # CREATED is observable before the job is picked up
         self._set(job, JS.JOB_STARTING)
         out = job.output_commit
-        await self.state.wait_for(lambda: job.done or out.is_ready)
+        # Not aborted by a restart: jobs keep running while pachd restarts.
+        await self.state.wait_for(
+            lambda: job.done or out.is_ready,
+            lambda: (job, *out.provenance),
+            abort_on_restart=False,
+        )
         if job.done:
             return
         failed = [c for c in out.provenance if c.error]
@@ -269,8 +273,7 @@ class JobRunner:
             out.files[normalize_path(path)] = FileData.from_bytes(data)
         job.data_processed = datums
         self._set(job, JS.JOB_FINISHING)
-        out.finishing = now()
-        self.state.notify()
+        self.state.finishing_commit(out)
         await asyncio.sleep(0)
         if job.done:
             return

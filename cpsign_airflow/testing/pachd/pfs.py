@@ -202,8 +202,7 @@ class PfsService:
         rec = self.state.add_commit(
             branch, commit_id, pfs.OriginKind.USER, req.description, parent=parent
         )
-        self.state.propagate(commit_id, [branch])
-        self.state.notify()
+        self.state.propagate(commit_id, [branch])  # add_commit notifies the repos
         return rec.to_proto()
 
     async def finish_commit(self, req: pfs.FinishCommitRequest, ctx: object) -> Empty:
@@ -211,13 +210,12 @@ class PfsService:
         if rec.is_finished:
             raise errors.commit_finished(rec.repo_str, rec.id)
         self.state.finish_commit(rec, error=req.error, description=req.description)
-        self.state.notify()
         return Empty()
 
     async def inspect_commit(self, req: pfs.InspectCommitRequest, ctx: object) -> pfs.CommitInfo:
         rec = self.state.resolve_commit(req.commit)
         if req.wait:
-            await self.state.wait_for(lambda: rec.reached(req.wait))
+            await self.state.wait_for(lambda: rec.reached(req.wait), lambda: (rec, *rec.provenance))
         return rec.info()
 
     async def list_commit(
@@ -263,7 +261,7 @@ class PfsService:
             return bool(ready)
 
         while True:
-            await self.state.wait_for(have)
+            await self.state.wait_for(have, lambda: (repo,))
             for c in list(ready):
                 sent.add(c.id)
                 yield c.info()
@@ -277,7 +275,7 @@ class PfsService:
             raise errors.commit_set_not_found(set_id)
         for commit in commits:
             if req.wait:
-                await self.state.wait_for(lambda c=commit: c.is_finished)
+                await self.state.wait_for(lambda c=commit: c.is_finished, lambda c=commit: (c,))
             yield commit.info()
 
     async def list_commit_set(
@@ -428,7 +426,8 @@ class PfsService:
                             fd.append(chunk)
                     else:
                         target.files[new_path] = src.files[path]
-        self.state.notify()
+        if target is not None:
+            self.state.notify(target)  # files: no wait reads them, but keep it targeted
         return Empty()
 
     def _file_commit(self, file: pfs.File | None) -> tuple[CommitRec, str]:

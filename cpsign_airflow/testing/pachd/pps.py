@@ -204,7 +204,7 @@ class PpsService:
     async def inspect_job(self, req: pps.InspectJobRequest, ctx: object) -> pps.JobInfo:
         job = self.state.job(req.job)
         if req.wait:
-            await self.state.wait_for(lambda: job.done)
+            await self.state.wait_for(lambda: job.done, lambda: (job,))
         return job.info(details=req.details)
 
     async def list_job(self, req: pps.ListJobRequest, ctx: object) -> AsyncIterator[pps.JobInfo]:
@@ -232,7 +232,7 @@ class PpsService:
             raise errors.commit_set_not_found(set_id)
         for job in self.state.jobs_in_set(set_id):
             if req.wait:
-                await self.state.wait_for(lambda j=job: j.done)
+                await self.state.wait_for(lambda j=job: j.done, lambda j=job: (j,))
             yield job.info(details=req.details)
 
     async def list_job_set(

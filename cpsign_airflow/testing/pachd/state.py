@@ -1,8 +1,11 @@
 """In-memory pachd state: projects, repos, branches, commits, pipelines, jobs.
 
 Everything here is touched only from the server's asyncio loop, so no locks are
-needed; waiters block on one :class:`asyncio.Condition` that every mutation
-notifies (event driven, no polling).
+needed. Waiting is event driven (no polling) and targeted: a waiter registers a
+future under the records its predicate reads (commits, repos, jobs), and a
+mutation wakes only the futures registered under the records it changed, so
+with 1,000 open streams finishing one job does not wake 1,000 of them. Rare,
+structural mutations (repos, branches, pipelines) and a restart wake everyone.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -312,33 +315,73 @@ class State:
         self.pipelines: dict[PipelineKey, PipelineRec] = {}
         self.jobs: dict[tuple[PipelineKey, str], JobRec] = {}
         self.commit_sets: dict[str, list[CommitRec]] = {}  # in creation order
+        # every pending waiter, and the same futures keyed by the records they watch
         self._waiters: set[asyncio.Future[None]] = set()
+        self._watching: dict[object, set[asyncio.Future[None]]] = {}
         self.restarting = False
         # hook: called with each new JobRec so the job runner can schedule it
         self.on_new_job: Callable[[JobRec], None] | None = None
 
     # ----------------------------------------------------------- notification
-    def notify(self) -> None:
-        """Wake every waiter so it re-checks its predicate (loop thread only)."""
-        waiters, self._waiters = self._waiters, set()
-        for fut in waiters:
+    def notify(self, *changed: object) -> None:
+        """Wake the waiters watching any of ``changed``; with no argument, every waiter.
+
+        Waiters re-check their predicate when woken (loop thread only).
+        """
+        if not changed:
+            woken, self._waiters = self._waiters, set()
+            self._watching.clear()
+        else:
+            woken = set()
+            for record in changed:
+                futures = self._watching.pop(record, None)
+                if futures:
+                    woken |= futures
+        for fut in woken:
             if not fut.done():
                 fut.set_result(None)
 
-    async def wait_for(self, predicate: Callable[[], bool]) -> None:
-        """Block until ``predicate()`` holds; abort with UNAVAILABLE on restart."""
+    def commit_changed(self, rec: CommitRec) -> None:
+        """Wake waiters on ``rec`` (its state), its repo (SubscribeCommit) and the
+        commits whose readiness depends on it (its subvenance) and their repos."""
+        self.notify(rec, rec.repo, *rec.subvenance, *(c.repo for c in rec.subvenance))
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        watch: Callable[[], Iterable[object]],
+        *,
+        abort_on_restart: bool = True,
+    ) -> None:
+        """Block until ``predicate()`` holds.
+
+        ``watch()`` names the records whose changes can make it true (evaluated
+        at each wait, so it may follow the records' current links); a notify of
+        any of them, or a notify of everything, re-checks the predicate. A
+        restart aborts the wait with UNAVAILABLE when ``abort_on_restart`` (RPC
+        streams); job tasks pass False and keep waiting through a restart.
+        """
         loop = asyncio.get_running_loop()
         while True:
-            if self.restarting:
+            if abort_on_restart and self.restarting:
                 raise PachdError(grpc.StatusCode.UNAVAILABLE, RESTARTING)
             if predicate():
                 return
             fut: asyncio.Future[None] = loop.create_future()
+            records = list(watch())
             self._waiters.add(fut)
+            for record in records:
+                self._watching.setdefault(record, set()).add(fut)
             try:
                 await fut
             finally:
                 self._waiters.discard(fut)
+                for record in records:
+                    futures = self._watching.get(record)
+                    if futures is not None:
+                        futures.discard(fut)
+                        if not futures:
+                            del self._watching[record]
 
     # --------------------------------------------------------------- projects
     def project(self, name: str) -> ProjectRec:
@@ -453,6 +496,7 @@ class State:
         branch.head = rec
         branch.updated = now()
         self.commit_sets.setdefault(commit_id, []).append(rec)
+        self.notify(branch.repo)
         return rec
 
     def propagate(self, commit_set_id: str, changed: list[BranchRec]) -> list[CommitRec]:
@@ -494,6 +538,13 @@ class State:
         for fd in rec.files.values():
             if fd.owner is rec:
                 fd.owner = None
+        self.commit_changed(rec)
+
+    def finishing_commit(self, rec: CommitRec) -> None:
+        """Mark ``rec`` FINISHING (its job is writing its output)."""
+        if rec.finishing is None:
+            rec.finishing = now()
+        self.commit_changed(rec)
 
     def ordered_commit_set(self, commit_set_id: str) -> list[CommitRec]:
         """The commits of a set in provenance (topological) order."""

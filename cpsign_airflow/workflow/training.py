@@ -156,9 +156,7 @@ def find_model(
     return artifacts
 
 
-@task.short_circuit(ignore_downstream_trigger_rules=False)
-def deploy_wanted(**context: Any) -> bool:
-    """Deploy a prediction service only when the run asked for it (off by default)."""
+def _deploy_wanted(context: Mapping[str, Any]) -> bool:
     conf = getattr(context.get("dag_run"), "conf", None) or {}
     params = context.get("params") or {}
     return bool(
@@ -168,9 +166,22 @@ def deploy_wanted(**context: Any) -> bool:
 
 @task(multiple_outputs=True)
 def deployment_request(
-    models: list[dict[str, Any]], configuration: Mapping[str, Any], commit_set_id: str
+    models: list[dict[str, Any]],
+    configuration: Mapping[str, Any],
+    commit_set_id: str,
+    **context: Any,
 ) -> dict[str, Any]:
-    """What the prediction service serves: the run's (first) model, its predictor type, its commit."""
+    """What the prediction service serves: the run's (first) model, its predictor type, its commit.
+
+    Skipped, with the deployment after it, unless the run asked for a
+    prediction service (``deploy_prediction_service``, off by default).
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if not _deploy_wanted(context):
+        raise AirflowSkipException(
+            "No prediction service requested (deploy_prediction_service is off)"
+        )
     model = models[0]
     return {
         "model_name": model["model_name"],
@@ -289,4 +300,4 @@ def training_run(request: Any, settings: Settings) -> None:
     published = record_publication(
         pending.output, deploy.output, target["location"], settings.bookkeeping_conn_id
     )
-    finish >> deploy_wanted() >> target >> deploy >> published
+    finish >> target >> deploy >> published

@@ -118,16 +118,22 @@ _MESSAGES: dict[str, list[tuple[str, int, str, str | None]]] = {
 
 #: proto3 ``optional`` (presence tracked): pachyderm-sdk's ``Repo.__post_init__``
 #: makes an absent ``type`` "user", but keeps a ``type`` sent as "".
-_PRESENCE = {("Repo", "type")}
+_PRESENCE = frozenset({("Repo", "type")})
 
 
-@functools.cache
-def _classes() -> SimpleNamespace:
-    """Message classes for :data:`_MESSAGES` (built once per process)."""
+def build_messages(
+    package: str,
+    messages: dict[str, list[tuple[str, int, str, str | None]]],
+    presence: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
+    repeated: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
+) -> SimpleNamespace:
+    """google.protobuf message classes for ``messages`` (name -> fields), in a
+    private descriptor pool. ``presence`` fields are proto3 ``optional``,
+    ``repeated`` ones repeated; the local pachd builds its encoder with this too."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     fdp = descriptor_pb2.FileDescriptorProto(
-        name="cpsign_airflow/pachd_wire.proto", package=_PACKAGE, syntax="proto3"
+        name=f"{package.replace('.', '/')}.proto", package=package, syntax="proto3"
     )
     field_type = descriptor_pb2.FieldDescriptorProto
     types = {
@@ -138,18 +144,22 @@ def _classes() -> SimpleNamespace:
         _UINT64: field_type.TYPE_UINT64,
         _MESSAGE: field_type.TYPE_MESSAGE,
     }
-    for name, fields in _MESSAGES.items():
+    for name, fields in messages.items():
         msg = fdp.message_type.add(name=name)
         for field_name, number, kind, type_name in fields:
             f = msg.field.add(
                 name=field_name,
                 number=number,
                 type=types[kind],
-                label=field_type.LABEL_OPTIONAL,
+                label=(
+                    field_type.LABEL_REPEATED
+                    if (name, field_name) in repeated
+                    else field_type.LABEL_OPTIONAL
+                ),
             )
             if type_name is not None:
-                f.type_name = f".{_PACKAGE}.{type_name}"
-            if (name, field_name) in _PRESENCE:
+                f.type_name = f".{package}.{type_name}"
+            if (name, field_name) in presence:
                 f.proto3_optional = True
                 f.oneof_index = len(msg.oneof_decl)
                 msg.oneof_decl.add(name=f"_{field_name}")
@@ -157,10 +167,16 @@ def _classes() -> SimpleNamespace:
     pool.Add(fdp)
     return SimpleNamespace(
         **{
-            name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
-            for name in _MESSAGES
+            name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
+            for name in messages
         }
     )
+
+
+@functools.cache
+def _classes() -> SimpleNamespace:
+    """Message classes for :data:`_MESSAGES` (built once per process)."""
+    return build_messages(_PACKAGE, _MESSAGES, _PRESENCE)
 
 
 @functools.cache

@@ -8,7 +8,7 @@ import grpc
 from betterproto.lib.google.protobuf import BytesValue, Empty
 from pachyderm_sdk.api import pfs
 
-from . import errors
+from . import errors, wire
 from .errors import DEFAULT_PROJECT, PachdError
 from .filestore import FileData
 from .jobs import glob_paths
@@ -216,7 +216,7 @@ class PfsService:
         rec = self.state.resolve_commit(req.commit)
         if req.wait:
             await self.state.wait_for(lambda: rec.reached(req.wait), lambda: (rec, *rec.provenance))
-        return rec.info()
+        return wire.commit_info(rec)  # bytes: see wire.py
 
     async def list_commit(
         self, req: pfs.ListCommitRequest, ctx: object
@@ -238,7 +238,7 @@ class PfsService:
         if req.number:
             commits = commits[: req.number]
         for commit in commits:
-            yield commit.info()
+            yield wire.commit_info(commit)
 
     async def subscribe_commit(
         self, req: pfs.SubscribeCommitRequest, ctx: object
@@ -264,7 +264,7 @@ class PfsService:
             await self.state.wait_for(have, lambda: (repo,))
             for c in list(ready):
                 sent.add(c.id)
-                yield c.info()
+                yield wire.commit_info(c)
 
     async def inspect_commit_set(
         self, req: pfs.InspectCommitSetRequest, ctx: object
@@ -276,7 +276,7 @@ class PfsService:
         for commit in commits:
             if req.wait:
                 await self.state.wait_for(lambda c=commit: c.is_finished, lambda c=commit: (c,))
-            yield commit.info()
+            yield wire.commit_info(commit)
 
     async def list_commit_set(
         self, req: pfs.ListCommitSetRequest, ctx: object

@@ -9,7 +9,7 @@ from typing import Any
 from betterproto.lib.google.protobuf import Empty
 from pachyderm_sdk.api import pfs, pps
 
-from . import errors, specs
+from . import errors, specs, wire
 from .errors import DEFAULT_PROJECT
 from .filestore import FileData
 from .jobs import JobRunner
@@ -205,7 +205,7 @@ class PpsService:
         job = self.state.job(req.job)
         if req.wait:
             await self.state.wait_for(lambda: job.done, lambda: (job,))
-        return job.info(details=req.details)
+        return wire.job_info(job, req.details)  # bytes: see wire.py
 
     async def list_job(self, req: pps.ListJobRequest, ctx: object) -> AsyncIterator[pps.JobInfo]:
         pipeline = None
@@ -219,7 +219,7 @@ class PpsService:
                 continue
             if projects and job.pipeline.project not in projects:
                 continue
-            yield job.info(details=req.details)
+            yield wire.job_info(job, req.details)
             count += 1
             if req.number and count >= req.number:
                 return
@@ -233,7 +233,7 @@ class PpsService:
         for job in self.state.jobs_in_set(set_id):
             if req.wait:
                 await self.state.wait_for(lambda j=job: j.done, lambda j=job: (j,))
-            yield job.info(details=req.details)
+            yield wire.job_info(job, req.details)
 
     async def list_job_set(
         self, req: pps.ListJobSetRequest, ctx: object

@@ -80,6 +80,13 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of another process (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def use_pachd(address: str, conn_id: str = "pachyderm_default") -> str:
     """Point the Airflow connection ``conn_id`` at ``address`` (grpc://host:port)."""
     os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = address

@@ -14,6 +14,8 @@ import multiprocessing
 import threading
 from typing import Any
 
+from benchmarks import _common
+
 
 def _serve(conn: Any, host: str) -> None:
     from cpsign_airflow.testing.pachd import LocalPachd
@@ -93,6 +95,10 @@ class PachdProcess:
     def counts(self) -> dict[str, int]:
         """RPCs served so far, by method name."""
         return self._ask("counts")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the pachd process has used so far."""
+        return _common.process_cpu_seconds(self.process.pid)
 
     def total_calls(self) -> int:
         return sum(self.counts().values())

@@ -121,11 +121,22 @@ async def _trigger_main(pachd: PachdProcess, commits: list[str], idle: float) ->
     await asyncio.sleep(idle)
     cpu1, wall1 = _common.cpu_seconds(), time.monotonic()
     calls1 = await asyncio.to_thread(pachd.total_calls)
+    cpu_r0, pachd_r0 = _common.cpu_seconds(), pachd.cpu_seconds()
     released = time.time()
     await asyncio.to_thread(pachd.release, "p")
     await asyncio.wait_for(asyncio.gather(*tasks), 300)
+    release_cpu = (_common.cpu_seconds() - cpu_r0, pachd.cpu_seconds() - pachd_r0)
     return _summary(
-        n, rss0, rss1, open_seconds, cpu1 - cpu0, wall1 - wall0, calls1 - calls0, released, results
+        n,
+        rss0,
+        rss1,
+        open_seconds,
+        cpu1 - cpu0,
+        wall1 - wall0,
+        calls1 - calls0,
+        released,
+        results,
+        release_cpu,
     )
 
 
@@ -178,18 +189,29 @@ def _threads_main(pachd: PachdProcess, commits: list[str], idle: float) -> dict:
     time.sleep(idle)
     cpu1, wall1 = _common.cpu_seconds(), time.monotonic()
     calls1 = pachd.total_calls()
+    cpu_r0, pachd_r0 = _common.cpu_seconds(), pachd.cpu_seconds()
     released = time.time()
     pachd.release("p")
     deadline = time.monotonic() + OPEN_TIMEOUT
     for t in threads:
         t.join(max(deadline - time.monotonic(), 0.01))
+    release_cpu = (_common.cpu_seconds() - cpu_r0, pachd.cpu_seconds() - pachd_r0)
     if failures or len(results) < n:
         raise RuntimeError(
             f"{len(results)} of {n} thread waits ended within {OPEN_TIMEOUT} s after release; "
             f"{len(failures)} failed{f', first: {failures[0]!r}' if failures else ''}"
         )
     return _summary(
-        n, rss0, rss1, open_seconds, cpu1 - cpu0, wall1 - wall0, calls1 - calls0, released, results
+        n,
+        rss0,
+        rss1,
+        open_seconds,
+        cpu1 - cpu0,
+        wall1 - wall0,
+        calls1 - calls0,
+        released,
+        results,
+        release_cpu,
     )
 
 
@@ -206,6 +228,7 @@ def _summary(
     idle_calls: int,
     released: float,
     results: list[tuple[float, dict]],
+    release_cpu: tuple[float, float],
 ) -> dict:
     assert len(results) == n, f"{len(results)} of {n} waits ended"
     assert all(p["status"] == "success" for _, p in results)
@@ -223,6 +246,9 @@ def _summary(
         "last_finished_to_last_event": max(events) - max(finished),
         "first_finished_to_last_event": max(events) - min(finished),
         "job_finish_spread": max(finished) - min(finished),
+        # CPU seconds from release to the last event: waiter process, pachd process
+        "release_cpu_waiter": release_cpu[0],
+        "release_cpu_pachd": release_cpu[1],
         "per_wait": _common.quantiles(per_wait),
     }
 
@@ -327,6 +353,12 @@ def run(count: int = 1000, idle: float = 30.0, baseline_count: int = 300) -> lis
             "release -> last event",
             ms(t["release_to_last_event"]),
             ms(b["release_to_last_event"]),
+        ),
+        Row(
+            NAME,
+            "CPU, release -> last event: waiter / pachd",
+            f"{t['release_cpu_waiter']:.2f} s / {t['release_cpu_pachd']:.2f} s",
+            f"{b['release_cpu_waiter']:.2f} s / {b['release_cpu_pachd']:.2f} s",
         ),
         Row(
             NAME,

@@ -27,7 +27,7 @@ CONFIG_PATH = "/configuration.json"
 #: Updated by every successful training run; the event's extra names the
 #: workflow, the commit id and the model locations. (A per-workflow Asset would
 #: have to be declared at parse time, before any workflow is known.)
-MODELS_ASSET = Asset(name="cpsign-models", uri="cpsign://models")
+MODELS_ASSET = Asset(name="cpsign-models")
 
 
 def training_failure_callback(bookkeeping_conn_id: str):

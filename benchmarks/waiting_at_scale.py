@@ -15,7 +15,9 @@ process holds only the waits. In the waiter process:
    its event arrives. Reported: last event - last job finished, last event -
    first job finished (pachd takes a while to finish N jobs), and per-wait
    latency (event - its own job's ``finished``; wall clock, see
-   detection_latency for why that is sound).
+   detection_latency for why that is sound), and the CPU time the waiter
+   process and the pachd process each used from release to the last event
+   (tells client-side from server-side cost on a shared machine).
 
 Variants: ``trigger`` = N ``PachydermCommitSetTrigger.run()`` tasks in one
 asyncio loop; ``threads`` (baseline) = one thread per wait, each calling the

@@ -594,9 +594,14 @@ class State:
         return rec
 
     def jobs_in_set(self, job_set_id: str) -> list[JobRec]:
-        order = self.ordered_commit_set(job_set_id)
-        by_commit = {id(j.output_commit): j for j in self.jobs.values() if j.id == job_set_id}
-        return [by_commit[id(c)] for c in order if id(c) in by_commit]
+        """Jobs of the set in provenance order: a job's output commit is in the
+        output repo of its pipeline, which has the pipeline's (project, name)."""
+        jobs = []
+        for commit in self.ordered_commit_set(job_set_id):
+            job = self.jobs.get(((commit.repo.project, commit.repo.name), job_set_id))
+            if job is not None and job.output_commit is commit:
+                jobs.append(job)
+        return jobs
 
 
 def validate_name(kind: str, name: str) -> None:

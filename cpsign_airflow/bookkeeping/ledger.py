@@ -566,14 +566,18 @@ class TrainingLedger:
         url: str | None = None,
         error: str | None = None,
         location: str | None = None,
+        version: str | None = None,
     ) -> list[ArtifactRecord]:
-        """Record where a model was published (model store or prediction service), or why not."""
+        """Record where a model was published (model store or prediction service), or why not.
+
+        ``version`` is the model version the target serves (a commit id).
+        """
         rid = r.check_run_id(run_id)
         model_name = r.check_str("model_name", model_name, max_len=r.MODEL_NAME_MAX)  # type: ignore[assignment]
         r.check_choice("status", status, r.PUBLICATION_STATUSES)
         pub = _check_publication(
             "publication",
-            {"status": status, "target": target, "url": url, "error": error},
+            {"status": status, "target": target, "url": url, "error": error, "version": version},
         )
         key = (
             _artifact_key(model_name, r.check_location("location", location)) if location else None
@@ -758,6 +762,7 @@ _ARTIFACT_FIELDS = {
     "publication_url",
     "publication_error",
     "published_at",
+    "published_version",
 }
 
 
@@ -781,6 +786,7 @@ def _check_artifact(index: int, art: Any) -> dict[str, Any]:
             "url": art.get("publication_url"),
             "error": art.get("publication_error"),
             "published_at": art.get("published_at"),
+            "version": art.get("published_version"),
         },
     )
     return {
@@ -805,12 +811,16 @@ def _check_publication(field: str, pub: Mapping[str, Any]) -> dict[str, Any]:
     published_at = r.check_time(f"{field}.published_at", pub.get("published_at"))
     if status == "published" and published_at is None:
         published_at = r.utcnow()
+    version = r.check_str(
+        f"{field}.published_version", pub.get("version"), max_len=64, optional=True
+    )
     return {
         "publication_status": status,
         "publication_target": target,
         "publication_url": url,
         "publication_error": error,
         "published_at": _to_db(published_at),
+        "published_version": version,
     }
 
 
@@ -937,6 +947,7 @@ def _artifact_record(row: Row) -> ArtifactRecord:
         publication_url=row.publication_url,
         publication_error=row.publication_error,
         published_at=_from_db(row.published_at),
+        published_version=row.published_version,
         recorded_at=_from_db(row.recorded_at),  # type: ignore[arg-type]
     )
 

@@ -332,6 +332,7 @@ class ArtifactRecord(_Record):
     publication_url: str | None
     publication_error: str | None
     published_at: datetime | None
+    published_version: str | None
     recorded_at: datetime
 
 

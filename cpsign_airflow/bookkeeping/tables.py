@@ -138,6 +138,8 @@ model_artifacts = sa.Table(
     sa.Column("publication_url", LongText, nullable=True),
     sa.Column("publication_error", LongText, nullable=True),
     sa.Column("published_at", Timestamp, nullable=True),
+    # Added by revision 0003.
+    sa.Column("published_version", sa.String(64), nullable=True),
     sa.UniqueConstraint("run_id", "artifact_key"),
     sa.Index(None, "run_id", "model_name"),
     **MYSQL_TABLE_ARGS,

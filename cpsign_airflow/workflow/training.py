@@ -208,6 +208,7 @@ def record_publication(
             target="prediction_service",
             url=deployment["url"],
             location=location,
+            version=deployment.get("model_version"),
         )
     log.info(
         "Model %s (version %s) %s at %s",

@@ -46,9 +46,12 @@ def _diff(engine: sa.Engine, target: sa.MetaData) -> list:
         return compare_metadata(ctx, target)
 
 
-def test_head_is_0002_and_revisions_are_ordered():
-    assert schema.known_revisions() == ["0001", "0002"]
-    assert schema.head_revision() == "0002"
+HEAD = "0003"
+
+
+def test_head_is_0003_and_revisions_are_ordered():
+    assert schema.known_revisions() == ["0001", "0002", "0003"]
+    assert schema.head_revision() == HEAD
 
 
 def test_migrate_empty_database_to_head_matches_tables(bookkeeping_url):
@@ -57,7 +60,7 @@ def test_migrate_empty_database_to_head_matches_tables(bookkeeping_url):
 
     result = schema.upgrade(engine)
 
-    assert (result.before, result.after) == (None, "0002")
+    assert (result.before, result.after) == (None, HEAD)
     names = set(sa.inspect(engine).get_table_names())
     assert TABLES | {schema.VERSION_TABLE, schema.LOCK_TABLE} == names
     # The migrations build exactly what tables.py (used by every query) declares.
@@ -78,7 +81,7 @@ def test_upgrade_is_a_no_op_at_head(bookkeeping_url):
 
     again = schema.upgrade(engine)
 
-    assert (again.before, again.after, again.changed) == ("0002", "0002", False)
+    assert (again.before, again.after, again.changed) == (HEAD, HEAD, False)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT name FROM cpsign_workflows")).scalars().all() == [
             "LogD"
@@ -107,7 +110,7 @@ def test_upgrade_from_0001_fixture_keeps_rows_and_adds_publication(bookkeeping_u
         ledger.list_runs()
 
     result = ledger.upgrade_schema()
-    assert (result.before, result.after) == ("0001", "0002")
+    assert (result.before, result.after) == ("0001", HEAD)
 
     run = ledger.get_run(1)
     assert run.configuration_json == v0001.CONFIG
@@ -124,10 +127,17 @@ def test_upgrade_from_0001_fixture_keeps_rows_and_adds_publication(bookkeeping_u
         "note": "Säure 😀",
     }
     # Old rows take new writes: publish the old model, fail the old open run.
+    assert art.published_version is None  # 0003's column, NULL on old rows
     [published] = ledger.record_publication(
-        1, "LogD_full_split", status="published", target="model_store", url="https://m/1"
+        1,
+        "LogD_full_split",
+        status="published",
+        target="model_store",
+        url="https://m/1",
+        version="c" * 32,
     )
     assert published.publication_url == "https://m/1"
+    assert published.published_version == "c" * 32
     assert ledger.fail_open_runs("cpsign_train", "scheduled__2026-03-02", "lost") == [2]
     new_id = ledger.record_pending_run("LogD", {"a": 1})
     assert new_id == 3
@@ -162,7 +172,7 @@ def test_migration_cut_off_half_way_is_completed(bookkeeping_url):
         index.drop(conn)
     assert schema.current_revision(engine) is None
 
-    assert schema.upgrade(engine).after == "0002"
+    assert schema.upgrade(engine).after == HEAD
     assert _diff(engine, metadata) == []
 
 
@@ -176,7 +186,7 @@ def test_0002_cut_off_after_its_first_column_is_completed(bookkeeping_url):
                 " DEFAULT 'unpublished' NOT NULL"
             )
         )
-    assert schema.upgrade(engine).after == "0002"
+    assert schema.upgrade(engine).after == HEAD
     assert _diff(engine, metadata) == []
 
 
@@ -207,11 +217,11 @@ def test_two_setup_processes_migrating_at_once_both_succeed(bookkeeping_url):
 
     assert [p.exitcode for p in procs] == [0, 0], [errors.get() for _ in range(errors.qsize())]
     engine = engine_from_url(bookkeeping_url)
-    assert schema.current_revision(engine) == "0002"
+    assert schema.current_revision(engine) == HEAD
     assert _diff(engine, metadata) == []
     with engine.connect() as conn:
         versions = conn.execute(sa.text(f"SELECT version_num FROM {schema.VERSION_TABLE}"))
-        assert versions.scalars().all() == ["0002"]
+        assert versions.scalars().all() == [HEAD]
 
 
 def test_two_setups_migrating_at_once_in_one_process_both_succeed(bookkeeping_url):
@@ -237,13 +247,13 @@ def test_two_setups_migrating_at_once_in_one_process_both_succeed(bookkeeping_ur
         t.join(timeout=120)
 
     assert errors == []
-    assert [r.after for r in results] == ["0002", "0002"]
+    assert [r.after for r in results] == [HEAD, HEAD]
     engine = engine_from_url(bookkeeping_url)
-    assert schema.current_revision(engine) == "0002"
+    assert schema.current_revision(engine) == HEAD
     assert _diff(engine, metadata) == []
     with engine.connect() as conn:
         versions = conn.execute(sa.text(f"SELECT version_num FROM {schema.VERSION_TABLE}"))
-        assert versions.scalars().all() == ["0002"]
+        assert versions.scalars().all() == [HEAD]
 
 
 def test_mysql_migration_waits_for_the_lock_of_another_setup(mysql_server_url):
@@ -267,5 +277,5 @@ def test_mysql_migration_waits_for_the_lock_of_another_setup(mysql_server_url):
             assert proc.exitcode is None
         proc.join(timeout=120)
         assert proc.exitcode == 0, errors.get(timeout=1)
-        assert schema.current_revision(engine) == "0002"
+        assert schema.current_revision(engine) == HEAD
         engine.dispose()

@@ -394,3 +394,4 @@ def test_training_deploys_prediction_service_when_asked(
     assert model.publication_target == "prediction_service"
     assert model.publication_url == deployed["url"]
     assert model.publication_status in ("published", "pending")
+    assert model.published_version == commit

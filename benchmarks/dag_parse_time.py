@@ -32,6 +32,20 @@ with DAG("baseline", schedule=None, start_date=datetime.datetime(2024, 1, 1)) as
 
     one()
 """
+# The same one-task DAG carrying cpsign_training's trigger form: Airflow deep-copies
+# a DAG's Params into every operator it builds, so a big form costs per task.
+BASELINE_WITH_FORM = """
+import datetime
+from airflow.sdk import DAG, task
+from cpsign_airflow.cpsign.params import training_params
+
+with DAG("baseline_form", schedule=None, start_date=datetime.datetime(2024, 1, 1), params=training_params()) as dag:
+    @task
+    def one():
+        return 1
+
+    one()
+"""
 PROBE = """
 import runpy, sys, time
 import airflow.sdk  # the DAG processor has Airflow loaded before it parses a file
@@ -60,7 +74,17 @@ def main(argv: list[str] | None = None) -> list[Row]:
         baseline_file = Path(tmp) / "baseline.py"
         baseline_file.write_text(BASELINE)
         baseline = parse_seconds(baseline_file, args.samples)
-    rows = []
+        form_file = Path(tmp) / "baseline_form.py"
+        form_file.write_text(BASELINE_WITH_FORM)
+        with_form = parse_seconds(form_file, args.samples)
+    rows = [
+        Row(
+            "DAG parse time",
+            "one-task DAG with the training form",
+            f"{with_form * 1000:.0f} ms = {with_form / baseline:.2f}x",
+            f"{baseline * 1000:.0f} ms (one-task DAG)",
+        )
+    ]
     for path in sorted((REPO / "dags").glob("*.py")):
         seconds = parse_seconds(path, args.samples)
         ratio = seconds / baseline

@@ -190,3 +190,47 @@ def test_pachd_down_task_retries_then_fails_clearly(airflow_db, monkeypatch, uni
     assert result.tries["repo"] == 2
     out = capfd.readouterr().out
     assert f"Pachyderm at grpc://127.0.0.1:{port} is unavailable" in out
+
+
+def test_console_link_points_at_the_commit(airflow_db, pachd, monkeypatch, unique_name):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from cpsign_airflow.links.pachyderm import CONSOLE_URL_XCOM_KEY, PachydermConsoleLink
+
+    host_port = pachd.address.split("://", 1)[1]
+    host, port = host_port.rsplit(":", 1)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PACHYDERM_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "pachyderm",
+                "host": host,
+                "port": int(port),
+                "extra": {"console_url": "https://console.lab/"},
+            }
+        ),
+    )
+    name = f"link_{unique_name.replace('-', '_')}"
+    source = f"""
+    import datetime
+    from airflow.sdk import DAG
+    from cpsign_airflow.operators.pachyderm import PachydermCreateRepoOperator, PachydermPutFileOperator
+
+    with DAG("{name}", schedule=None, start_date=datetime.datetime(2024, 1, 1)) as dag:
+        PachydermCreateRepoOperator(task_id="repo", repo="{unique_name}") >> PachydermPutFileOperator(
+            task_id="put_config", repo="{unique_name}", path="/c.json", content="x"
+        )
+    """
+    path = write_dag(airflow_db / "dags", name, source)
+    result = run_dag(path, name)
+    commit = result.xcom["put_config"]
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(run_id=result.run_id, task_id="put_config", key=CONSOLE_URL_XCOM_KEY)
+            .one()
+        )
+        url = XComModel.deserialize_value(row)
+    assert url == f"https://console.lab/lineage/default/repos/{unique_name}/commit/{commit}"
+    assert PachydermConsoleLink.name == "Pachyderm Console"

@@ -744,8 +744,16 @@ class PachydermHook(BaseHook):
     async def aget_address(self) -> PachdAddress:
         """Resolve the connection without blocking the event loop."""
         if "address" not in self.__dict__:
+            import asyncio
+
             conn = await self.aget_connection(self.pachyderm_conn_id)
-            self.__dict__["address"] = address_from_connection(conn)
+            # In a thread: Kubernetes discovery, when configured, is a blocking HTTP call.
+            address = await asyncio.to_thread(address_from_connection, conn)
+            if address.token:
+                from airflow.sdk.log import mask_secret
+
+                mask_secret(address.token)
+            self.__dict__["address"] = address
         return self.address
 
     async def async_channel(self) -> Any:

@@ -8,6 +8,7 @@ must not pay for them at parse time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -768,6 +769,41 @@ class PachydermHook(BaseHook):
             return grpc.aio.secure_channel(target, credentials, options=GRPC_CHANNEL_OPTIONS)
         return grpc.aio.insecure_channel(target, options=GRPC_CHANNEL_OPTIONS)
 
+    @contextlib.asynccontextmanager
+    async def async_shared_channel(self) -> AsyncIterator[Any]:
+        """Lease a grpc.aio channel to pachd shared by every waiter in this event loop.
+
+        Channels are pooled per (running loop, pachd target, TLS, root certificates):
+        a grpc.aio channel is bound to the loop it was made on, and the auth token is
+        per-call metadata (:meth:`_metadata`), so tokens never enter the key. One
+        channel carries at most :data:`STREAMS_PER_CHANNEL` leases at a time. Leave the
+        channel open after use; it is other waiters' too. A channel found shut down or
+        in TRANSIENT_FAILURE (pachd gone; grpc would otherwise hold off reconnecting
+        for up to 2 min) is replaced by a fresh one. Pools of closed loops are dropped
+        (grpc closes a channel when it is collected); :func:`aclose_shared_channels`
+        closes the running loop's pool explicitly.
+        """
+        import asyncio
+
+        import grpc
+
+        addr = await self.aget_address()
+        loop = asyncio.get_running_loop()
+        for closed in [other for other in _SHARED_CHANNELS if other.is_closed()]:
+            del _SHARED_CHANNELS[closed]
+        pool = _SHARED_CHANNELS.setdefault(loop, {}).setdefault(_channel_key(addr), [])
+        broken = (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN)
+        pool[:] = [s for s in pool if s.channel.get_state() not in broken]
+        shared = next((s for s in pool if s.users < STREAMS_PER_CHANNEL), None)
+        if shared is None:
+            shared = _SharedChannel(await self.async_channel())
+            pool.append(shared)
+        shared.users += 1
+        try:
+            yield shared.channel
+        finally:
+            shared.users -= 1
+
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         token = self.address.token
         return (("authn-token", token),) if token else ()
@@ -789,9 +825,13 @@ class PachydermHook(BaseHook):
             response_deserializer=_wire.commit_info_to_dict,
         )
         request = _wire.inspect_commit_set_request(commit_set_id, wait=True)
-        async for commit in rpc(request, metadata=self._metadata()):
-            if commit["repo_type"] == "user":
-                yield commit
+        call = rpc(request, metadata=self._metadata())
+        try:
+            async for commit in call:
+                if commit["repo_type"] == "user":
+                    yield commit
+        finally:
+            call.cancel()  # a no-op once the stream ended; the channel may be shared
 
     async def async_list_jobs(self, channel: Any, commit_set_id: str) -> list[dict[str, Any]]:
         """Current jobs of the set, one InspectJobSet call (no waiting).
@@ -836,6 +876,38 @@ class PachydermHook(BaseHook):
         if not base:
             return None
         return f"{base}/lineage/{project or self.project}/pipelines/{pipeline}"
+
+
+#: Leases one shared channel carries at most before another is opened. HTTP/2 servers
+#: and proxies may cap concurrent streams per connection (RFC 9113 recommends no fewer
+#: than 100); past the cap, new waits would queue behind waits that last hours.
+STREAMS_PER_CHANNEL = 100
+
+
+class _SharedChannel:
+    __slots__ = ("channel", "users")
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.users = 0
+
+
+#: event loop -> channel key -> channels open on that loop (see async_shared_channel).
+_SHARED_CHANNELS: dict[Any, dict[tuple[Any, ...], list[_SharedChannel]]] = {}
+
+
+def _channel_key(addr: PachdAddress) -> tuple[Any, ...]:
+    certs = hashlib.sha256(addr.root_certs).hexdigest() if addr.root_certs else None
+    return (addr.host, addr.port, addr.tls, certs)
+
+
+async def aclose_shared_channels() -> None:
+    """Close the running loop's shared channels (tests, shutdown); later leases open anew."""
+    import asyncio
+
+    for pool in _SHARED_CHANNELS.pop(asyncio.get_running_loop(), {}).values():
+        for shared in pool:
+            await shared.channel.close()
 
 
 def _sha256_of(opener: Callable[[], IO[bytes]]) -> str:

@@ -118,12 +118,20 @@ class PachydermCommitSetSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Resume after the trigger: the set has finished; list its jobs here, on the worker.
+
+        The trigger reports only the set's commits (a failed output commit carries
+        its error), so that 1,000 waits finishing together cost the shared
+        triggerer nothing more than their streams; the jobs come from one
+        InspectJobSet here, and the outcome is decided exactly as in poke mode.
+        """
         from cpsign_airflow.exceptions import PachydermError
 
         if event.get("status") == "error":
             raise PachydermError(event.get("message", f"Waiting for {self.commit_set_id} failed"))
         hook = self.get_hook()
-        return self._complete(hook, event["jobs"], event["commits"])
+        commit_set_id = event.get("commit_set_id", self.commit_set_id)
+        return self._complete(hook, hook.list_jobs(commit_set_id), event.get("commits", []))
 
     # -- shared -----------------------------------------------------------------------
 

@@ -5,6 +5,11 @@ sent while nothing changes, and the event fires as soon as pachd reports the
 last commit finished. A broken stream (UNAVAILABLE, a pachd restart) is
 reopened with backoff; since the request names only the commit set id,
 reopening resumes the same wait.
+
+The trigger does nothing else at finish time: the jobs are listed, and the
+outcome decided, by the sensor's ``execute_complete`` on a worker, which
+resumes the task anyway. Streams of all triggers in one triggerer share
+grpc.aio channels (:meth:`PachydermHook.async_shared_channel`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ SUCCESS_STATES = {"JOB_SUCCESS"}
 
 
 def summarize(jobs: list[dict[str, Any]], commits: list[dict[str, Any]]) -> dict[str, Any]:
-    """Event payload: overall status plus per-job and per-commit facts."""
+    """Outcome of a finished commit set: overall status plus per-job and per-commit facts."""
     failed = [j for j in jobs if j["state"] not in SUCCESS_STATES]
     errored = [c for c in commits if c.get("error")]
     return {
@@ -34,9 +39,13 @@ def summarize(jobs: list[dict[str, Any]], commits: list[dict[str, Any]]) -> dict
 class PachydermCommitSetTrigger(BaseTrigger):
     """Fire once every commit of ``commit_set_id`` has finished.
 
-    The event is ``{"status": "success"|"failed"|"error", "commit_set_id", "jobs",
-    "commits", "failed_jobs", "message"}``. ``error`` means the wait itself could
-    not go on (the commit set does not exist, the token was refused).
+    The event is ``{"status": "finished", "commit_set_id", "commits"}``: every
+    user-repo commit of the set (as :func:`~cpsign_airflow.hooks.pachyderm.commit_to_dict`),
+    a failed output commit carrying its ``error``. Whether the set succeeded is
+    decided from its jobs by ``PachydermCommitSetSensor.execute_complete`` (see
+    :func:`summarize`). ``{"status": "error", "commit_set_id", "error_type",
+    "message"}`` means the wait itself could not go on (the commit set does not
+    exist, the token was refused).
 
     :param reconnect_backoff: first delay before reopening a broken stream.
     :param reconnect_backoff_max: ceiling for that delay, which doubles each time.
@@ -88,22 +97,19 @@ class PachydermCommitSetTrigger(BaseTrigger):
         delay = self.reconnect_backoff
         commits: dict[tuple[str, str], dict[str, Any]] = {}
         while True:
-            channel = await hook.async_channel()
             try:
-                async for commit in hook.async_wait_commit_set(channel, self.commit_set_id):
-                    commits[(commit["project"], commit["repo"])] = commit
-                    self.log.info(
-                        "Commit set %s: %s/%s finished%s",
-                        self.commit_set_id,
-                        commit["project"],
-                        commit["repo"],
-                        f" with error: {commit['error']}" if commit["error"] else "",
-                    )
-                    delay = self.reconnect_backoff
-                jobs = await hook.async_list_jobs(channel, self.commit_set_id)
-                payload = summarize(jobs, list(commits.values()))
-                yield TriggerEvent({"commit_set_id": self.commit_set_id, **payload})
-                return
+                async with hook.async_shared_channel() as channel:
+                    async for commit in hook.async_wait_commit_set(channel, self.commit_set_id):
+                        commits[(commit["project"], commit["repo"])] = commit
+                        self.log.info(
+                            "Commit set %s: %s/%s finished%s",
+                            self.commit_set_id,
+                            commit["project"],
+                            commit["repo"],
+                            f" with error: {commit['error']}" if commit["error"] else "",
+                        )
+                        delay = self.reconnect_backoff
+                break
             except grpc.aio.AioRpcError as err:
                 if _grpc_errors.is_retryable(err):
                     self.log.warning(
@@ -131,8 +137,13 @@ class PachydermCommitSetTrigger(BaseTrigger):
                     }
                 )
                 return
-            finally:
-                await channel.close()
+        yield TriggerEvent(
+            {
+                "status": "finished",
+                "commit_set_id": self.commit_set_id,
+                "commits": list(commits.values()),
+            }
+        )
 
     async def on_kill(self) -> None:
         """Stop unfinished jobs of the set, only when asked to (stop_jobs_on_kill)."""
@@ -143,9 +154,8 @@ class PachydermCommitSetTrigger(BaseTrigger):
         from cpsign_airflow.hooks import _grpc_errors
 
         hook = self._hook()
-        channel = await hook.async_channel()
-        address = hook.address
-        try:
+        address = await hook.aget_address()
+        async with hook.async_shared_channel() as channel:
             for job in await hook.async_list_jobs(channel, self.commit_set_id):
                 if job["finished"] is not None:
                     continue
@@ -165,5 +175,3 @@ class PachydermCommitSetTrigger(BaseTrigger):
                         secrets=(address.token,) if address.token else (),
                     )
                     self.log.warning("%s", error)
-        finally:
-            await channel.close()

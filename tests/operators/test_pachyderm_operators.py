@@ -58,6 +58,9 @@ with DAG("{dag_id}", schedule=None, start_date=datetime.datetime(2024, 1, 1), ca
     repo >> pipelines >> put >> wait
 """
 
+#: Seconds a stage runs in the deferred variants: longer than put_config -> wait takes.
+DEFER_DURATION = 2.0
+
 
 @pytest.fixture
 def spec_dir(tmp_path):
@@ -78,6 +81,8 @@ def test_training_chain_runs_end_to_end(
     airflow_db, pachyderm_conn, pachd, spec_dir, unique_name, deferrable
 ):
     wf = unique_name
+    if deferrable:  # still running when the sensor starts, so that it really defers
+        pachd.configure_pipeline(f"{wf}-stage2", duration=DEFER_DURATION)
     path = make_dag(airflow_db, f"ops_{wf.replace('-', '_')}", wf, str(spec_dir), deferrable)
     result = run_dag(path, path.stem)
     assert result.state == "success", result.task_states
@@ -152,14 +157,21 @@ def test_bad_spec_fails_before_any_pipeline(
     assert not hook.pipeline_exists(f"{wf}-stage1")  # the good spec was not applied either
 
 
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferred"])
 def test_failed_pipeline_fails_sensor_naming_it(
-    airflow_db, pachyderm_conn, pachd, spec_dir, unique_name, capfd
+    airflow_db, pachyderm_conn, pachd, spec_dir, unique_name, capfd, deferrable
 ):
     wf = unique_name
     pachd.configure_pipeline(
-        f"{wf}-stage2", fail=True, reason="cpsign exited 1", logs=["Exception in thread main"]
+        f"{wf}-stage2",
+        fail=True,
+        reason="cpsign exited 1",
+        logs=["Exception in thread main"],
+        # deferred: still running when the sensor starts, so the failure is decided
+        # in execute_complete from the trigger's event
+        duration=DEFER_DURATION if deferrable else 0.05,
     )
-    path = make_dag(airflow_db, f"fail_{wf.replace('-', '_')}", wf, str(spec_dir))
+    path = make_dag(airflow_db, f"fail_{wf.replace('-', '_')}", wf, str(spec_dir), deferrable)
     result = run_dag(path, path.stem)
     assert result.task_states["wait"] == "failed"
     out = capfd.readouterr().out

@@ -13,6 +13,7 @@ InspectCommitSet stream is open on the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import AsyncIterator
@@ -20,7 +21,10 @@ from typing import Any
 
 import pytest
 
-from cpsign_airflow.hooks.pachyderm import PachydermHook
+from cpsign_airflow.exceptions import PachydermError, PachydermJobFailed
+from cpsign_airflow.hooks import pachyderm as hook_module
+from cpsign_airflow.hooks.pachyderm import PachydermHook, aclose_shared_channels
+from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
 from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
 
 #: Safety bound on any single await in these tests (never reached when things work).
@@ -33,6 +37,13 @@ def spec(name: str, repo: str) -> dict:
         "input": {"pfs": {"repo": repo, "glob": "/*"}},
         "transform": {"image": "busybox", "cmd": ["sh", "-c", "cp -r /pfs/*/ /pfs/out/"]},
     }
+
+
+@pytest.fixture(autouse=True)
+async def _close_shared_channels():
+    """Each test runs in its own loop: close its shared channels before the loop closes."""
+    yield
+    await aclose_shared_channels()
 
 
 @pytest.fixture
@@ -64,11 +75,13 @@ class StreamSpy:
     """Wraps PachydermHook.async_wait_commit_set to signal when commits arrive.
 
     Observes only; the trigger's behaviour is unchanged. ``opened`` counts
-    streams opened, ``first_commit`` is set when any stream delivers a commit.
+    streams opened, ``channels`` the channel each stream was opened on,
+    ``first_commit`` is set when any stream delivers a commit.
     """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.opened = 0
+        self.channels: list[Any] = []
         self.received: list[dict[str, Any]] = []
         self.first_commit = asyncio.Event()
         original = PachydermHook.async_wait_commit_set
@@ -78,6 +91,7 @@ class StreamSpy:
             hook: PachydermHook, channel: Any, commit_set_id: str
         ) -> AsyncIterator[dict[str, Any]]:
             spy.opened += 1
+            spy.channels.append(channel)
             async for commit in original(hook, channel, commit_set_id):
                 spy.received.append(commit)
                 spy.first_commit.set()
@@ -140,40 +154,93 @@ def test_serialize_round_trips():
 # ---------------------------------------------------------------- outcomes
 
 
-async def test_success_event_lists_every_job_and_commit(hook, pachd, unique_name):
+async def test_finished_event_lists_every_commit(hook, pachd, unique_name):
     repo, pipelines = make_chain(hook, unique_name)
     commit = commit_config(hook, repo)
     event = await first_event(trigger_for(commit))
-    assert event["status"] == "success"
+    # the commits only: jobs are listed by the sensor on the worker (execute_complete)
+    assert set(event) == {"status", "commit_set_id", "commits"}
+    assert event["status"] == "finished"
     assert event["commit_set_id"] == commit
-    jobs = {j["pipeline"]: j for j in event["jobs"]}
+    commits = {c["repo"]: c for c in event["commits"]}
+    assert set(commits) == {repo, *pipelines}
+    assert all(c["id"] == commit and c["finished"] and not c["error"] for c in commits.values())
+    # the event must go through the triggerer's JSON serialization as it is
+    assert json.loads(json.dumps(event)) == event
+    # ... and the sensor resumes from it with every job's summary
+    sensor = PachydermCommitSetSensor(task_id="wait", commit_set_id=commit)
+    summary = await asyncio.to_thread(sensor.execute_complete, context={}, event=event)
+    jobs = {j["pipeline"]: j for j in summary}
     assert set(jobs) == set(pipelines)
     for job in jobs.values():
         assert job["job_id"] == commit
         assert job["state"] == "JOB_SUCCESS"
-        assert job["finished"] is not None
-    commits = {c["repo"]: c for c in event["commits"]}
-    assert set(commits) == {repo, *pipelines}
-    assert all(c["id"] == commit and c["finished"] and not c["error"] for c in commits.values())
-    assert event["failed_jobs"] == [] and event["errored_commits"] == []
-    # the event must go through the triggerer's JSON serialization as it is
-    assert json.loads(json.dumps(event)) == event
+        assert job["duration_seconds"] is not None
 
 
-async def test_failure_event_names_the_failed_pipeline(hook, pachd, unique_name):
-    repo, (first, second) = make_chain(hook, unique_name)
+async def test_failed_set_event_carries_the_commit_error(hook, pachd, unique_name):
+    repo, (first, _second) = make_chain(hook, unique_name)
     pachd.configure_pipeline(first, fail=True, reason="datum failed: OutOfMemoryError")
     commit = commit_config(hook, repo)
     event = await first_event(trigger_for(commit))
-    assert event["status"] == "failed"
-    failed = {j["pipeline"]: j for j in event["failed_jobs"]}
-    assert failed[first]["state"] == "JOB_FAILURE"
-    assert failed[first]["reason"] == "datum failed: OutOfMemoryError"
+    assert event["status"] == "finished"  # the outcome is the sensor's to decide
+    errored = {c["repo"]: c["error"] for c in event["commits"] if c["error"]}
+    assert first in errored
+    assert json.loads(json.dumps(event)) == event
+
+
+async def test_sensor_fails_a_failed_set_naming_pipeline_job_and_reason(hook, pachd, unique_name):
+    """Trigger event -> execute_complete (on the worker): jobs listed there, failure named."""
+    repo, (first, second) = make_chain(hook, unique_name)
+    pachd.configure_pipeline(
+        first, fail=True, reason="datum failed: OutOfMemoryError", logs=["java.lang.OOM"]
+    )
+    commit = commit_config(hook, repo)
+    event = await first_event(trigger_for(commit))
+    sensor = PachydermCommitSetSensor(task_id="wait", commit_set_id=commit)
+    calls_before = len(pachd.calls)
+    with pytest.raises(PachydermJobFailed) as failure:
+        await asyncio.to_thread(sensor.execute_complete, context={}, event=event)
+    assert "InspectJobSet" in pachd.calls[calls_before:]  # listed by the sensor, not the event
+    message = str(failure.value)
+    assert f"pipeline {first!r} job {commit} ended JOB_FAILURE" in message
+    assert "datum failed: OutOfMemoryError" in message
+    assert "java.lang.OOM" in message  # the log tail
     # the downstream stage never ran
+    failed = {j["pipeline"]: j for j in failure.value.failed_jobs}
+    assert failed[first]["reason"] == "datum failed: OutOfMemoryError"
     assert failed[second]["state"] == "JOB_UNRUNNABLE"
     assert first in failed[second]["reason"]
-    errored = {c["repo"] for c in event["errored_commits"]}
-    assert first in errored
+
+
+async def test_sensor_falls_back_to_commit_errors(pachyderm_conn):
+    """No failed job but an errored commit (e.g. an input error): the commit is named."""
+    from unittest import mock
+
+    event = {
+        "status": "finished",
+        "commit_set_id": "c" * 32,
+        "commits": [{"repo": "in", "error": "input commit failed", "finished": "x"}],
+    }
+    sensor = PachydermCommitSetSensor(task_id="wait", commit_set_id="c" * 32)
+    with (
+        mock.patch.object(PachydermHook, "list_jobs", return_value=[]) as list_jobs,
+        pytest.raises(PachydermJobFailed, match="repo 'in': input commit failed"),
+    ):
+        sensor.execute_complete(context={}, event=event)
+    list_jobs.assert_called_once_with("c" * 32)
+
+
+def test_sensor_raises_the_error_event_as_it_is():
+    event = {
+        "status": "error",
+        "commit_set_id": "d" * 32,
+        "error_type": "PachydermNotFound",
+        "message": "commit set dddd not found",
+    }
+    sensor = PachydermCommitSetSensor(task_id="wait", commit_set_id="d" * 32)
+    with pytest.raises(PachydermError, match="commit set dddd not found"):
+        sensor.execute_complete(context={}, event=event)
 
 
 async def test_unknown_commit_set_is_an_error_event(pachyderm_conn, pachd):
@@ -213,7 +280,7 @@ async def test_right_token_reaches_the_stream(pachd, monkeypatch, unique_name):
     finally:
         hook.close()
     event = await first_event(trigger_for(commit))
-    assert event["status"] == "success"
+    assert event["status"] == "finished"
 
 
 # ---------------------------------------------------------------- how it waits
@@ -232,10 +299,10 @@ async def test_waits_without_polling(hook, pachd, spy, unique_name):
     assert pachd.calls[-1] == "InspectCommitSet"
     event = await asyncio.wait_for(task, TIMEOUT)
     waited = loop.time() - opened_at
-    assert event["status"] == "success"
+    assert event["status"] == "finished"
     assert waited > 1.5, f"the job should have run ~2.5 s, the wait took {waited:.2f}s"
-    # One stream for the whole wait, then one InspectJobSet once the set finished.
-    assert pachd.calls[calls_at_open:] == ["InspectJobSet"]
+    # One stream for the whole wait, and nothing else: jobs are the sensor's to list.
+    assert pachd.calls[calls_at_open:] == []
     assert spy.opened == 1
     assert pachd.job_states(commit, pipeline)[-1] == "JOB_SUCCESS"
 
@@ -262,7 +329,7 @@ async def test_does_not_block_the_event_loop(hook, pachd, spy, unique_name):
         done.set()
         await ticking
     elapsed = loop.time() - started
-    assert event["status"] == "success"
+    assert event["status"] == "finished"
     assert elapsed >= 0.9
     # ~100 ticks fit in a 1 s wait; a blocking wait would allow only a handful.
     assert ticks >= 0.6 * elapsed / 0.01, f"{ticks} ticks in {elapsed:.2f}s"
@@ -277,11 +344,13 @@ async def test_cut_stream_is_reopened(hook, pachd, spy, unique_name):
     commit = commit_config(hook, repo)
     pachd.faults.cut_next_stream(after=1)  # the trigger's stream: one commit, then UNAVAILABLE
     event = await first_event(trigger_for(commit, reconnect_backoff=0.05))
-    assert event["status"] == "success"
+    assert event["status"] == "finished"
     assert pachd.call_counts()["InspectCommitSet"] == 2
     assert spy.opened == 2
+    # the connection was fine (the server ended the stream): both opened on one channel
+    assert spy.channels[0] is spy.channels[1]
     assert {c["repo"] for c in event["commits"]} == {repo, *pipelines}
-    assert {j["state"] for j in event["jobs"]} == {"JOB_SUCCESS"}
+    assert all(c["finished"] and not c["error"] for c in event["commits"])
 
 
 async def test_pachd_restart_while_waiting(hook, pachd, spy, unique_name):
@@ -296,13 +365,13 @@ async def test_pachd_restart_while_waiting(hook, pachd, spy, unique_name):
     # restart() blocks until pachd serves again; run it off the loop like a real outage
     await asyncio.to_thread(pachd.restart)
     event = await asyncio.wait_for(task, TIMEOUT)
-    assert event["status"] == "success"
+    assert event["status"] == "finished"
     assert spy.opened >= 2
     assert pachd.call_counts()["InspectCommitSet"] >= 2
     assert {c["repo"] for c in event["commits"]} == {repo, *pipelines}
-    assert {j["pipeline"]: j["state"] for j in event["jobs"]} == {
-        p: "JOB_SUCCESS" for p in pipelines
-    }
+    assert all(c["finished"] and not c["error"] for c in event["commits"])
+    jobs = await asyncio.to_thread(hook.list_jobs, commit)
+    assert {j["pipeline"]: j["state"] for j in jobs} == {p: "JOB_SUCCESS" for p in pipelines}
 
 
 async def test_reconnect_backoff_doubles_up_to_the_ceiling(hook, pachd, spy, unique_name):
@@ -319,7 +388,7 @@ async def test_reconnect_backoff_doubles_up_to_the_ceiling(hook, pachd, spy, uni
         trigger_for(commit, reconnect_backoff=0.05, reconnect_backoff_max=0.2)
     )
     elapsed = loop.time() - started
-    assert event["status"] == "success"
+    assert event["status"] == "finished"
     assert pachd.call_counts()["InspectCommitSet"] == 5 + 1  # 1 by wait_commit_set above
     assert 0.05 + 0.1 + 0.2 + 0.2 <= elapsed < 0.55 + 5
 
@@ -387,4 +456,82 @@ async def test_many_triggers_share_one_loop(hook, pachd, unique_name):
     release.set()
     events = await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
     assert [e["commit_set_id"] for e in events] == commits
-    assert all(e["status"] == "success" for e in events)
+    assert all(e["status"] == "finished" for e in events)
+
+
+# ---------------------------------------------------------------- shared channels
+
+
+def _pool(loop: asyncio.AbstractEventLoop) -> list[Any]:
+    return [s for pool in hook_module._SHARED_CHANNELS.get(loop, {}).values() for s in pool]
+
+
+async def test_triggers_in_one_loop_share_one_channel(hook, pachd, spy, unique_name):
+    repo, [pipeline] = make_chain(hook, unique_name, stages=1)
+    release = threading.Event()
+    pachd.configure_pipeline(pipeline, duration=0, handler=lambda ctx: release.wait(TIMEOUT))
+    commits = [commit_config(hook, repo, seed=i) for i in range(2)]
+    tasks = [asyncio.create_task(first_event(trigger_for(c))) for c in commits]
+    await spy.wait_open()
+    while spy.opened < 2:  # the second stream is opened by now or very soon
+        await asyncio.sleep(0.01)
+    [shared] = _pool(asyncio.get_running_loop())
+    assert shared.users == 2  # both streams open at once, on one channel
+    release.set()
+    events = await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
+    assert [e["status"] for e in events] == ["finished", "finished"]
+    assert spy.channels[0] is spy.channels[1] is shared.channel
+    assert shared.users == 0
+    # the triggers left it open for the next ones
+    from grpc import ChannelConnectivity
+
+    assert shared.channel.get_state() != ChannelConnectivity.SHUTDOWN
+
+
+async def test_a_shut_down_shared_channel_is_replaced(hook, pachd, spy, unique_name):
+    repo, _ = make_chain(hook, unique_name, stages=1)
+    first = await first_event(trigger_for(commit_config(hook, repo, seed=1)))
+    [shared] = _pool(asyncio.get_running_loop())
+    await shared.channel.close()  # e.g. closed by mistake: no RPC could go through it
+    second = await first_event(trigger_for(commit_config(hook, repo, seed=2)))
+    assert first["status"] == second["status"] == "finished"
+    assert spy.channels[0] is shared.channel
+    assert spy.channels[1] is not shared.channel
+    [replacement] = _pool(asyncio.get_running_loop())
+    assert replacement.channel is spy.channels[1]
+
+
+def test_each_event_loop_gets_its_own_channel(hook, pachd, monkeypatch, unique_name):
+    """grpc.aio channels are bound to their loop: a new loop must not get the old one."""
+    repo, _ = make_chain(hook, unique_name, stages=1)
+    seen: list[tuple[asyncio.AbstractEventLoop, Any]] = []
+    original = PachydermHook.async_wait_commit_set
+
+    async def wrapped(h: PachydermHook, channel: Any, commit_set_id: str) -> Any:
+        seen.append((asyncio.get_running_loop(), channel))
+        async for commit in original(h, channel, commit_set_id):
+            yield commit
+
+    monkeypatch.setattr(PachydermHook, "async_wait_commit_set", wrapped)
+    events = [
+        asyncio.run(first_event(trigger_for(commit_config(hook, repo, seed=i)))) for i in range(2)
+    ]
+    assert [e["status"] for e in events] == ["finished", "finished"]
+    (loop1, channel1), (loop2, channel2) = seen
+    assert loop1 is not loop2 and loop1.is_closed() and loop2.is_closed()
+    assert channel1 is not channel2
+    # the closed first loop's pool was dropped when the second loop leased its channel
+    assert loop1 not in hook_module._SHARED_CHANNELS
+    assert [s.channel for s in _pool(loop2)] == [channel2]
+    hook_module._SHARED_CHANNELS.pop(loop2)  # closed loop: grpc closes it when collected
+
+
+async def test_channels_hold_at_most_streams_per_channel(hook, pachd, monkeypatch):
+    monkeypatch.setattr(hook_module, "STREAMS_PER_CHANNEL", 2)
+    async with contextlib.AsyncExitStack() as stack:
+        leased = [await stack.enter_async_context(hook.async_shared_channel()) for _ in range(5)]
+        assert [id(c) for c in leased[:2]] == [id(leased[0])] * 2
+        assert len({id(c) for c in leased}) == 3
+    # all returned: the next lease reuses the first channel
+    async with hook.async_shared_channel() as again:
+        assert again is leased[0]

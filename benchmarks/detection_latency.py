@@ -9,13 +9,18 @@ trigger's stream delivered its first commit / the poller's first poll said
 "not finished"), stay idle a random while and count the RPCs pachd served in
 that window; release ``b``; when the waiter yields, take ``time.time()``.
 
-Latency = event time - the latest ``finished`` timestamp of the set's jobs (from
-the event's own InspectJobSet answer; it is set in the same step that finishes
-the last output commit). pachd only exposes wall-clock timestamps, so both ends
-use the wall clock: the two processes read the same host CLOCK_REALTIME, so the
-difference is sound to microseconds unless the clock is stepped mid-run (NTP
-slews, it does not step, for ms-size corrections). ``time.monotonic`` would be
-nicer, but pachd's timestamp cannot be put on it.
+Latency = event time - the latest ``finished`` timestamp of the set's jobs (set
+in the same step that finishes the last output commit). The trigger's event
+carries only the set's commits (the sensor lists jobs on the worker), so the
+jobs are listed with a separate InspectJobSet after the event time is taken,
+outside the timed path: a job's ``finished`` is fixed once the job ends, so
+reading it later gives the same value. (The poll baseline still lists jobs
+before it returns, as those providers' triggers do.) pachd only exposes
+wall-clock timestamps, so both ends use the wall clock: the two processes read
+the same host CLOCK_REALTIME, so the difference is sound to microseconds unless
+the clock is stepped mid-run (NTP slews, it does not step, for ms-size
+corrections). ``time.monotonic`` would be nicer, but pachd's timestamp cannot
+be put on it.
 
 Waiters:
 
@@ -101,8 +106,8 @@ async def poll_wait(
         await channel.close()
 
 
-def _last_job_finished(payload: dict) -> float:
-    return max(datetime.fromisoformat(j["finished"]).timestamp() for j in payload["jobs"])
+def _last_job_finished(jobs: list[dict]) -> float:
+    return max(datetime.fromisoformat(j["finished"]).timestamp() for j in jobs)
 
 
 async def _measure(
@@ -132,12 +137,18 @@ async def _measure(
         idled = time.monotonic() - idle_start
         await asyncio.to_thread(pachd.release, "b")
         t_event, payload = await asyncio.wait_for(task, 60 + interval)
-        assert payload["status"] == "success", payload
+        assert payload["status"] == ("finished" if kind == "trigger" else "success"), payload
+        # after the event time was taken: not in the timed path
+        jobs = await asyncio.to_thread(hook.list_jobs, commit)
+        assert {j["state"] for j in jobs} == {"JOB_SUCCESS"}, jobs
         if i == 0:
             continue
-        latencies.append(t_event - _last_job_finished(payload))
+        latencies.append(t_event - _last_job_finished(jobs))
         idle_calls += after - before
         idle_seconds += idled
+    from cpsign_airflow.hooks.pachyderm import aclose_shared_channels
+
+    await aclose_shared_channels()
     return {
         "latencies": latencies,
         "idle_calls": idle_calls,

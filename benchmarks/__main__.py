@@ -9,12 +9,18 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks import _common, detection_latency, put_file_throughput, waiting_at_scale
+from benchmarks import (
+    _common,
+    dag_parse_time,
+    detection_latency,
+    put_file_throughput,
+    waiting_at_scale,
+)
 
 
 def main() -> int:
     rows = []
-    for module in (detection_latency, waiting_at_scale, put_file_throughput):
+    for module in (detection_latency, waiting_at_scale, put_file_throughput, dag_parse_time):
         started = time.monotonic()
         print(f"running {module.__name__} ...", flush=True)
         rows += module.main([])

@@ -99,7 +99,9 @@ def _console_link(context: Mapping[str, Any]) -> str | None:
         return None
     from cpsign_airflow.links.pachyderm import CONSOLE_URL_XCOM_KEY
 
-    for task_id in ("wait_for_training", "put_config"):
+    # The training tasks live in a task group: look beside the failed task.
+    group = ti.task_id.rsplit(".", 1)[0] + "." if "." in ti.task_id else ""
+    for task_id in (f"{group}wait_for_training", f"{group}put_config"):
         try:
             url = ti.xcom_pull(task_ids=task_id, key=CONSOLE_URL_XCOM_KEY)
         except Exception:

@@ -877,6 +877,12 @@ class PachydermHook(BaseHook):
             return None
         return f"{base}/lineage/{project or self.project}/pipelines/{pipeline}"
 
+    def console_commit_set_url(self, commit_set_id: str, project: str | None = None) -> str | None:
+        base = self.address.console_url
+        if not base:
+            return None
+        return f"{base}/lineage/{project or self.project}/commit-sets/{commit_set_id}"
+
 
 #: Leases one shared channel carries at most before another is opened. HTTP/2 servers
 #: and proxies may cap concurrent streams per connection (RFC 9113 recommends no fewer

@@ -179,17 +179,12 @@ class PachydermCommitSetSensor(BaseSensorOperator):
             )
 
     def _push_console_url(self, context: Context) -> None:
-        from cpsign_airflow.hooks.pachyderm import PachydermHook
-
-        hook = PachydermHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
+        hook = self.get_hook()
         try:
-            address = hook.address
+            url = hook.console_commit_set_url(self.commit_set_id)
         except Exception:  # resolved again, with a clear error, by the wait itself
             return
-        url = ""
-        if address.console_url:
-            url = f"{address.console_url}/lineage/{hook.project}/commit-sets/{self.commit_set_id}"
-        context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url)
+        context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url or "")
 
     def on_kill(self) -> None:
         if not self.stop_jobs_on_kill:

@@ -212,8 +212,20 @@ def test_training_run_records_everything(bundled):
 
 
 @mysql_only
-def test_pipeline_failure_fails_run_names_pipeline_and_alerts(bundled):
+def test_pipeline_failure_fails_run_names_pipeline_and_alerts(bundled, pachd, monkeypatch):
     setup(bundled)
+    host, port = pachd.address.split("://", 1)[1].rsplit(":", 1)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PACHYDERM_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "pachyderm",
+                "host": host,
+                "port": int(port),
+                "extra": {"console_url": "https://console.lab"},
+            }
+        ),
+    )
     configuration = load_example("logd-flat")
     configuration["advanced"] = {"simulate_failure": "train"}
     result = train(bundled, configuration)
@@ -228,6 +240,10 @@ def test_pipeline_failure_fails_run_names_pipeline_and_alerts(bundled):
     assert len(alerts) == 1
     assert f"Failed pipeline: {WORKFLOW}-train job {run.commit_id}" in alerts[0]["message"]
     assert "Workflow: LogD" in alerts[0]["message"]
+    assert (
+        f"Pachyderm Console: https://console.lab/lineage/default/commit-sets/{run.commit_id}"
+        in alerts[0]["message"]
+    )
 
 
 @mysql_only

@@ -79,12 +79,19 @@ def pipeline_not_found(name: str) -> PachdError:
     return PachdError(grpc.StatusCode.NOT_FOUND, f'pipeline "{name}" not found')
 
 
-def pipeline_exists(name: str) -> PachdError:
-    return PachdError(grpc.StatusCode.ALREADY_EXISTS, f'pipeline "{name}" already exists')
+def pipeline_exists(project: str, name: str) -> PachdError:
+    return PachdError(grpc.StatusCode.ALREADY_EXISTS, f'pipeline "{project}/{name}" already exists')
 
 
 def job_not_found(project: str, pipeline: str, job_id: str) -> PachdError:
-    return PachdError(grpc.StatusCode.NOT_FOUND, f"job {project}/{pipeline}@{job_id} not found")
+    # pachd's collection error names the collection ("jobs") and the key
+    return PachdError(grpc.StatusCode.NOT_FOUND, f"jobs {project}/{pipeline}@{job_id} not found")
+
+
+def repo_name_taken(name: str) -> PachdError:
+    return unknown(
+        f'pipeline "{name}" cannot be created because a repo with the same name already exists'
+    )
 
 
 def invalid_name(kind: str, name: str) -> PachdError:
@@ -92,3 +99,8 @@ def invalid_name(kind: str, name: str) -> PachdError:
         f"{kind} name ({name}) invalid: only alphanumeric characters, underscores, "
         "and dashes are allowed"
     )
+
+
+def secret_not_found(action: str, name: str) -> PachdError:
+    # pachd wraps the Kubernetes API error as a plain error (UNKNOWN)
+    return unknown(f'failed to {action} secret: secrets "{name}" not found')

@@ -1,27 +1,33 @@
-"""Job execution: configurable per-pipeline behaviour, state machine, datums.
+"""Jobs: the state machine, datums run as local processes, skipping, retries.
 
 Each job is one asyncio task: CREATED -> STARTING -> (wait for the input commits
-of its commit set) -> RUNNING -> (handler / configured duration) -> FINISHING ->
-SUCCESS, or FAILURE / KILLED / UNRUNNABLE.  Timing is event driven: the only
-sleep is the configured ``duration``.
+of its commit set) -> RUNNING -> (each datum's transform, or a datum carried
+over from the parent job) -> FINISHING -> SUCCESS, or FAILURE / KILLED /
+UNRUNNABLE. A test may configure a pipeline with a scripted behaviour (a
+duration, a failure, a Python handler) in place of its transform.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
-import re
+import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pachyderm_sdk.api import pps
 
+from .datums import Datum, InputCommit, pfs_inputs
+from .datums import build as build_datums
 from .filestore import FileData
 from .state import CommitRec, JobRec, State, normalize_path, now
+from .worker import SandboxUnavailable, run_datum, sandbox_kind
 
 JS = pps.JobState
+PS = pps.PipelineState
+DEFAULT_DATUM_TRIES = 3
+UNRUNNABLE_PREFIX = "unrunnable because the following upstream pipelines failed: "
 
 
 class PipelineFailure(Exception):
@@ -79,70 +85,6 @@ class JobContext:
         self.logs.append(message)
 
 
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        else:
-            out.append(re.escape(ch) if ch not in "[]" else ch)
-        i += 1
-    return re.compile("^" + "".join(out) + "$")
-
-
-def glob_paths(files: dict[str, FileData], pattern: str) -> list[str]:
-    """Paths (files and implied directories) matched by a PFS glob pattern."""
-    pattern = "/" + pattern.strip("/") if pattern.strip("/") else "/"
-    if pattern == "/":
-        return ["/"]
-    candidates: set[str] = set()
-    for path in files:
-        parts = path.strip("/").split("/")
-        for depth in range(1, len(parts) + 1):
-            candidates.add("/" + "/".join(parts[:depth]))
-    regex = _glob_regex(pattern)
-    return sorted(p for p in candidates if regex.match(p) or fnmatch.fnmatchcase(p, pattern))
-
-
-def count_datums(input_spec: pps.Input | None, commits: dict[str, CommitRec]) -> int:
-    """Datums of an input: top-level glob matches for pfs; cross multiplies; others add."""
-    if input_spec is None:
-        return 0
-    if input_spec.pfs is not None and input_spec.pfs.repo:
-        commit = commits.get(input_spec.pfs.name or input_spec.pfs.repo)
-        if commit is None:
-            return 0
-        if not commit.files and (input_spec.pfs.glob or "/").strip("/") == "":
-            return 0
-        return len(glob_paths(commit.files, input_spec.pfs.glob or "/"))
-    if input_spec.cross:
-        total = 1
-        for sub in input_spec.cross:
-            total *= count_datums(sub, commits)
-        return total
-    subs = input_spec.union or input_spec.join or input_spec.group
-    return sum(count_datums(sub, commits) for sub in subs)
-
-
-def pfs_inputs(input_spec: pps.Input | None) -> list[pps.PfsInput]:
-    if input_spec is None:
-        return []
-    if input_spec.pfs is not None and input_spec.pfs.repo:
-        return [input_spec.pfs]
-    result: list[pps.PfsInput] = []
-    for sub in [*input_spec.cross, *input_spec.union, *input_spec.join, *input_spec.group]:
-        result.extend(pfs_inputs(sub))
-    return result
-
-
 class JobRunner:
     """Schedules and drives job tasks on the server loop."""
 
@@ -156,9 +98,9 @@ class JobRunner:
         with self._lock:
             self._behaviours[pipeline] = behaviour
 
-    def behaviour(self, pipeline: str) -> PipelineBehaviour:
+    def behaviour(self, pipeline: str) -> PipelineBehaviour | None:
         with self._lock:
-            return self._behaviours.get(pipeline) or PipelineBehaviour()
+            return self._behaviours.get(pipeline)
 
     def schedule(self, job: JobRec) -> None:
         job.task = asyncio.get_running_loop().create_task(self._run(job))
@@ -177,14 +119,16 @@ class JobRunner:
         elif job_state != JS.JOB_CREATED:
             job.pipeline.last_job_state = job_state
         self.state.notify(job)
+        self.state.mark_dirty()
 
     def end(self, job: JobRec, job_state: pps.JobState, reason: str) -> None:
-        """Finish a job that did not succeed; its output commit carries the error."""
+        """Finish a job that did not succeed; its output and meta commits carry the error."""
         if job.done:
             return
         self._set(job, job_state, reason)
-        if not job.output_commit.is_finished:
-            self.state.finish_commit(job.output_commit, error=reason or job_state.name)
+        for commit in (job.output_commit, self.state.meta_commit(job)):
+            if commit is not None and not commit.is_finished:
+                self.state.finish_commit(commit, error=reason or job_state.name)
 
     def stop(self, job: JobRec, reason: str = "") -> None:
         self.end(job, JS.JOB_KILLED, reason or "job was stopped")
@@ -215,35 +159,158 @@ class JobRunner:
             return
         failed = [c for c in out.provenance if c.error]
         if failed:
-            names = sorted({c.repo.name for c in failed})
-            self.end(
-                job,
-                JS.JOB_UNRUNNABLE,
-                "unrunnable because the following upstream pipelines failed: " + ", ".join(names),
-            )
+            self.end(job, JS.JOB_UNRUNNABLE, unrunnable_reason(job, failed))
             return
         behaviour = self.behaviour(job.pipeline.name)
-        inputs_by_name: dict[str, CommitRec] = {}
-        input_files: dict[str, FileData] = {}
+        if behaviour is None:
+            # A pipeline whose workers cannot start (CRASHING) leaves its job waiting and
+            # its output commit open, as on a cluster; an update or StopJob ends it.
+            await self.state.wait_for(
+                lambda: (
+                    job.done
+                    or job.pipeline.state != PS.PIPELINE_CRASHING
+                    or job.pipeline_version != job.pipeline.version
+                ),
+                lambda: (job, job.pipeline),
+                abort_on_restart=False,
+            )
+            if job.done:
+                return
+            await self._run_transform(job)
+        else:
+            await self._run_scripted(job, behaviour)
+
+    def _input_commits(self, job: JobRec) -> dict[str, InputCommit]:
+        """Input name -> the input commit this job reads."""
+        result: dict[str, InputCommit] = {}
         spec_input = job.spec.input if job.spec else None
         for pin in pfs_inputs(spec_input):
+            project = pin.project or job.pipeline.project
             commit = next(
-                (c for c in out.provenance if c.repo.name == pin.repo and c.repo.type == "user"),
+                (
+                    c
+                    for c in job.output_commit.provenance
+                    if c.repo.name == pin.repo
+                    and c.repo.project == project
+                    and c.repo.type == (pin.repo_type or "user")
+                ),
                 None,
             )
-            if commit is None:
-                continue
-            name = pin.name or pin.repo
-            inputs_by_name[name] = commit
-            for path, fd in commit.files.items():
-                input_files[f"/pfs/{name}{path}"] = fd
+            if commit is not None:
+                result[pin.name or pin.repo] = InputCommit(commit.id, commit.files)
+        return result
+
+    # ------------------------------------------------------------- transforms
+    async def _run_transform(self, job: JobRec) -> None:
+        spec = job.spec
+        assert spec is not None
+        out = job.output_commit
+        meta = self.state.meta_commit(job)
+        datums = build_datums(spec.input, self._input_commits(job))
+        parent = self.state.parent_datums(job) if spec.reprocess_spec != "every_job" else {}
+        job.data_total = len(datums)
+        self._set(job, JS.JOB_RUNNING)
+        try:
+            sandbox_kind()
+        except SandboxUnavailable as exc:
+            self.end(job, JS.JOB_FAILURE, str(exc))
+            return
+        env = self.state.worker_env(job)
+        secret_env, secret_files = self.state.secret_material(job)
+        tries = spec.datum_tries or DEFAULT_DATUM_TRIES
+        limit = asyncio.Semaphore(
+            max(1, int(spec.parallelism_spec.constant or 1) if spec.parallelism_spec else 1)
+        )
+        results: dict[str, DatumResult] = {}
+        failed: list[str] = []
+
+        async def one(datum: Datum) -> None:
+            datum_id, datum_hash = datum.id, datum.hash(job.salt)
+            carried = parent.get(datum_hash)
+            if carried is not None:
+                results[datum_id] = DatumResult(datum_hash, carried, skipped=True)
+                job.data_skipped += 1
+                self.state.notify(job)
+                return
+            async with limit:
+                if job.done or failed:
+                    return
+                datum_env = {**env, **secret_env, **datum_vars(datum, datum_id)}
+                for attempt in range(1, tries + 1):
+                    run = await run_datum(
+                        transform=spec.transform,
+                        datum=datum,
+                        env=datum_env,
+                        secret_files=secret_files,
+                        log=lambda ts, line: job.logs.append((ts, line, datum_id)),
+                        clock=now,
+                    )
+                    if run.exit_code == 0:
+                        results[datum_id] = DatumResult(datum_hash, run.outputs)
+                        job.data_processed += 1
+                        self.state.notify(job)
+                        return
+                    job.logs.append(
+                        (
+                            now(),
+                            f"datum {datum_id} failed (try {attempt} of {tries}): {run.error}",
+                            datum_id,
+                        )
+                    )
+                job.data_failed += 1
+                failed.append(datum_id)
+
+        await asyncio.gather(*(one(d) for d in datums))
+        if job.done:
+            return
+        if failed:
+            self.end(job, JS.JOB_FAILURE, f"datum {failed[0]} failed")
+            return
+        merged: dict[str, list[tuple[str, FileData]]] = {}
+        for datum_id in sorted(results):
+            for path, fd in results[datum_id].outputs.items():
+                merged.setdefault(normalize_path(path), []).append((datum_id, fd))
+        for path, pieces in merged.items():
+            out.files[path] = pieces[0][1] if len(pieces) == 1 else concat(p for _, p in pieces)
+        if meta is not None:
+            for datum_id, result in results.items():
+                meta.files[f"/meta/{datum_id}/meta"] = FileData.from_bytes(
+                    json.dumps(
+                        {"hash": result.hash, "job": job.id, "skipped": result.skipped}
+                    ).encode()
+                )
+                for path, fd in result.outputs.items():
+                    meta.files[normalize_path(f"/pfs/{datum_id}/out/{path}")] = fd
+        self._succeed(job)
+
+    def _succeed(self, job: JobRec) -> None:
+        self._set(job, JS.JOB_FINISHING)
+        meta = self.state.meta_commit(job)
+        for commit in (job.output_commit, meta):
+            if commit is not None:
+                self.state.finishing_commit(commit)
+        for commit in (meta, job.output_commit):
+            if commit is not None and not commit.is_finished:
+                self.state.finish_commit(commit)
+        self._set(job, JS.JOB_SUCCESS)
+
+    # --------------------------------------------------------------- scripted
+    async def _run_scripted(self, job: JobRec, behaviour: PipelineBehaviour) -> None:
+        """A test-configured behaviour in place of the transform (timing, faults, handlers)."""
+        out = job.output_commit
+        inputs = self._input_commits(job)
+        input_files = {
+            f"/pfs/{name}{path}": fd
+            for name, commit in inputs.items()
+            for path, fd in commit.files.items()
+        }
         datums = behaviour.datums
         if datums is None:
-            datums = count_datums(spec_input, inputs_by_name)
+            datums = len(build_datums(job.spec.input if job.spec else None, inputs))
         job.data_total = datums
         self._set(job, JS.JOB_RUNNING)
         ts = now()
-        job.logs.extend((ts, line) for line in behaviour.logs)
+        job.logs.extend((ts, line, "") for line in behaviour.logs)
 
         outputs: dict[str, bytes] = {}
         failure: str | None = None
@@ -253,12 +320,10 @@ class JobRunner:
                 await asyncio.get_running_loop().run_in_executor(None, behaviour.handler, ctx)
             except Exception as exc:  # noqa: BLE001 - handler failures fail the job
                 failure = str(exc) or type(exc).__name__
-            job.logs.extend((now(), line) for line in ctx.logs)
+            job.logs.extend((now(), line, "") for line in ctx.logs)
             outputs = ctx.outputs
         elif behaviour.outputs is not None:
             outputs = dict(behaviour.outputs)
-        elif datums > 0:
-            outputs = {f"/{job.pipeline.name}.txt": f"{job.id}\n".encode()}
         if behaviour.duration > 0:
             await asyncio.sleep(behaviour.duration)
         if job.done:
@@ -277,5 +342,44 @@ class JobRunner:
         await asyncio.sleep(0)
         if job.done:
             return
-        self.state.finish_commit(out)
-        self._set(job, JS.JOB_SUCCESS)
+        self._succeed(job)
+
+
+@dataclass
+class DatumResult:
+    hash: str
+    outputs: dict[str, FileData]
+    skipped: bool = False
+
+
+def concat(pieces: Iterable[FileData]) -> FileData:
+    """Datums writing the same output path: pachd merges them, in datum order."""
+    merged = FileData()
+    for piece in pieces:
+        for chunk in piece.chunks():
+            merged.append(chunk)
+    return merged
+
+
+def datum_vars(datum: Datum, datum_id: str) -> dict[str, str]:
+    """pachd's UserCodeEnv per datum: each input's path and commit, join/group keys, the id."""
+    env: dict[str, str] = {}
+    for inp in datum.inputs:
+        env[inp.name] = inp.mount_path
+        env[f"{inp.name}_COMMIT"] = inp.commit_id
+        if inp.join_on:
+            env[f"PACH_DATUM_{inp.name}_JOIN_ON"] = inp.join_on
+        if inp.group_by:
+            env[f"PACH_DATUM_{inp.name}_GROUP_BY"] = inp.group_by
+    if datum.inputs:
+        env["PACH_DATUM_ID"] = datum_id
+    return env
+
+
+def unrunnable_reason(job: JobRec, failed: list[CommitRec]) -> str:
+    """pachd names the failed inputs by their input name (the repo unless renamed)."""
+    names = []
+    for pin in pfs_inputs(job.spec.input if job.spec else None):
+        if any(c.repo.name == pin.repo for c in failed):
+            names.append(pin.name or pin.repo)
+    return UNRUNNABLE_PREFIX + ", ".join(names or sorted({c.repo.name for c in failed}))

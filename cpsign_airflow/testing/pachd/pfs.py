@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -9,9 +10,9 @@ from betterproto.lib.google.protobuf import BytesValue, Empty
 from pachyderm_sdk.api import pfs
 
 from . import errors, wire
+from .datums import glob_paths
 from .errors import DEFAULT_PROJECT, PachdError
 from .filestore import FileData
-from .jobs import glob_paths
 from .state import (
     BranchRec,
     CommitRec,
@@ -195,6 +196,12 @@ class PfsService:
             raise errors.unknown(
                 f"cannot start a commit on an output branch: {repo.display}@{branch.name}"
             )
+        if branch.head is not None and not branch.head.is_finished:
+            head = branch.head
+            raise errors.unknown(
+                "start commit in transaction: create commit: parent commit "
+                f"{head.repo_str}@{head.id} has not been finished"
+            )
         parent = None
         if req.parent is not None and (req.parent.id or req.parent.branch):
             parent = self.state.resolve_commit(req.parent)
@@ -207,10 +214,23 @@ class PfsService:
 
     async def finish_commit(self, req: pfs.FinishCommitRequest, ctx: object) -> Empty:
         rec = self.state.resolve_commit(req.commit)
-        if rec.is_finished:
+        if rec.is_finished or rec.finishing is not None:
             raise errors.commit_finished(rec.repo_str, rec.id)
-        self.state.finish_commit(rec, error=req.error, description=req.description)
+        if rec.provenance and not req.force:
+            raise errors.unknown(
+                "cannot finish a pipeline output or meta commit, use 'stop job' instead"
+            )
+        # pachd sets FINISHING; its PFS master compacts the commit and then sets FINISHED.
+        if req.description:
+            rec.description = req.description
+        self.state.finishing_commit(rec)
+        asyncio.get_running_loop().call_soon(self._finished, rec, req.error)
         return Empty()
+
+    def _finished(self, rec: CommitRec, error: str) -> None:
+        if not rec.is_finished:
+            self.state.finish_commit(rec, error=error)
+            self.state.mark_dirty()
 
     async def inspect_commit(self, req: pfs.InspectCommitRequest, ctx: object) -> pfs.CommitInfo:
         rec = self.state.resolve_commit(req.commit)

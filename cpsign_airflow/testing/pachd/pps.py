@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 from betterproto.lib.google.protobuf import Empty
 from pachyderm_sdk.api import pfs, pps
 
 from . import errors, specs, wire
-from .errors import DEFAULT_PROJECT
+from .auth import AuthConfig
+from .errors import DEFAULT_PROJECT, PachdError
 from .filestore import FileData
 from .jobs import JobRunner
 from .state import BranchRec, JobRec, PipelineRec, State, new_id, now
+from .worker import command_problem
+
+# pachd appends " for user <name>"; with auth off the name is unknown_username
+KILLED_BY_UPDATE = "all jobs killed because pipeline was updated for user {user}"
 
 SPEC_FILE = "/spec.json"
 
@@ -21,9 +29,15 @@ SPEC_FILE = "/spec.json"
 class PpsService:
     service = "pps_v2.API"
 
-    def __init__(self, state: State, runner: JobRunner) -> None:
+    def __init__(self, state: State, runner: JobRunner, auth: AuthConfig | None = None) -> None:
         self.state = state
         self.runner = runner
+        self.auth = auth
+
+    @property
+    def user(self) -> str:
+        """Who pachd names in kill reasons: the root user with auth on, else unknown."""
+        return "pach:root" if self.auth is not None and self.auth.token else "unknown_username"
 
     def methods(self) -> dict:
         uu, us = "unary_unary", "unary_stream"
@@ -39,6 +53,10 @@ class PpsService:
             "ListJobSet": (us, pps.ListJobSetRequest, self.list_job_set),
             "StopJob": (uu, pps.StopJobRequest, self.stop_job),
             "GetLogs": (us, pps.GetLogsRequest, self.get_logs),
+            "CreateSecret": (uu, pps.CreateSecretRequest, self.create_secret),
+            "InspectSecret": (uu, pps.InspectSecretRequest, self.inspect_secret),
+            "ListSecret": (uu, Empty, self.list_secret),
+            "DeleteSecret": (uu, pps.DeleteSecretRequest, self.delete_secret),
         }
 
     # -------------------------------------------------------------- pipelines
@@ -50,7 +68,12 @@ class PpsService:
     async def create_pipeline_v2(
         self, req: pps.CreatePipelineV2Request, ctx: object
     ) -> pps.CreatePipelineV2Response:
-        request, raw = specs.parse_json(req.create_pipeline_request_json)
+        try:
+            request, raw = specs.parse_json(req.create_pipeline_request_json)
+        except PachdError as exc:
+            raise PachdError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"could not make effective spec: {exc.message}"
+            ) from None
         effective_json = self._create(
             request,
             raw,
@@ -89,17 +112,19 @@ class PpsService:
             )
             input_branches.append((pin, repo))
         effective, effective_json = specs.effective(user)
+        specs.check_secrets(effective, self.state.secrets)
         existing = self.state.pipelines.get((project, name))
         if existing is not None and not update:
-            raise errors.pipeline_exists(name)
+            raise errors.pipeline_exists(project, name)
         if existing is None and (project, name, "user") in self.state.repos:
-            raise errors.repo_exists(project, name)
+            raise errors.repo_name_taken(name)
         if dry_run:
             return effective_json
 
         if existing is None:
             out_repo = self.state.create_repo(project, name, "user")
             spec_repo = self.state.create_repo(project, name, "spec")
+            self.state.create_repo(project, name, "meta")
             rec = PipelineRec(
                 project=project,
                 name=name,
@@ -113,6 +138,7 @@ class PpsService:
             rec = existing
             out_repo = self.state.repos[(project, name, "user")]
             spec_repo = self.state.repos[(project, name, "spec")]
+            self._kill_for_update(rec)
             rec.version += 1
             rec.spec = effective
             rec.user_json = user_json
@@ -151,9 +177,39 @@ class PpsService:
             out_branch = BranchRec(repo=out_repo, name=out_name)
             out_repo.branches[out_name] = out_branch
         out_branch.provenance = provenance
+        meta_repo = self.state.repos[(project, name, "meta")]
+        meta_branch = meta_repo.branches.get(out_name)
+        if meta_branch is None:
+            meta_branch = BranchRec(repo=meta_repo, name=out_name)
+            meta_repo.branches[out_name] = meta_branch
+        meta_branch.provenance = list(provenance)
+        rec.state = pps.PipelineState.PIPELINE_STARTING
+        rec.reason = ""
         self.state.propagate(commit_set, changed)
         self.state.notify()
+        asyncio.get_running_loop().call_soon(self._workers_up, rec, rec.version)
+        self.state.mark_dirty()
         return effective_json
+
+    def _workers_up(self, rec: PipelineRec, version: int) -> None:
+        """STARTING -> RUNNING, or CRASHING when the transform cannot start on this machine."""
+        if rec.version != version or self.state.pipelines.get(rec.key) is not rec:
+            return
+        env = dict(os.environ)
+        if rec.spec.transform is not None:
+            env.update(rec.spec.transform.env)
+        problem = command_problem(rec.spec.transform, env)
+        if problem and self.runner.behaviour(rec.name) is None:
+            rec.state, rec.reason = pps.PipelineState.PIPELINE_CRASHING, problem
+        else:
+            rec.state, rec.reason = pps.PipelineState.PIPELINE_RUNNING, ""
+        self.state.notify(rec)
+        self.state.mark_dirty()
+
+    def _kill_for_update(self, rec: PipelineRec) -> None:
+        for job in list(self.state.jobs.values()):
+            if job.pipeline is rec and not job.done:
+                self.runner.stop(job, KILLED_BY_UPDATE.format(user=self.user))
 
     async def inspect_pipeline(
         self, req: pps.InspectPipelineRequest, ctx: object
@@ -227,9 +283,8 @@ class PpsService:
     async def inspect_job_set(
         self, req: pps.InspectJobSetRequest, ctx: object
     ) -> AsyncIterator[pps.JobInfo]:
+        # An unknown id is an empty job set: pachd streams nothing and ends OK.
         set_id = req.job_set.id if req.job_set else ""
-        if not self.state.commit_sets.get(set_id):
-            raise errors.commit_set_not_found(set_id)
         for job in self.state.jobs_in_set(set_id):
             if req.wait:
                 await self.state.wait_for(lambda j=job: j.done, lambda j=job: (j,))
@@ -254,11 +309,8 @@ class PpsService:
 
     async def stop_job(self, req: pps.StopJobRequest, ctx: object) -> Empty:
         job = self.state.job(req.job)
-        if job.done:
-            raise errors.unknown(
-                f"job {job.pipeline.project}/{job.pipeline.name}@{job.id} has already finished"
-            )
-        self.runner.stop(job, req.reason)
+        if not job.done:  # stopping a finished job is a no-op in pachd
+            self.runner.stop(job, req.reason or "job stopped")
         return Empty()
 
     async def get_logs(self, req: pps.GetLogsRequest, ctx: object) -> AsyncIterator[pps.LogMessage]:
@@ -270,20 +322,71 @@ class PpsService:
         else:
             jobs = list(self.state.jobs.values())
         jobs.sort(key=lambda j: j.created)
+        datum = req.datum.id if req.datum is not None else ""
         messages = [
             pps.LogMessage(
                 project_name=job.pipeline.project,
                 pipeline_name=job.pipeline.name,
                 job_id=job.id,
+                datum_id=datum_id,
                 worker_id=f"pipeline-{job.pipeline.name}-v{job.pipeline_version}-local",
                 user=True,
                 ts=ts,
                 message=line,
             )
             for job in jobs
-            for ts, line in job.logs
+            for ts, line, datum_id in job.logs
+            if not datum or datum_id == datum
         ]
         if req.tail > 0:
             messages = messages[-req.tail :]
         for message in messages:
             yield message
+
+    # ---------------------------------------------------------------- secrets
+    async def create_secret(self, req: pps.CreateSecretRequest, ctx: object) -> Empty:
+        try:
+            manifest = json.loads(req.file or b"{}")
+        except ValueError as exc:
+            raise errors.unknown(f"failed to unmarshal secret: {exc}") from None
+        name = (
+            ((manifest or {}).get("metadata") or {}).get("name")
+            if isinstance(manifest, dict)
+            else None
+        )
+        if not name:
+            raise errors.unknown("failed to create secret: secret name is required")
+        if name in self.state.secrets:
+            raise errors.unknown(f'failed to create secret: secrets "{name}" already exists')
+        self.state.secrets[name] = manifest
+        self.state.secret_created[name] = now()
+        self.state.mark_dirty()
+        return Empty()
+
+    def _secret_info(self, name: str) -> pps.SecretInfo:
+        manifest = self.state.secrets[name]
+        return pps.SecretInfo(
+            secret=pps.Secret(name=name),
+            type=manifest.get("type") or "Opaque",
+            creation_timestamp=self.state.secret_created[name],
+        )
+
+    async def inspect_secret(self, req: pps.InspectSecretRequest, ctx: object) -> pps.SecretInfo:
+        name = req.secret.name if req.secret else ""
+        if name not in self.state.secrets:
+            raise errors.secret_not_found("get", name)
+        return self._secret_info(name)
+
+    async def list_secret(self, req: Empty, ctx: object) -> pps.SecretInfos:
+        return pps.SecretInfos(
+            secret_info=[self._secret_info(n) for n in sorted(self.state.secrets)]
+        )
+
+    async def delete_secret(self, req: pps.DeleteSecretRequest, ctx: object) -> Empty:
+        name = req.secret.name if req.secret else ""
+        if name not in self.state.secrets:
+            raise errors.secret_not_found("delete", name)
+        del self.state.secrets[name]
+        self.state.secret_created.pop(name, None)
+        self.state.mark_dirty()
+        return Empty()

@@ -182,7 +182,7 @@ class LocalPachd:
         server = aio.server(options=SERVER_OPTIONS)
         services = [
             PfsService(self._state),
-            PpsService(self._state, self._runner),
+            PpsService(self._state, self._runner, self._auth),
             VersionService(),
             AuthService(self._auth),
         ]

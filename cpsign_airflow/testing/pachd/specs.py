@@ -11,13 +11,15 @@ from pachyderm_sdk.api import pps
 from . import errors
 from .state import NAME_RE
 
-# Effective-spec defaults (pachd's built-in cluster defaults, camelCase as protojson).
+# pachd's built-in defaults (src/server/pps/server/defaults.go), merged under the user's spec.
 DEFAULTS: dict[str, Any] = {
+    "transform": {"image": "ubuntu:20.04"},
+    "outputBranch": "master",
     "datumTries": "3",
-    "resourceRequests": {"cpu": 1, "memory": "256Mi", "disk": "1Gi"},
-    "sidecarResourceRequests": {"cpu": 1, "memory": "256Mi", "disk": "1Gi"},
+    "reprocessSpec": "until_success",
 }
-MAX_PIPELINE_NAME = 63
+MAX_PIPELINE_NAME = 51  # pachd: room for the "-v<version>" suffix of its Kubernetes objects
+MAX_K8S_NAME = 63
 
 
 def present(msg: betterproto.Message | None) -> bool:
@@ -103,7 +105,8 @@ def effective(user: dict[str, Any]) -> tuple[pps.CreatePipelineRequest, str]:
     merged = _merge(user, DEFAULTS)
     for transient in ("update", "reprocess", "dryRun", "dry_run"):
         merged.pop(transient, None)
-    text = json.dumps(merged, indent=2, sort_keys=False)
+    # Go's json.Marshal of a generic map: compact, keys sorted
+    text = json.dumps(merged, separators=(",", ":"), sort_keys=True)
     return pps.CreatePipelineRequest().from_dict(merged), text
 
 
@@ -121,11 +124,18 @@ def validate(request: pps.CreatePipelineRequest, raw: dict[str, Any] | None) -> 
         )
     if len(name) > MAX_PIPELINE_NAME:
         raise errors.unknown(
-            f"pipeline name is {len(name)} characters long, but must have at most "
-            f'{MAX_PIPELINE_NAME}: "{name}"'
+            f'pipeline name "{name}" is {len(name) - MAX_PIPELINE_NAME} characters longer '
+            f"than the {MAX_PIPELINE_NAME} max"
         )
-    has_transform = "transform" in raw if raw is not None else present(request.transform)
-    if not has_transform:
+    project = (request.pipeline.project.name if request.pipeline.project else "") or "default"
+    rc_name = f"{project}-{name}-v99".lower().replace("_", "-")
+    if len(rc_name) > MAX_K8S_NAME:
+        raise errors.unknown(
+            f'Kubernetes name "{rc_name}" is {len(rc_name) - MAX_K8S_NAME} characters longer '
+            f"than the {MAX_K8S_NAME} max"
+        )
+    # CreatePipelineV2 merges pachd's defaults first, and they include a transform
+    if raw is None and not present(request.transform):
         raise errors.unknown("pipeline must specify a transform")
     if request.reprocess_spec and request.reprocess_spec not in ("until_success", "every_job"):
         raise errors.unknown(
@@ -155,3 +165,19 @@ def request_to_dict(request: pps.CreatePipelineRequest) -> dict[str, Any]:
     for transient in ("update", "reprocess", "dryRun"):
         data.pop(transient, None)
     return data
+
+
+def check_secrets(request: pps.CreatePipelineRequest, secrets: dict[str, Any]) -> None:
+    """pachd refuses a pipeline that mounts a secret its cluster does not have."""
+    transform = request.transform
+    for mount in transform.secrets if transform is not None else []:
+        if mount.env_var and not mount.key:
+            raise errors.unknown(f"secret {mount.name} has env_var set but is missing key")
+        if mount.name not in secrets:
+            raise errors.unknown(f"missing Kubernetes secret {mount.name}")
+        if mount.key and mount.key not in secret_keys(secrets[mount.name]):
+            raise errors.unknown(f"Kubernetes secret {mount.name} missing key {mount.key}")
+
+
+def secret_keys(manifest: dict[str, Any]) -> set[str]:
+    return set(manifest.get("data") or {}) | set(manifest.get("stringData") or {})

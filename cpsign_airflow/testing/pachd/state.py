@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import grpc
 from pachyderm_sdk.api import pfs, pps
@@ -180,7 +181,7 @@ class JobRec:
     data_processed: int = 0
     data_skipped: int = 0
     data_failed: int = 0
-    logs: list[tuple[datetime, str]] = field(default_factory=list)
+    logs: list[tuple[datetime, str, str]] = field(default_factory=list)  # (ts, line, datum id)
     spec: pps.CreatePipelineRequest | None = None
     salt: str = ""
     task: asyncio.Task | None = None
@@ -249,6 +250,8 @@ class PipelineRec:
     created: datetime = field(default_factory=now)
     updated: datetime = field(default_factory=now)
     last_job_state: pps.JobState = pps.JobState.JOB_STATE_UNKNOWN
+    state: pps.PipelineState = pps.PipelineState.PIPELINE_STARTING
+    reason: str = ""
 
     @property
     def key(self) -> PipelineKey:
@@ -263,7 +266,8 @@ class PipelineRec:
             pipeline=self.to_proto(),
             version=self.version,
             stopped=False,
-            state=pps.PipelineState.PIPELINE_RUNNING,
+            state=self.state,
+            reason=self.reason,
             last_job_state=self.last_job_state,
             parallelism=1,
             type=pps.PipelineInfoPipelineType.PIPELINE_TYPE_TRANSFORM,
@@ -315,12 +319,21 @@ class State:
         self.pipelines: dict[PipelineKey, PipelineRec] = {}
         self.jobs: dict[tuple[PipelineKey, str], JobRec] = {}
         self.commit_sets: dict[str, list[CommitRec]] = {}  # in creation order
+        # pps secrets: name -> Kubernetes Secret manifest (as CreateSecret received it)
+        self.secrets: dict[str, dict[str, Any]] = {}
+        self.secret_created: dict[str, datetime] = {}
+        # set by persistence: called (debounced) after mutations
+        self.on_dirty: Callable[[], None] | None = None
         # every pending waiter, and the same futures keyed by the records they watch
         self._waiters: set[asyncio.Future[None]] = set()
         self._watching: dict[object, set[asyncio.Future[None]]] = {}
         self.restarting = False
         # hook: called with each new JobRec so the job runner can schedule it
         self.on_new_job: Callable[[JobRec], None] | None = None
+
+    def mark_dirty(self) -> None:
+        if self.on_dirty is not None:
+            self.on_dirty()
 
     # ----------------------------------------------------------- notification
     def notify(self, *changed: object) -> None:
@@ -602,6 +615,87 @@ class State:
             if job is not None and job.output_commit is commit:
                 jobs.append(job)
         return jobs
+
+    # ------------------------------------------------------------ job helpers
+    def meta_commit(self, job: JobRec) -> CommitRec | None:
+        """The job's commit in its pipeline's meta repo (same commit set id)."""
+        repo = self.repos.get((job.pipeline.project, job.pipeline.name, "meta"))
+        return None if repo is None else repo.commits.get(job.id)
+
+    def parent_datums(self, job: JobRec) -> dict[str, dict[str, FileData]]:
+        """Datum hash -> outputs, from the meta commit of the last successful parent job.
+
+        pachd reads the parent output commit's meta commit; a failed parent is passed
+        over, so ``until_success`` reprocesses what did not succeed.
+        """
+        meta_repo = self.repos.get((job.pipeline.project, job.pipeline.name, "meta"))
+        parent = job.output_commit.parent
+        while parent is not None and meta_repo is not None:
+            meta = meta_repo.commits.get(parent.id)
+            if meta is not None and meta.is_finished and not meta.error and not parent.error:
+                return datums_from_meta(meta)
+            parent = parent.parent
+        return {}
+
+    def worker_env(self, job: JobRec) -> dict[str, str]:
+        """The machine's environment (the image's), the spec's env and pachd's job variables."""
+        import os
+
+        spec = job.spec
+        env = {k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"}
+        env.update(
+            {
+                "PACH_IN_WORKER": "true",
+                "PPS_PIPELINE_NAME": job.pipeline.name,
+                "PPS_PROJECT_NAME": job.pipeline.project,
+                "PPS_SPEC_COMMIT": job.pipeline.spec_commit.id if job.pipeline.spec_commit else "",
+            }
+        )
+        if spec is not None and spec.transform is not None:
+            env.update(spec.transform.env)
+        env.update({"PACH_JOB_ID": job.id, "PACH_OUTPUT_COMMIT_ID": job.output_commit.id})
+        return env
+
+    def secret_material(
+        self, job: JobRec
+    ) -> tuple[dict[str, str], list[tuple[str, dict[str, bytes]]]]:
+        """``env_var`` values and ``mount_path`` file sets of the job's secrets."""
+        env: dict[str, str] = {}
+        files: list[tuple[str, dict[str, bytes]]] = []
+        transform = job.spec.transform if job.spec else None
+        for mount in transform.secrets if transform is not None else []:
+            data = secret_data(self.secrets.get(mount.name, {}))
+            if mount.env_var:
+                env[mount.env_var] = data.get(mount.key, b"").decode(errors="replace")
+            if mount.mount_path:
+                files.append((mount.mount_path, data))
+        return env, files
+
+
+def secret_data(manifest: dict[str, Any]) -> dict[str, bytes]:
+    """A Secret manifest's keys: ``data`` (base64) overlaid with ``stringData``."""
+    import base64
+
+    out = {k: base64.b64decode(v) for k, v in (manifest.get("data") or {}).items()}
+    out.update({k: str(v).encode() for k, v in (manifest.get("stringData") or {}).items()})
+    return out
+
+
+def datums_from_meta(meta: CommitRec) -> dict[str, dict[str, FileData]]:
+    """Datum hash -> output files, read back from a meta commit's ``/meta`` and ``/pfs``."""
+    import json
+
+    result: dict[str, dict[str, FileData]] = {}
+    for path, fd in meta.files.items():
+        parts = path.split("/")
+        if len(parts) == 4 and parts[1] == "meta" and parts[3] == "meta":
+            datum_id = parts[2]
+            record = json.loads(fd.read())
+            prefix = f"/pfs/{datum_id}/out/"
+            result[record["hash"]] = {
+                p[len(prefix) - 1 :]: f for p, f in meta.files.items() if p.startswith(prefix)
+            }
+    return result
 
 
 def validate_name(kind: str, name: str) -> None:

@@ -47,10 +47,19 @@ def rpc_error(fn, *args, **kwargs) -> grpc.RpcError:
     return info.value
 
 
+# Real commands, run by the local pachd once per datum: train copies its datum's files,
+# aggregate concatenates what train wrote and names the job.
+TRAIN_STDIN = ["cp -r /pfs/data/. /pfs/out/"]
+AGGREGATE_STDIN = [
+    "cat /pfs/LogD-train/* > /pfs/out/model.txt",
+    'echo "$PACH_JOB_ID" > /pfs/out/job',
+]
+
+
 def chain_json(name: str, repo: str, glob: str = "/*", **extra) -> str:
     spec = {
         "pipeline": {"name": name, "project": {"name": "default"}},
-        "transform": {"image": "cpsign:latest", "cmd": ["train"]},
+        "transform": {"image": "ubuntu:20.04", "cmd": ["bash"], "stdin": AGGREGATE_STDIN},
         "input": {"pfs": {"repo": repo, "glob": glob}},
         **extra,
     }
@@ -63,12 +72,17 @@ def make_chain(client: Client) -> None:
     put(client, "data@master", {"/a.csv": b"1,2\n", "/b.csv": b"3,4\n"})
     client.pps.create_pipeline(
         pipeline=pps.Pipeline(name="LogD-train"),
-        transform=pps.Transform(image="cpsign:latest", cmd=["train"]),
+        transform=pps.Transform(image="ubuntu:20.04", cmd=["bash"], stdin=TRAIN_STDIN),
         input=pps.Input(pfs=pps.PfsInput(repo="data", glob="/*")),
     )
     client.pps.create_pipeline_v2(
         create_pipeline_request_json=chain_json("LogD-aggregate", "LogD-train", "/")
     )
+
+
+def user_commits(infos) -> list[str]:
+    """Repo names of a commit set's user commits (pachd also lists meta commits)."""
+    return [i.commit.repo.name for i in infos if i.commit.repo.type == "user"]
 
 
 def test_version_and_projects(client: Client) -> None:
@@ -173,20 +187,27 @@ def test_two_stage_chain_runs_in_one_commit_set(client: Client, local_pachd: Loc
     }
     commit = put(client, "data@master", {"/c.csv": b"5,6\n"})
     infos = commit.wait_all()
-    assert [i.commit.repo.name for i in infos] == ["data", "LogD-train", "LogD-aggregate"]
+    assert user_commits(infos) == ["data", "LogD-train", "LogD-aggregate"]
+    assert {(i.commit.repo.name, i.commit.repo.type) for i in infos} >= {
+        ("LogD-train", "meta"),
+        ("LogD-aggregate", "meta"),
+    }
     assert all(i.commit.id == commit.id and i.finished and not i.error for i in infos)
     jobs = list(client.pps.inspect_job_set(job_set=pps.JobSet(id=commit.id), wait=True))
     assert [j.job.pipeline.name for j in jobs] == ["LogD-train", "LogD-aggregate"]
     for job in jobs:
         assert job.state == pps.JobState.JOB_SUCCESS and job.job.id == commit.id
         assert local_pachd.job_states(commit.id, job.job.pipeline.name) == SUCCESS_PATH
-    assert (jobs[0].data_total, jobs[0].data_processed) == (3, 3)  # /* over three files
+    # /* over three files; two were processed by the pipeline-creation job: skipped
+    assert (jobs[0].data_total, jobs[0].data_processed, jobs[0].data_skipped) == (3, 1, 2)
     assert jobs[1].data_total == 1  # glob "/"
-    assert read(client, "LogD-train@master:/LogD-train.txt") == f"{commit.id}\n".encode()
+    assert read(client, "LogD-train@master:/c.csv") == b"5,6\n"
+    assert read(client, "LogD-aggregate@master:/model.txt") == b"1,2\n3,4\n5,6\n"
+    assert read(client, "LogD-aggregate@master:/job") == f"{commit.id}\n".encode()
     job = client.pps.inspect_job(
         job=pps.Job(pipeline=pps.Pipeline(name="LogD-train"), id=commit.id), details=True
     )
-    assert job.details.transform.cmd == ["train"] and job.started and job.finished
+    assert job.details.transform.cmd == ["bash"] and job.started and job.finished
     listed = list(client.pps.list_job(pipeline=pps.Pipeline(name="LogD-train")))
     assert listed[0].job.id == commit.id and len(listed) == 2  # creation job + this one
 
@@ -195,7 +216,10 @@ def test_pipeline_create_update_and_details(client: Client) -> None:
     make_chain(client)
     info = client.pps.inspect_pipeline(pipeline=pps.Pipeline(name="LogD-aggregate"), details=True)
     assert info.version == 1 and info.state == pps.PipelineState.PIPELINE_RUNNING
-    assert info.details.input.pfs.repo == "LogD-train" and info.details.transform.cmd == ["train"]
+    assert info.details.input.pfs.repo == "LogD-train" and info.details.transform.cmd == ["bash"]
+    effective = json.loads(info.effective_spec_json)
+    assert (effective["reprocessSpec"], effective["outputBranch"]) == ("until_success", "master")
+    assert effective["transform"]["image"] == "ubuntu:20.04"
     assert json.loads(info.user_spec_json)["pipeline"]["name"] == "LogD-aggregate"
     assert json.loads(info.effective_spec_json)["datumTries"] == "3"
     salt = info.details.salt
@@ -205,7 +229,7 @@ def test_pipeline_create_update_and_details(client: Client) -> None:
     )
     assert (err.code(), err.details()) == (
         grpc.StatusCode.ALREADY_EXISTS,
-        'pipeline "LogD-aggregate" already exists',
+        'pipeline "default/LogD-aggregate" already exists',
     )
     resp = client.pps.create_pipeline_v2(
         create_pipeline_request_json=chain_json("LogD-aggregate", "LogD-train", "/*"), update=True
@@ -242,8 +266,8 @@ def test_pipeline_create_update_and_details(client: Client) -> None:
     [
         (
             '{"pipeline": {"name": "p"}, "x": 1}',
-            grpc.StatusCode.UNKNOWN,
-            'proto: (line 1:29): unknown field "x"',
+            grpc.StatusCode.INVALID_ARGUMENT,
+            'could not make effective spec: proto: (line 1:29): unknown field "x"',
         ),
         (
             '{"transform": {"cmd": ["a"]}}',
@@ -251,9 +275,11 @@ def test_pipeline_create_update_and_details(client: Client) -> None:
             "invalid pipeline spec: request.Pipeline cannot be nil",
         ),
         (
-            '{"pipeline": {"name": "p"}, "input": {"pfs": {"repo": "data", "glob": "/"}}}',
-            grpc.StatusCode.UNKNOWN,
-            "pipeline must specify a transform",
+            '{"pipeline": {"name": "p", "project": {"name": "default"}}, "transform": '
+            '{"cmd": ["a"]}, "input": {"pfs": {"repo": "data", "glob": "/"}}, "datum_tries": 1,'
+            ' "paralellism_spec": {"constant": 2}}',
+            grpc.StatusCode.INVALID_ARGUMENT,
+            'could not make effective spec: proto: (line 1:157): unknown field "paralellism_spec"',
         ),
         (
             '{"pipeline": {"name": "p"}, "transform": {"cmd": ["a"]}, '
@@ -280,6 +306,9 @@ def test_failed_job_makes_downstream_unrunnable(client: Client, local_pachd: Loc
     assert infos["LogD-aggregate"].error
     train, aggregate = client.pps.inspect_job_set(job_set=pps.JobSet(id=commit.id), wait=True)
     assert (train.state, train.reason) == (pps.JobState.JOB_FAILURE, "datum failed: OOM")
+    assert aggregate.reason == (
+        "unrunnable because the following upstream pipelines failed: LogD-train"
+    )
     assert local_pachd.job_states(commit.id, "LogD-train") == [
         "JOB_CREATED",
         "JOB_STARTING",
@@ -384,7 +413,7 @@ def test_restart_keeps_state_and_breaks_streams(client: Client, local_pachd: Loc
     assert local_pachd.port == port
     assert client.pfs.repo_exists(pfs.Repo(name="data"))
     infos = client.pfs.wait_commit_set(pfs.CommitSet(id=commit.id))
-    assert [i.commit.repo.name for i in infos] == ["data", "LogD-train", "LogD-aggregate"]
+    assert user_commits(infos) == ["data", "LogD-train", "LogD-aggregate"]
 
 
 def test_restart_keeps_waiting_jobs_alive(client: Client, local_pachd: LocalPachd) -> None:  # noqa: F811
@@ -405,11 +434,8 @@ def test_restart_keeps_waiting_jobs_alive(client: Client, local_pachd: LocalPach
     local_pachd.restart()
     release.set()
     infos = client.pfs.wait_commit_set(pfs.CommitSet(id=commit.id))
-    assert [(i.commit.repo.name, i.error) for i in infos] == [
-        ("data", ""),
-        ("LogD-train", ""),
-        ("LogD-aggregate", ""),
-    ]
+    assert user_commits(infos) == ["data", "LogD-train", "LogD-aggregate"]
+    assert not any(i.error for i in infos)
     for pipeline in ("LogD-train", "LogD-aggregate"):
         assert local_pachd.job_states(commit.id, pipeline) == SUCCESS_PATH
 

@@ -20,7 +20,9 @@ from cpsign_airflow.testing.pachd.pytest_plugin import local_pachd  # noqa: F401
 def pipeline(client: Client, name: str, repo: str, glob: str = "/*") -> None:
     client.pps.create_pipeline(
         pipeline=pps.Pipeline(name=name),
-        transform=pps.Transform(image="cpsign", cmd=["train"]),
+        transform=pps.Transform(
+            image="ubuntu:20.04", cmd=["bash"], stdin=[f"cp -r /pfs/{repo}/. /pfs/out/"]
+        ),
         input=pps.Input(pfs=pps.PfsInput(repo=repo, glob=glob)),
     )
 
@@ -72,8 +74,12 @@ def test_fast_encoding_equals_betterproto(local_pachd: LocalPachd) -> None:  # n
     try:
         n_commits, n_jobs = local_pachd._in_loop(compare)
         states = {j.job.pipeline.name: j.state for j in client.pps.list_job()}
+        train = client.pps.inspect_job(
+            job=pps.Job(pipeline=pps.Pipeline(name="train"), id=first.id)
+        )
     finally:
         release.set()
     assert n_commits >= 20 and n_jobs >= 10
     assert {pps.JobState.JOB_FAILURE, pps.JobState.JOB_UNRUNNABLE} <= set(states.values())
     assert open_set.id  # the scenario had open commits when compared
+    assert train.state == pps.JobState.JOB_SUCCESS

@@ -337,11 +337,6 @@ class JobRunner:
         for path, data in outputs.items():
             out.files[normalize_path(path)] = FileData.from_bytes(data)
         job.data_processed = datums
-        self._set(job, JS.JOB_FINISHING)
-        self.state.finishing_commit(out)
-        await asyncio.sleep(0)
-        if job.done:
-            return
         self._succeed(job)
 
 

@@ -85,38 +85,81 @@ class Datum:
         return h.hexdigest()
 
 
-def glob_regex(pattern: str, groups: bool = False) -> re.Pattern[str]:
-    """A PFS glob (``*``, ``?``, ``**``, ``[...]``) as an anchored regex.
+_DOT = "[^/]"  # ``*`` and ``?`` never cross the separator
+_BOUNDARY = "\x00b"  # ohmyglob's markers: text, ``*`` and ``**`` bound a negation's scope
+_CLOSE_NEG = "\x00n"
 
-    With ``groups`` each wildcard is a capture group, numbered as pachd numbers
-    them for ``join_on``/``group_by`` (``$1`` is the first wildcard).
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A PFS glob compiled as pachd's glob library (ohmyglob) does, as an anchored regex.
+
+    ``*`` / ``?`` stop at ``/``, ``**`` does not; ``[...]`` (``!``/``^`` negates), ``{a,b}``,
+    ``\\`` escapes. Only parentheses capture: ``(a|b)`` (= ``@(...)``), ``*(...)``,
+    ``+(...)``, ``?(...)``, ``!(...)``, numbered left to right for ``join_on``/``group_by``
+    (``"/(*).txt"`` with ``"$1"``); a bare wildcard captures nothing.
     """
+    regex, _ = _glob_sequence(pattern, 0, "")
+    index = regex.find(_CLOSE_NEG + ")")
+    if index > 0:  # a negation matches up to the next boundary, else to the end
+        regex = regex.replace(_CLOSE_NEG, "" if _BOUNDARY in regex[index:] else "$")
+    return re.compile(r"\A" + regex.replace(_BOUNDARY, "") + r"\Z", re.S)
+
+
+def _glob_sequence(p: str, i: int, stops: str) -> tuple[str, int]:
     out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if pattern.startswith("**", i):
-            piece, i = ".*", i + 2
+    while i < len(p) and p[i] not in stops:
+        ch, nxt = p[i], p[i + 1 : i + 2]
+        if ch == "\\" and nxt:
+            out.append(re.escape(nxt) + _BOUNDARY)
+            i += 2
+        elif ch == "*" and nxt == "*" and p[i + 2 : i + 3] != "(":
+            out.append(".*" + _BOUNDARY)
+            i += 2
+        elif ch == "(" or (ch in "@*+?!^" and nxt == "("):
+            quantifier = "@" if ch == "(" else ch
+            alts, i = _glob_alternatives(p, i + (1 if ch == "(" else 2), "|", ")")
+            if quantifier in "!^":
+                inner = (_CLOSE_NEG + "|").join(alts) + _CLOSE_NEG
+                out.append(f"((?:(?!(?:{inner})){_DOT}*))")
+            elif quantifier == "@":
+                out.append("(" + "|".join(alts) + ")")
+            else:
+                out.append("((?:" + "|".join(alts) + ")" + quantifier + ")")
         elif ch == "*":
-            piece, i = "[^/]*", i + 1
-        elif ch == "?":
-            piece, i = "[^/]", i + 1
-        elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end < 0:
-                out.append(re.escape(ch))
-                i += 1
-                continue
-            body = pattern[i + 1 : end]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            piece, i = f"[{body}]", end + 1
-        else:
-            out.append(re.escape(ch))
+            out.append(_DOT + "*" + _BOUNDARY)
             i += 1
-            continue
-        out.append(f"({piece})" if groups else piece)
-    return re.compile("^" + "".join(out) + "$")
+        elif ch == "?":
+            out.append(_DOT)
+            i += 1
+        elif ch == "[" and "]" in p[i + 1 :]:
+            end = p.index("]", i + 1)
+            body, negate = p[i + 1 : end], ""
+            if body[:1] in ("!", "^"):
+                body, negate = body[1:], "^"
+            if len(body) == 3 and body[1] == "-":
+                out.append(f"[{negate}{re.escape(body[0])}-{re.escape(body[2])}]")
+            else:
+                out.append(f"[{negate}{re.escape(body)}]")
+            i = end + 1
+        elif ch == "{":
+            alts, i = _glob_alternatives(p, i + 1, ",", "}")
+            out.append("(?:" + "|".join(alts) + ")")
+        else:
+            out.append(re.escape(ch) + _BOUNDARY)
+            i += 1
+    return "".join(out), i
+
+
+def _glob_alternatives(p: str, i: int, sep: str, close: str) -> tuple[list[str], int]:
+    alts: list[str] = []
+    while True:
+        part, i = _glob_sequence(p, i, sep + close)
+        alts.append(part)
+        if i >= len(p):
+            raise ValueError(f"glob {p!r}: unclosed {close!r}")
+        if p[i] == close:
+            return alts, i + 1
+        i += 1
 
 
 def normalize_glob(pattern: str) -> str:
@@ -146,13 +189,29 @@ def files_under(files: Mapping[str, FileData], path: str) -> dict[str, FileData]
 
 
 def _expand(template: str, match: re.Match[str]) -> str:
-    """``$1``-style references to a glob's capture groups, as pachd's join_on/group_by."""
-
-    def sub(m: re.Match[str]) -> str:
-        index = int(m.group(1))
-        return match.group(index) if index <= (match.re.groups or 0) else ""
-
-    return re.sub(r"\$(\d+)", sub, template)
+    """ohmyglob's Replace, as pachd computes join_on/group_by: ``$n`` or ``${n}`` is capture
+    group n (``$0`` the whole path, an absent group nothing), ``$$`` is ``$``."""
+    groups = [match.group(0), *match.groups(default="")]
+    out: list[str] = []
+    i = 0
+    while (j := template.find("$", i)) >= 0:
+        out.append(template[i:j])
+        if template.startswith("$$", j):
+            out.append("$")
+            i = j + 2
+            continue
+        ref = re.match(r"\$(?:\{([0-9]+)\}|([0-9]+))", template[j:])
+        if ref is None:  # malformed: a literal "$"
+            out.append("$")
+            i = j + 1
+            continue
+        name = ref.group(1) or ref.group(2)
+        num = int(name) if name == "0" or not name.startswith("0") else -1
+        if 0 <= num < len(groups):
+            out.append(groups[num])
+        i = j + ref.end()
+    out.append(template[i:])
+    return "".join(out)
 
 
 @dataclass
@@ -168,7 +227,7 @@ def _pfs_datums(pin: pps.PfsInput, commit: InputCommit | None) -> list[DatumInpu
     if not files:
         return []
     pattern = normalize_glob(pin.glob)
-    regex = glob_regex(pattern, groups=True)
+    regex = glob_regex(pattern)
     result = []
     for path in glob_paths(files, pattern):
         is_dir = path == "/" or path not in files

@@ -23,7 +23,14 @@ def spec(name: str, repo: str, image: str = "busybox", glob: str = "/*") -> dict
     return {
         "pipeline": {"name": name},
         "input": {"pfs": {"repo": repo, "glob": glob}},
-        "transform": {"image": image, "cmd": ["sh", "-c", "cp -r /pfs/*/ /pfs/out/"]},
+        "transform": {
+            "image": image,
+            "cmd": [
+                "sh",
+                "-c",
+                'for d in /pfs/*; do [ "$d" = /pfs/out ] || cp -r "$d"/. /pfs/out/; done',
+            ],
+        },
     }
 
 

@@ -12,14 +12,25 @@ from cpsign_airflow.hooks.pachyderm import PachydermHook
 SPEC_TEMPLATE = {
     "pipeline": {"name": "{{ workflow_name }}-stage1"},
     "input": {"pfs": {"repo": "{{ workflow_name }}-config", "glob": "/"}},
-    "transform": {"image": "busybox:{{ image_tag }}", "cmd": ["sh", "-c", "cp /pfs/*/* /pfs/out/"]},
+    "transform": {
+        "image": "busybox:{{ image_tag }}",
+        "cmd": [
+            "sh",
+            "-c",
+            'for d in /pfs/*; do [ "$d" = /pfs/out ] || cp -r "$d"/. /pfs/out/; done',
+        ],
+    },
     "parallelism_spec": {"constant": 1},
 }
 # Pachyderm 1.x form, as the original workflow's specs were written.
 V1_SPEC = {
     "pipeline": {"name": "{{ workflow_name }}-stage2"},
     "input": {"atom": {"repo": "{{ workflow_name }}-stage1", "glob": "/*"}},
-    "transform": {"image": "busybox", "cmd": ["sh"], "stdin": ["cp -r /pfs/* /pfs/out"]},
+    "transform": {
+        "image": "busybox",
+        "cmd": ["sh"],
+        "stdin": ['for d in /pfs/*; do [ "$d" = /pfs/out ] || cp -r "$d"/. /pfs/out/; done'],
+    },
     "standby": True,
 }
 

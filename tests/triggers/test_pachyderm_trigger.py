@@ -35,7 +35,14 @@ def spec(name: str, repo: str) -> dict:
     return {
         "pipeline": {"name": name},
         "input": {"pfs": {"repo": repo, "glob": "/*"}},
-        "transform": {"image": "busybox", "cmd": ["sh", "-c", "cp -r /pfs/*/ /pfs/out/"]},
+        "transform": {
+            "image": "busybox",
+            "cmd": [
+                "sh",
+                "-c",
+                'for d in /pfs/*; do [ "$d" = /pfs/out ] || cp -r "$d"/. /pfs/out/; done',
+            ],
+        },
     }
 
 

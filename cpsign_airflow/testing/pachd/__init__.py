@@ -73,6 +73,13 @@ Not reproduced / simplified (known differences):
 * Auth is a single root token: any other token is rejected; GetVersion works
   without one, as on pachd.
 * Hash values are sha256, not pachd's content hash.
+* Persistence is opt-in (``LocalPachd(data_dir=...)``, ``--data-dir DIR``): projects,
+  repos, branches, commits with their files, pipelines, jobs (counts, logs, meta
+  commits, so datum skipping carries on), commit sets and secrets go to
+  ``DIR/state.json`` plus content-addressed ``DIR/blobs/``, saved after changes and
+  at stop, loaded at start; pachd keeps them in etcd/postgres and object storage.
+  A job not done at the last save runs again from the start after a restart
+  (its datums re-run). Without a data dir, state lives in memory only.
 """
 
 from .errors import PachdError

@@ -1,7 +1,9 @@
-"""``python -m cpsign_airflow.testing.pachd --port N [--host H] [--auth-token-env VAR]``.
+"""``python -m cpsign_airflow.testing.pachd --port N [--host H] [--auth-token-env VAR]
+[--data-dir DIR]``.
 
 Prints ``grpc://HOST:PORT`` as the first stdout line, serves until SIGTERM/SIGINT,
-then exits 0.
+then exits 0. With ``--data-dir`` the state is saved in DIR and loaded from it at
+the next start; without it, the state is lost at exit.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="VAR",
         help="require the token held in environment variable VAR",
     )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="keep the state (metadata and file contents) in DIR across restarts",
+    )
     args = parser.parse_args(argv)
     token = None
     if args.auth_token_env:
@@ -35,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
-    pachd = LocalPachd(host=args.host, port=args.port, auth_token=token).start()
+    pachd = LocalPachd(
+        host=args.host, port=args.port, auth_token=token, data_dir=args.data_dir
+    ).start()
     try:
         print(pachd.address, flush=True)
         while not stop.wait(3600):

@@ -157,11 +157,22 @@ class JobRunner:
         )
         if job.done:
             return
+        # pachd's worker runs a pipeline's jobs in order: a job starts once its parent
+        # output commit is finished, so the skip base is settled. (Scripted jobs do not.)
+        behaviour = self.behaviour(job.pipeline.name)
+        parent = out.parent
+        if parent is not None and behaviour is None:
+            await self.state.wait_for(
+                lambda: job.done or parent.is_finished,
+                lambda: (job, parent),
+                abort_on_restart=False,
+            )
+            if job.done:
+                return
         failed = [c for c in out.provenance if c.error]
         if failed:
             self.end(job, JS.JOB_UNRUNNABLE, unrunnable_reason(job, failed))
             return
-        behaviour = self.behaviour(job.pipeline.name)
         if behaviour is None:
             # A pipeline whose workers cannot start (CRASHING) leaves its job waiting and
             # its output commit open, as on a cluster; an update or StopJob ends it.

@@ -74,10 +74,12 @@ class PfsService:
             if not req.update:
                 raise errors.project_exists(name)
             existing.description = req.description
+            self.state.mark_dirty()
             return Empty()
         from .state import ProjectRec
 
         self.state.projects[name] = ProjectRec(name, req.description)
+        self.state.mark_dirty()
         return Empty()
 
     def _project_info(self, name: str) -> pfs.ProjectInfo:
@@ -106,6 +108,7 @@ class PfsService:
         for repo in repos:
             self._drop_repo(repo)
         del self.state.projects[name]
+        self.state.mark_dirty()
         return Empty()
 
     # ------------------------------------------------------------------ repos
@@ -121,9 +124,11 @@ class PfsService:
             if not req.update:
                 raise errors.repo_exists(project, req.repo.name, repo_type)
             existing.description = req.description
+            self.state.mark_dirty()
             return Empty()
         self.state.create_repo(project, req.repo.name, repo_type, req.description)
         self.state.notify()
+        self.state.mark_dirty()
         return Empty()
 
     def _repo_info(self, repo: RepoRec) -> pfs.RepoInfo:
@@ -160,6 +165,7 @@ class PfsService:
             if not members:
                 self.state.commit_sets.pop(cid, None)
         self.state.repos.pop(repo.key, None)
+        self.state.mark_dirty()  # also covers DeletePipeline, which drops repos through here
 
     async def delete_repo(self, req: pfs.DeleteRepoRequest, ctx: object) -> pfs.DeleteRepoResponse:
         repo = self.state.repo(req.repo)
@@ -210,6 +216,7 @@ class PfsService:
             branch, commit_id, pfs.OriginKind.USER, req.description, parent=parent
         )
         self.state.propagate(commit_id, [branch])  # add_commit notifies the repos
+        self.state.mark_dirty()
         return rec.to_proto()
 
     async def finish_commit(self, req: pfs.FinishCommitRequest, ctx: object) -> Empty:
@@ -225,6 +232,7 @@ class PfsService:
             rec.description = req.description
         self.state.finishing_commit(rec)
         asyncio.get_running_loop().call_soon(self._finished, rec, req.error)
+        self.state.mark_dirty()
         return Empty()
 
     def _finished(self, rec: CommitRec, error: str) -> None:
@@ -346,6 +354,7 @@ class PfsService:
                 self.state.finish_commit(rec)
             self.state.propagate(commit_id, [branch])
         self.state.notify()
+        self.state.mark_dirty()
         return Empty()
 
     def _branch_info(self, branch: BranchRec) -> pfs.BranchInfo:
@@ -398,6 +407,7 @@ class PfsService:
             b.provenance = [p for p in b.provenance if p is not branch]
         del branch.repo.branches[branch.name]
         self.state.notify()
+        self.state.mark_dirty()
         return Empty()
 
     # ------------------------------------------------------------------ files
@@ -448,6 +458,7 @@ class PfsService:
                         target.files[new_path] = src.files[path]
         if target is not None:
             self.state.notify(target)  # files: no wait reads them, but keep it targeted
+            self.state.mark_dirty()
         return Empty()
 
     def _file_commit(self, file: pfs.File | None) -> tuple[CommitRec, str]:

@@ -7,18 +7,20 @@ import collections
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 from grpc import aio
 
+from . import persistence
 from .auth import AuthConfig, AuthService
 from .errors import PachdError
 from .faults import Faults
 from .jobs import JobContext, JobRunner, PipelineBehaviour
 from .pfs import PfsService
 from .pps import PpsService
-from .state import State
+from .state import JobRec, State
 from .version import VersionService
 
 T = TypeVar("T")
@@ -35,12 +37,21 @@ SHUTTING_DOWN = "pachd is shutting down"
 class LocalPachd:
     """A pachd stand-in serving pachd's gRPC API from a background thread.
 
-    Use as a context manager, or call :meth:`start` / :meth:`stop`.
+    Use as a context manager, or call :meth:`start` / :meth:`stop`. With ``data_dir``
+    the state is saved there (see :mod:`.persistence`) after every change and at stop,
+    and loaded back at start; without it, state lives in memory only.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, auth_token: str | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        auth_token: str | None = None,
+        data_dir: str | Path | None = None,
+    ):
         self.host = host
         self.port = port
+        self.data_dir = Path(data_dir) if data_dir is not None else None
         self.faults = Faults()
         self.calls: list[str] = []
         self._auth = AuthConfig(auth_token)
@@ -52,6 +63,9 @@ class LocalPachd:
         self._pending_config: dict[str, PipelineBehaviour] = {}
         self._active_streams = 0
         self._calls_lock = threading.Lock()
+        self._save_pending = False
+        self._saving = False  # True while changes are to be saved (data_dir, between start/stop)
+        self._blobs_written: set[str] = set()
 
     # ---------------------------------------------------------------- config
     @property
@@ -172,11 +186,19 @@ class LocalPachd:
         return self._state
 
     async def _start_server(self) -> None:
+        resume: list[JobRec] = []
         if self._state is None:
-            self._state = State()
+            loaded = persistence.load(self.data_dir) if self.data_dir is not None else None
+            self._state = loaded or State()
             self._runner = JobRunner(self._state)
             for name, behaviour in self._pending_config.items():
                 self._runner.configure(name, behaviour)
+            if self.data_dir is not None:
+                resume = [job for job in self._state.jobs.values() if not job.done]
+                self._blobs_written = set()
+                self._saving = True
+                self._state.on_dirty = self._save_soon
+                self._save()  # the reset of interrupted jobs, and an early check that we can write
         assert self._runner is not None
         self._state.restarting = False
         server = aio.server(options=SERVER_OPTIONS)
@@ -193,6 +215,8 @@ class LocalPachd:
         self.port = port
         await server.start()
         self._server = server
+        for job in resume:  # interrupted by the last stop: they run again from the start
+            self._runner.schedule(job)
 
     async def _stop_server(self) -> None:
         state = self._require_state()
@@ -207,14 +231,34 @@ class LocalPachd:
             await self._server.stop(grace=0.2)
             self._server = None
 
+    def _save_soon(self) -> None:
+        """``State.on_dirty``: the mutations of one loop tick are saved by one write."""
+        if not self._save_pending:
+            self._save_pending = True
+            asyncio.get_running_loop().call_soon(self._save)
+
+    def _save(self) -> None:
+        """Runs on the loop thread, synchronously: nothing mutates the state meanwhile."""
+        self._save_pending = False
+        if self._saving and self._state is not None and self.data_dir is not None:
+            persistence.save(self._state, self.data_dir, self._blobs_written)
+
     async def _shutdown(self) -> None:
         await self._stop_server()
         state = self._state
         if state is not None:
             tasks = [j.task for j in state.jobs.values() if j.task and not j.task.done()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                if self._saving:
+                    # Saved before the job tasks are cancelled: running jobs are kept as
+                    # unfinished (they resume at the next start), not as killed.
+                    self._saving, state.on_dirty = False, None
+                    assert self.data_dir is not None
+                    persistence.save(state, self.data_dir, self._blobs_written, prune=True)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     def _record(self, short: str) -> None:
         with self._calls_lock:

@@ -13,10 +13,12 @@ FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
 # An ARG before FROM is not visible after it; declare it again to keep its value.
 ARG AIRFLOW_VERSION
 
-# System packages to build mysqlclient (MySqlHook's driver), should pip need to build it.
+# System packages to build mysqlclient (MySqlHook's driver), should pip need to build it;
+# bubblewrap gives the local pachd's transforms their /pfs (compose's pachd service).
 USER root
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
+        bubblewrap \
         build-essential \
         pkg-config \
         default-libmysqlclient-dev \

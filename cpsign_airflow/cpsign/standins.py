@@ -79,6 +79,8 @@ class _Context(Protocol):
 
 
 class _LocalPachd(Protocol):
+    address: str
+
     def configure_pipeline(
         self, name: str, *, duration: float = ..., handler: Any = ...
     ) -> None: ...
@@ -98,7 +100,31 @@ def configure_local_pachd(
     }
     for stage, name in names.items():
         pachd.configure_pipeline(name, duration=duration, handler=handlers[stage])
+    create_stage_secrets(pachd.address, workflow_name)
     return names
+
+
+def create_stage_secrets(address: str, workflow_name: str) -> list[str]:
+    """Create the Kubernetes secrets the bundled specs mount, with placeholder values.
+
+    pachd refuses a pipeline whose secret is missing, so a cluster admin creates them
+    first (``kubectl create secret`` / ``pachctl create secret``); the stand-ins read none.
+    """
+    from pachyderm_sdk import Client
+
+    from cpsign_airflow.cpsign.pipelines import default_spec_vars
+
+    spec_vars = default_spec_vars(workflow_name)
+    secrets = {
+        spec_vars["source_db_secret"]: {spec_vars["source_db_secret_key"]: "standin-password"},
+        spec_vars["model_store_secret"]: {"api-info.json": "{}"},
+    }
+    client = Client.from_pachd_address(address)
+    existing = {i.secret.name for i in client.pps.list_secret().secret_info}
+    for name, data in secrets.items():
+        if name not in existing:
+            client.pps.create_secret(name=name, data=data)
+    return sorted(secrets)
 
 
 # ---------------------------------------------------------------- helpers

@@ -469,14 +469,20 @@ def test_published_ports_do_not_collide(which: str, request: pytest.FixtureReque
 # --------------------------------------------------------------- run what can run here
 
 
-def test_pachd_service_command_starts_the_local_pachd(defaults: dict[str, Any]) -> None:
-    """The service's exact command, with `python` -> this venv and port/host -> loopback:0."""
+def test_pachd_service_command_starts_the_local_pachd(
+    defaults: dict[str, Any], tmp_path: Path
+) -> None:
+    """The service's exact command, with `python` -> this venv, port/host -> loopback:0 and
+    its data directory -> a temporary one, which must be the service's volume."""
     pachd = defaults["services"]["pachd"]
     argv = list(pachd["command"])
     assert argv[0] == "python"
     argv[0] = sys.executable
     argv[argv.index("--port") + 1] = "0"
     argv[argv.index("--host") + 1] = "127.0.0.1"
+    data_dir = argv[argv.index("--data-dir") + 1]
+    assert data_dir in {v["target"] for v in pachd["volumes"] if v["type"] == "volume"}
+    argv[argv.index("--data-dir") + 1] = str(tmp_path)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 60)
@@ -502,6 +508,7 @@ def test_pachd_service_command_starts_the_local_pachd(defaults: dict[str, Any]) 
             proc.kill()
             raise
     assert code == 0, proc.stderr.read()
+    assert (tmp_path / "state.json").is_file()  # state kept for the next start
 
     # ...and fails once pachd is gone.
     result = subprocess.run(health, capture_output=True, text=True, timeout=60)

@@ -28,58 +28,104 @@ Reproduced (pachd 2.x, SDK 2.12):
   updating a pipeline writes a commit to its ``spec`` repo (type ``spec``, same
   name; its branch is part of the output branch's provenance) and starts a job
   in that commit set, plus downstream jobs.
+* Pipelines run for real (``jobs``, ``datums``, ``worker``): each datum runs
+  ``transform.cmd`` with ``transform.stdin`` as a child process, in a private
+  mount namespace (bubblewrap, or ``unshare`` as root) where ``/pfs/<input>/``
+  holds that datum's files only and ``/pfs/out/`` is collected as its output;
+  ``working_dir``; ``transform.env`` plus pachd's worker variables
+  (``PACH_JOB_ID``, ``PACH_DATUM_ID``, ``PACH_OUTPUT_COMMIT_ID``,
+  ``PPS_PIPELINE_NAME``, ``PPS_PROJECT_NAME``, ``PPS_SPEC_COMMIT``,
+  ``PACH_IN_WORKER``, ``<input>`` and ``<input>_COMMIT``,
+  ``PACH_DATUM_<input>_JOIN_ON``/``_GROUP_BY``); secrets as ``env_var`` and as
+  files under ``mount_path``. stdout/stderr become the job's user logs, per datum.
+* Datums as pachd's worker builds them: globs in pachd's (ohmyglob) syntax, an
+  empty commit has none; ``cross``, ``union``, ``join`` (``join_on``,
+  ``outer_join``) and ``group`` (``group_by``) over capture groups, children
+  sorted by input name; ``parallelism_spec.constant`` datums at once. Datum IDs
+  are pachd's DatumID (BLAKE2b over input name, repo, branch, path), hashes its
+  HashDatum (id, input hashes, salt). With ``reprocess_spec: until_success`` a
+  datum whose hash and success match the parent job's is skipped
+  (``data_skipped``) and its output carried over; ``every_job`` never skips;
+  the output commit is the union of the datums' outputs (same path: concatenated
+  in datum-id order). A pipeline's jobs run in order (a job waits for its parent
+  output commit), as pachd's worker does.
+* A failing command fails its datum; it is tried ``datum_tries`` times (default
+  3), then the job ends JOB_FAILURE ``datum <64-hex id> failed``, its output and
+  meta commits finish with that error, and downstream jobs end JOB_UNRUNNABLE
+  ``unrunnable because the following upstream pipelines failed: <input>``.
 * Jobs pass JOB_CREATED, JOB_STARTING, JOB_RUNNING, JOB_FINISHING, JOB_SUCCESS;
-  failures end in JOB_FAILURE (output commit finished with ``error`` = reason),
-  StopJob in JOB_KILLED, and downstream jobs of a failed/killed job end in
-  JOB_UNRUNNABLE.  JobInfo data counts, times, ``details``; InspectJob ``wait``,
-  ListJob, InspectJobSet (``wait``), ListJobSet, GetLogs (``tail``).
-* CreatePipeline and CreatePipelineV2 (``update``, ``reprocess``, ``dry_run``,
-  effective JSON with pachd's default ``datumTries``/resource requests);
-  ``version`` bumps on update, ``salt`` changes only on reprocess;
-  PipelineInfo carries ``user_spec_json``, ``effective_spec_json``,
-  ``spec_commit``, and ``details`` when asked for (ListPipeline always).
-* Error codes and texts of pachd's typed errors (``repo default/x not found``,
+  StopJob gives JOB_KILLED (``job stopped`` by default; a finished job: OK, no
+  effect); updating a pipeline kills its unfinished jobs ("all jobs killed
+  because pipeline was updated for user unknown_username"). InspectJob ``wait``,
+  ListJob, InspectJobSet (``wait``; an unknown id streams nothing, OK),
+  ListJobSet, GetLogs (``tail``, ``datum``).
+* Pipelines: each has output, ``spec`` and ``meta`` repos; output and meta
+  branches share the provenance (inputs + spec), so a commit set holds the meta
+  commits too. State PIPELINE_STARTING, then RUNNING, or CRASHING with a reason
+  when ``transform.cmd`` cannot be found on this machine (the analogue of an
+  image that cannot be pulled): its jobs wait in JOB_STARTING with their output
+  commits open until an update or StopJob. CreatePipeline and CreatePipelineV2
+  (``update``, ``reprocess``, ``dry_run``); pachd's built-in defaults
+  (``transform.image`` ubuntu:20.04, ``outputBranch``, ``datumTries`` "3",
+  ``reprocessSpec`` until_success) merged into a compact, key-sorted effective
+  JSON; ``version`` bumps on update, ``salt`` changes only on reprocess.
+* PFS lifecycle: StartCommit on a branch whose head is open fails (UNKNOWN
+  ``start commit in transaction: create commit: parent commit P/R@ID has not been
+  finished``); FinishCommit sets ``finishing`` and ``finished`` follows; finishing
+  a pipeline's output/meta commit is refused (use StopJob).
+* pps secrets: CreateSecret (a Kubernetes Secret manifest), InspectSecret,
+  ListSecret, DeleteSecret; CreatePipeline refuses a spec mounting a missing
+  secret (``missing Kubernetes secret NAME``) or key, or ``env_var`` without key.
+* Error codes and texts of pachd's errors: ``repo default/x not found``,
   ``branch "master" not found in repo default/x``, ``commit default/x@ID not
   found``, ``no commits found for commitset ID``, ``file P not found in repo
-  default/x at commit ID``, ``pipeline "p" not found`` / ``already exists``,
-  ``project "p" not found``, ``project p already exists``, ALREADY_EXISTS for
-  repos) and auth texts (UNAUTHENTICATED ``no authentication token (try logging
-  in)`` / ``provided auth token is corrupted or has expired (try logging in
-  again)``; UNIMPLEMENTED ``the auth service is not activated``).  Errors pachd
-  raises as plain Go errors (invalid names, ``pipeline must specify a
-  transform``, ``invalid pipeline spec: ...``, protojson's ``proto: (line L:C):
-  unknown field "x"``) arrive as UNKNOWN, as they do from pachd.
+  default/x at commit ID``, ``pipeline "p" not found``, ``pipeline
+  "default/p" already exists``, ``pipeline "p" cannot be created because a repo
+  with the same name already exists``, ``jobs default/p@ID not found``, pipeline
+  names over 51 characters and Kubernetes names (``<project>-<name>-v99``) over
+  63, INVALID_ARGUMENT ``could not make effective spec: ...`` for a V2 spec with
+  an unknown field or bad JSON, ``project "p" not found``, ``project p already
+  exists``, ALREADY_EXISTS for repos; auth texts (UNAUTHENTICATED ``no
+  authentication token (try logging in)`` / ``provided auth token is corrupted
+  or has expired (try logging in again)``; UNIMPLEMENTED ``the auth service is
+  not activated``). Plain Go errors arrive as UNKNOWN, as they do from pachd.
+* Persistence is opt-in (``LocalPachd(data_dir=...)``, ``--data-dir DIR``):
+  projects, repos, branches, commits with their files, pipelines, jobs, commit
+  sets and secrets go to ``DIR/state.json`` plus content-addressed
+  ``DIR/blobs/``, saved after changes and at stop, loaded at start (pachd keeps
+  them in etcd/postgres and object storage). Without it, state is in memory.
 
 Not reproduced / simplified (known differences):
 
-* No containers: jobs run the configured behaviour (default: ~0.05 s, writes
-  ``/<pipeline>.txt`` naming the job id when there is at least one datum) or a
-  Python handler (:class:`JobContext`); no workers, pods, egress, services,
-  spouts, cron, triggers, S3 gateway, transactions, or datum-level APIs.
-* Datums are counted, not processed one by one: a pfs input yields its glob's
-  matches (``/`` is one datum; ``*``/``?``/``**`` patterns over the paths of the
-  input commit); ``cross`` multiplies, ``union``/``join``/``group`` add (join_on
-  / group_by are stored but not evaluated).  No datum skipping between jobs.
-* Output commits start empty (no reuse of the parent job's output); ``meta``
-  repos, ``stats``, ``auth_info``, permissions/roles, and pipeline history
+* No containers and no image pulls: ``image`` is recorded, the command runs on
+  this machine with its environment (the "image" is this machine), and the
+  working directory defaults to the server's. No pods, resource requests or
+  limits, sidecars, egress, services, spouts, cron, triggers, S3 gateway,
+  ``err_cmd``, ``accept_return_code``, ``datum_timeout``/``job_timeout``,
+  transactions or the datum-level APIs (ListDatum, RestartDatum).
+* A test may configure a pipeline with a scripted behaviour
+  (``configure_pipeline``: a duration, a failure, a Python handler seeing all
+  input files at once) in place of its transform; such jobs do not split datums,
+  skip, or wait for their parent job.
+* File hashes are sha256 of the contents (pachd's are its own content hashes), so
+  datum hashes differ from a real cluster's in value, not in behaviour.
+  A directory datum's hash covers its files' hashes directly (pachd hashes the
+  tree level by level). The meta commit holds ``/meta/<datum>/meta`` (JSON
+  ``hash``/``job``) and ``/pfs/<datum>/out/...``, not pachd's protobuf Meta and
+  datum storage tree. Skipping uses the nearest ancestor job whose output and
+  meta commits finished without error.
+* A pipeline is RUNNING as soon as its command is found; no STANDBY,
+  autoscaling, RESTARTING or FAILURE states, and CRASHING is only the command
+  check above. ``stats``, ``auth_info``, permissions/roles and pipeline history
   (``history`` returns the current version only) are not modelled.
-* PipelineInfo.state is always PIPELINE_RUNNING (no STANDBY/autoscaling);
-  the effective spec is the user JSON merged with defaults, not protojson
-  re-marshalled output; JSON syntax errors and the exact wording of a few rarely
-  seen messages (deleting repos with subvenance, StopJob on a finished job,
-  missing job ``job default/p@ID not found``) are best effort.
+* With persistence, a job not done at the last save runs again from the start
+  after a restart (pachd's workers would resume its remaining datums).
 * Ancestry syntax (``master^``), ``put file`` from URLs, GetFileTAR, Fsck,
   squash/drop commit sets, DeleteAll are not implemented (UNIMPLEMENTED).
-* Auth is a single root token: any other token is rejected; GetVersion works
-  without one, as on pachd.
-* Hash values are sha256, not pachd's content hash.
-* Persistence is opt-in (``LocalPachd(data_dir=...)``, ``--data-dir DIR``): projects,
-  repos, branches, commits with their files, pipelines, jobs (counts, logs, meta
-  commits, so datum skipping carries on), commit sets and secrets go to
-  ``DIR/state.json`` plus content-addressed ``DIR/blobs/``, saved after changes and
-  at stop, loaded at start; pachd keeps them in etcd/postgres and object storage.
-  A job not done at the last save runs again from the start after a restart
-  (its datums re-run). Without a data dir, state lives in memory only.
+* Auth is a single root token (user ``pach:root``): any other token is
+  rejected; GetVersion works without one, as on pachd.
+* Unknown-field errors carry the line and column in the user's JSON; pachd's
+  point into its merged effective spec.
 """
 
 from .errors import PachdError

@@ -3,6 +3,7 @@
 #   python3-venv                      - to create the project's virtual environment
 #   pkg-config, libmariadb-dev, gcc   - to build mysqlclient (MySqlHook's driver)
 #   mariadb-server                    - a throwaway MariaDB for the bookkeeping tests
+#   bubblewrap                        - the local pachd shows each datum its files at /pfs
 # Installs them when run as root with apt available; otherwise prints the command.
 set -euo pipefail
 PY=${PYTHON:-python3}
@@ -16,6 +17,7 @@ fi
 if [ "${NEED_MARIADB_SERVER:-1}" = 1 ] && ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
   missing+=(mariadb-server)
 fi
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "Installing system packages: ${missing[*]}"

@@ -16,6 +16,7 @@ import pytest
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs, pps
 from pachyderm_sdk.errors import AuthServiceNotActivated
+from sdk_helpers import put, read, rpc_error
 
 from cpsign_airflow.testing.pachd import LocalPachd, PipelineFailure
 from cpsign_airflow.testing.pachd.pytest_plugin import local_pachd  # noqa: F401
@@ -26,25 +27,6 @@ SUCCESS_PATH = ["JOB_CREATED", "JOB_STARTING", "JOB_RUNNING", "JOB_FINISHING", "
 @pytest.fixture
 def client(local_pachd: LocalPachd) -> Client:  # noqa: F811
     return Client.from_pachd_address(local_pachd.address)
-
-
-def put(client: Client, uri: str, files: dict[str, bytes]) -> pfs.Commit:
-    with client.pfs.commit(branch=pfs.Branch.from_uri(uri)) as commit:
-        for path, data in files.items():
-            commit.put_file_from_bytes(path, data)
-    return commit
-
-
-def read(client: Client, uri: str) -> bytes:
-    return b"".join(m.value for m in client.pfs.get_file(file=pfs.File.from_uri(uri)))
-
-
-def rpc_error(fn, *args, **kwargs) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as info:
-        result = fn(*args, **kwargs)
-        if hasattr(result, "__next__"):
-            list(result)
-    return info.value
 
 
 # Real commands, run by the local pachd once per datum: train copies its datum's files,

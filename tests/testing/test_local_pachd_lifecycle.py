@@ -12,8 +12,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+import sdk_helpers
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs, pps
+from sdk_helpers import rpc_error
 
 from cpsign_airflow.testing.pachd import LocalPachd
 from cpsign_airflow.testing.pachd import worker as pachd_worker
@@ -29,19 +31,8 @@ def client(local_pachd: LocalPachd) -> Client:  # noqa: F811
     return c
 
 
-def rpc_error(fn, *args, **kwargs) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as info:
-        result = fn(*args, **kwargs)
-        if hasattr(result, "__next__"):
-            list(result)
-    return info.value
-
-
 def put(client: Client, files: dict[str, bytes], repo: str = "data") -> pfs.Commit:
-    with client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@master")) as commit:
-        for path, data in files.items():
-            commit.put_file_from_bytes(path, data)
-    return commit
+    return sdk_helpers.put(client, f"{repo}@master", files)
 
 
 def create(client: Client, name: str, repo: str = "data", *, update: bool = False, **spec):

@@ -14,6 +14,7 @@ from typing import Any
 
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs, pps
+from sdk_helpers import put, read
 
 from cpsign_airflow.testing.pachd import JobContext, LocalPachd
 
@@ -23,17 +24,6 @@ COPY = {
     "input": {"pfs": {"repo": "data", "glob": "/*"}},
 }
 BIG = os.urandom(1024 * 1024) * 6  # > 5 MiB: spills to a temp file, several GetFile messages
-
-
-def put(client: Client, uri: str, files: dict[str, bytes]) -> pfs.Commit:
-    with client.pfs.commit(branch=pfs.Branch.from_uri(uri)) as commit:
-        for path, data in files.items():
-            commit.put_file_from_bytes(path, data)
-    return commit
-
-
-def read(client: Client, uri: str) -> bytes:
-    return b"".join(m.value for m in client.pfs.get_file(file=pfs.File.from_uri(uri)))
 
 
 def wait_set(client: Client, set_id: str) -> list[pfs.CommitInfo]:

@@ -14,6 +14,7 @@ from pachyderm_sdk.api import pfs, pps
 
 from . import errors, specs, wire
 from .auth import AuthConfig
+from .datums import pfs_inputs
 from .errors import DEFAULT_PROJECT, PachdError
 from .filestore import FileData
 from .jobs import JobRunner
@@ -102,7 +103,7 @@ class PpsService:
         )
         self.state.project(project)
         input_branches: list[tuple[pps.PfsInput, Any]] = []
-        for pin in specs.pfs_inputs(request.input):
+        for pin in pfs_inputs(request.input):
             repo = self.state.repo(
                 pfs.Repo(
                     name=pin.repo,

@@ -9,6 +9,7 @@ import betterproto
 from pachyderm_sdk.api import pps
 
 from . import errors
+from .datums import pfs_inputs
 from .state import NAME_RE
 
 # pachd's built-in defaults (src/server/pps/server/defaults.go), merged under the user's spec.
@@ -147,17 +148,6 @@ def validate(request: pps.CreatePipelineRequest, raw: dict[str, Any] | None) -> 
         if input_name in seen:
             raise errors.unknown(f'name "{input_name}" was used more than once')
         seen.add(input_name)
-
-
-def pfs_inputs(input_spec: pps.Input | None) -> list[pps.PfsInput]:
-    if input_spec is None:
-        return []
-    if input_spec.pfs is not None and input_spec.pfs.repo:
-        return [input_spec.pfs]
-    result: list[pps.PfsInput] = []
-    for sub in [*input_spec.cross, *input_spec.union, *input_spec.join, *input_spec.group]:
-        result.extend(pfs_inputs(sub))
-    return result
 
 
 def request_to_dict(request: pps.CreatePipelineRequest) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Pipeline stage entry points and the CPSign runtime."""

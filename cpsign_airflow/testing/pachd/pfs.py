@@ -202,7 +202,8 @@ class PfsService:
             raise errors.unknown(
                 f"cannot start a commit on an output branch: {repo.display}@{branch.name}"
             )
-        if branch.head is not None and not branch.head.is_finished:
+        # pachd's linkParent: the parent must be at least FINISHING (not yet FINISHED)
+        if branch.head is not None and branch.head.finishing is None:
             head = branch.head
             raise errors.unknown(
                 "start commit in transaction: create commit: parent commit "

@@ -29,6 +29,8 @@ TRAIN_MODELS_DIR = "/pfs/out/models"
 TCP_PTYPE = 3
 VAP_PTYPE = 5
 _NEEDS_QUOTES = re.compile(r"[\s\"'\\#]")
+#: CPSign splits --labels values on these (after unquoting): regex ``[\s,]``.
+_LABEL_SPLIT = re.compile(r"[\s,]")
 
 
 def quote_argument(value: Any) -> str:
@@ -114,10 +116,21 @@ def precompute_arguments(config: Mapping[str, Any], input_dir: str = PRECOMPUTE_
     precompute = config.get("precompute") or {}
     regression = config["train"]["ptype"] in REGRESSION_PTYPES
     lines = _flag("model-type", "regression" if regression else "classification")
-    lines += _flag("train-data", "CSV", f"{input_dir}/{training_data_filename(config)}")
+    # The ingestion stage writes tab-separated data: CPSign's CSV reader would split on ','
+    # and fail ('The delimiter was set to "," but it seems that it uses delimiter "\t"').
+    lines += _flag("train-data", "TSV", f"{input_dir}/{training_data_filename(config)}")
     lines += _flag("property", endpoint(config))
     if not regression:
-        lines += _flag("labels", *precompute["labels"])
+        labels = [str(label) for label in precompute["labels"]]
+        # CPSign splits --labels values on whitespace and ',' even inside quotes
+        # ("Label A" "Label B" -> labels A, B, Label), so such a label can never match.
+        bad = [label for label in labels if _LABEL_SPLIT.search(label)]
+        if bad:
+            raise ValueError(
+                f"precompute.labels: CPSign splits labels on blanks and commas, so {bad} "
+                "cannot be used; map them to labels without blanks or commas in the query"
+            )
+        lines += _flag("labels", *labels)
     if precompute.get("descriptors"):
         lines += _flag("descriptors", precompute["descriptors"])
     lines += _flag("model-name", model_name(config))

@@ -29,7 +29,7 @@ def test_regression_arguments():
     config = validate_configuration(load_example("logd-flat"))
     pre = precompute_arguments(config)
     assert "--model-type regression" in pre
-    assert "--train-data CSV /pfs/ingestion/chembl_training_data.smi" in pre
+    assert "--train-data TSV /pfs/ingestion/chembl_training_data.smi" in pre
     assert "--property acd_logd" in pre and "--labels" not in pre
     files = train_parameter_files(config)
     assert sorted(files) == [f"params-{n}.txt" for n in range(1, 6)]
@@ -56,6 +56,16 @@ def test_classification_and_tcp_arguments():
         "--splits" not in files["params-1.txt"]
         and "--sampling-strategy" not in files["params-1.txt"]
     )
+
+
+def test_labels_that_cpsign_would_split_are_refused():
+    # CPSign 2.0.0 splits --labels on blanks and commas even when quoted:
+    # '--labels "Label A" "Label B"' gives the labels A, B and Label.
+    config = validate_configuration(load_example("herg-sectioned"))
+    for label in ("Label A", "a,b", "tab\there"):
+        bad = dict(config, precompute={**config["precompute"], "labels": [label, "other"]})
+        with pytest.raises(ValueError, match="splits labels"):
+            precompute_arguments(bad)
 
 
 def test_quoting_survives_a_posix_split():

@@ -31,7 +31,7 @@ def test_demo_trains_and_prints_the_record(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "demo finished: training run succeeded" in out.stdout
     assert re.search(r"run 1 +workflow LogD +status succeeded", out.stdout)
-    for stage in ("ingestion", "precompute", "train", "aggregate", "publish"):
+    for stage in ("ingestion", "precompute", "train", "aggregate", "validate", "publish"):
         assert re.search(rf"job LogD-{stage} +JOB_SUCCESS", out.stdout), stage
     assert re.search(
         r"model LogD_full_split: LogD-aggregate@[0-9a-f]{32}:/model/LogD_full_split.jar", out.stdout

@@ -6,21 +6,19 @@ each named ``<workflow>-<stage>``. Values go in with ``| tojson``, so a
 variable can never break the JSON; the few raw interpolations (workflow name,
 license file name) are checked here first.
 
-Stage contracts (what each stage's image must do):
+Stage commands: every stage runs an entry point of this package, in one stage image
+(``images/stages/Dockerfile``: a JRE, the CPSign runtime at ``cpsign_home`` and this
+package), so the specs hold no shell:
 
-* ingestion (``ingestion_image``, command ``cpsign-ingest``): read
-  ``/pfs/config/configuration.json``, run :func:`arguments.render_query` against
-  the source database with the password from ``$SOURCE_DB_PASSWORD``, write the
-  tab-separated training data to ``/pfs/out/<smi_filename>`` and the files of
-  :func:`arguments.ingestion_files`.
-* precompute, train, aggregate (``cpsign_image``): plain CPSign 2.x CLI runs on
-  those argument files; the image needs ``java`` and the jar at ``cpsign_jar``.
-* publish (``publish_image``, command ``cpsign-publish``): upload
-  ``/pfs/aggregate/model/*.jar`` to the model store using the credentials
-  mounted from ``model_store_secret`` and write ``/pfs/out/published.json``.
-
-Neither ``cpsign-ingest`` nor ``cpsign-publish`` images are built by this
-project yet; the defaults below name where they are expected to live.
+* ingestion: ``cpsign-ingest`` (:mod:`cpsign_airflow.stages.ingest`) queries the source
+  database with the password from ``$SOURCE_DB_PASSWORD`` and writes the training data,
+  the held-out test split and the CPSign @-files; it reprocesses on every job, so a
+  retraining reads new rows, while later stages skip what did not change.
+* precompute, train, aggregate, validate: ``cpsign-stage <stage>``
+  (:mod:`cpsign_airflow.stages.cpsign_stage`) runs CPSign on those files; validate writes
+  ``metrics.json``.
+* publish: ``cpsign-publish`` (:mod:`cpsign_airflow.stages.publish`) uploads the model
+  with the credentials mounted from ``model_store_secret``.
 """
 
 from __future__ import annotations
@@ -30,11 +28,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-STAGES: tuple[str, ...] = ("ingestion", "precompute", "train", "aggregate", "publish")
+STAGES: tuple[str, ...] = ("ingestion", "precompute", "train", "aggregate", "validate", "publish")
 
-#: Assumed, not verified: arosbio publishes prediction-service images
-#: (ghcr.io/arosbio/cpsign-*-server) but no CLI image was found; override it.
-DEFAULT_CPSIGN_IMAGE = "ghcr.io/arosbio/cpsign:2.0.0"
+#: The stage image built from images/stages/Dockerfile (README: build and push it).
+STAGE_IMAGE = "ghcr.io/pharmbio/cpsign-airflow-stages:0.1.0"
+DEFAULT_CPSIGN_IMAGE = STAGE_IMAGE
 
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
@@ -66,10 +64,10 @@ def default_spec_vars(workflow_name: str, **overrides: Any) -> dict[str, Any]:
         "workflow_name": workflow_name,
         "config_repo": f"{workflow_name}-config",
         # images
-        "cpsign_image": DEFAULT_CPSIGN_IMAGE,
-        "cpsign_jar": "/opt/cpsign/cpsign.jar",
-        "ingestion_image": "ghcr.io/pharmbio/cpsign-airflow-ingestion:0.1.0",
-        "publish_image": "ghcr.io/pharmbio/cpsign-airflow-publish:0.1.0",
+        "cpsign_image": STAGE_IMAGE,
+        "cpsign_home": "/opt/cpsign",
+        "ingestion_image": STAGE_IMAGE,
+        "publish_image": STAGE_IMAGE,
         # secrets
         "source_db_secret": "chembl-mysql",
         "source_db_secret_key": "mysql-root-password",
@@ -91,6 +89,9 @@ def default_spec_vars(workflow_name: str, **overrides: Any) -> dict[str, Any]:
         "aggregate_cpu": 1,
         "aggregate_memory": "4G",
         "aggregate_java_opts": "-Xmx3G",
+        "validate_cpu": 1,
+        "validate_memory": "4G",
+        "validate_java_opts": "-Xmx3G",
         "publish_cpu": 0.25,
         "publish_memory": "256M",
     }
@@ -140,9 +141,9 @@ def _check_vars(v: dict[str, Any]) -> None:
         "not a secret key",
     )
     check("cpsign_license_file", matches(_FILE_NAME, v["cpsign_license_file"]), "a plain file name")
-    for name in ("cpsign_jar", "model_store_mount"):
+    for name in ("cpsign_home", "model_store_mount"):
         check(name, matches(_ABS_PATH, v[name]), "an absolute path")
-    for stage in ("ingestion", "precompute", "train", "aggregate", "publish"):
+    for stage in STAGES:
         cpu = v[f"{stage}_cpu"]
         check(
             f"{stage}_cpu",
@@ -157,7 +158,12 @@ def _check_vars(v: dict[str, Any]) -> None:
     check(
         "train_memory_limit", matches(_QUANTITY, v["train_memory_limit"]), "a Kubernetes quantity"
     )
-    for name in ("precompute_java_opts", "train_java_opts", "aggregate_java_opts"):
+    for name in (
+        "precompute_java_opts",
+        "train_java_opts",
+        "aggregate_java_opts",
+        "validate_java_opts",
+    ):
         check(name, isinstance(v[name], str), "a string")
     parallelism = v["train_parallelism"]
     check(

@@ -11,6 +11,7 @@ without containers:
 * precompute: ``/precomputed.jar``;
 * train: ``/models/<model-name>-<n>.jar``, one per parameter file;
 * aggregate: ``/model/<model-name>.jar``;
+* validate: ``/metrics.json`` saying it is a stand-in;
 * publish: ``/published.json`` naming a fake ``modelweb.invalid`` URL.
 
 Every artifact is a deterministic zip carrying ``standin.json`` (configuration
@@ -43,6 +44,7 @@ from cpsign_airflow.cpsign.configuration import (
     effective_seed,
     validate_configuration,
 )
+from cpsign_airflow.cpsign.local import create_stage_secrets
 from cpsign_airflow.cpsign.pipelines import STAGES, pipeline_names
 
 MANIFEST = "standin.json"
@@ -96,35 +98,13 @@ def configure_local_pachd(
         "precompute": precompute_handler,
         "train": train_handler,
         "aggregate": aggregate_handler,
+        "validate": validate_handler,
         "publish": publish_handler,
     }
     for stage, name in names.items():
         pachd.configure_pipeline(name, duration=duration, handler=handlers[stage])
     create_stage_secrets(pachd.address, workflow_name)
     return names
-
-
-def create_stage_secrets(address: str, workflow_name: str) -> list[str]:
-    """Create the Kubernetes secrets the bundled specs mount, with placeholder values.
-
-    pachd refuses a pipeline whose secret is missing, so a cluster admin creates them
-    first (``kubectl create secret`` / ``pachctl create secret``); the stand-ins read none.
-    """
-    from pachyderm_sdk import Client
-
-    from cpsign_airflow.cpsign.pipelines import default_spec_vars
-
-    spec_vars = default_spec_vars(workflow_name)
-    secrets = {
-        spec_vars["source_db_secret"]: {spec_vars["source_db_secret_key"]: "standin-password"},
-        spec_vars["model_store_secret"]: {"api-info.json": "{}"},
-    }
-    client = Client.from_pachd_address(address)
-    existing = {i.secret.name for i in client.pps.list_secret().secret_info}
-    for name, data in secrets.items():
-        if name not in existing:
-            client.pps.create_secret(name=name, data=data)
-    return sorted(secrets)
 
 
 # ---------------------------------------------------------------- helpers
@@ -314,6 +294,18 @@ def aggregate_handler(ctx: _Context) -> None:
     }
     ctx.write(f"/model/{name}.jar", _zip(entries))
     ctx.log(f"stand-in aggregate of {len(partials)} partial model(s) into {name}.jar")
+
+
+def validate_handler(ctx: _Context) -> None:
+    """Stand-in validate: /metrics.json marked as a stand-in (nothing is predicted)."""
+    models = _under(ctx, "/pfs/aggregate/model/")
+    if not models:
+        raise StandinFailure("no model under /pfs/aggregate/model/")
+    path, model = sorted(models.items())[0]
+    manifest = _manifest_from_zip(model, path)
+    _maybe_fail(manifest, "validate")
+    ctx.write("/metrics.json", json.dumps({"standin": True, "model": path}, sort_keys=True))
+    ctx.log("stand-in validate: no predictions made")
 
 
 def publish_handler(ctx: _Context) -> None:

@@ -16,6 +16,7 @@ would need the API server and are only read inside tasks.
 | retraining_asset | (none) | also retrain when this Asset is updated |
 | training_deadline_minutes | 360 | DeadlineAlert of cpsign_training; 0 turns it off |
 | wait_timeout_hours | 24 | how long the commit-set wait may take |
+| cpsign_version | 2.0.0 | the CPSign version of the stage image; a configuration's cpsign.version must match |
 | poke_interval, sensor_mode | 30, reschedule | the wait when not deferrable |
 | prediction_namespace | cpsign-models | where prediction services are deployed |
 | pachyderm_namespace | (none) | pachd's namespace, for the model fetch (S3 gateway) |
@@ -34,6 +35,7 @@ from datetime import timedelta
 class Settings:
     pachyderm_conn_id: str
     bookkeeping_conn_id: str
+    cpsign_version: str
     source_db_conn_id: str
     model_store_conn_id: str
     kubernetes_conn_id: str
@@ -64,6 +66,7 @@ def load() -> Settings:
     return Settings(
         pachyderm_conn_id=get("pachyderm_conn_id", "pachyderm_default"),
         bookkeeping_conn_id=get("bookkeeping_conn_id", "cpsign_bookkeeping"),
+        cpsign_version=get("cpsign_version", "2.0.0"),
         source_db_conn_id=get("source_db_conn_id", "cpsign_source_db"),
         model_store_conn_id=get("model_store_conn_id", "modelweb"),
         kubernetes_conn_id=get("kubernetes_conn_id", "kubernetes_default"),

@@ -54,7 +54,9 @@ def default_args(settings: Settings) -> dict[str, Any]:
 
 
 @task(multiple_outputs=True)
-def validate(request: Mapping[str, Any], bookkeeping_conn_id: str) -> dict[str, Any]:
+def validate(
+    request: Mapping[str, Any], bookkeeping_conn_id: str, cpsign_version: str
+) -> dict[str, Any]:
     """Check the configuration against the schema; nothing is committed or recorded before."""
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -69,6 +71,12 @@ def validate(request: Mapping[str, Any], bookkeeping_conn_id: str) -> dict[str, 
         configuration = check(request["configuration"])
     except ConfigurationError as err:  # retrying cannot fix it
         raise AirflowFailException(str(err)) from None
+    wanted = (configuration.get("cpsign") or {}).get("version")
+    if wanted and wanted != cpsign_version:
+        raise AirflowFailException(
+            f"cpsign.version: the configuration asks for CPSign {wanted}, but the stages run "
+            f"CPSign {cpsign_version} ([cpsign] cpsign_version); change one of them"
+        )
     workflow = configuration["workflow_name"]
     if request.get("workflow_name") and request["workflow_name"] != workflow:
         raise ValueError(
@@ -234,7 +242,7 @@ def training_run(request: Any, settings: Settings) -> None:
     from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
 
     conns = {"bookkeeping_conn_id": settings.bookkeeping_conn_id}
-    checked = validate(request, settings.bookkeeping_conn_id)
+    checked = validate(request, settings.bookkeeping_conn_id, settings.cpsign_version)
     query_ok = preflight(checked["configuration"], checked["preflight"], settings.source_db_conn_id)
     pending = RecordPendingRunOperator(
         task_id="record_pending_run",

@@ -43,6 +43,14 @@ def test_render_gives_valid_specs_in_dependency_order(workflow):
         {"name": "chembl-mysql", "key": "mysql-root-password", "env_var": "SOURCE_DB_PASSWORD"}
     ]
     assert by_stage["publish"]["transform"]["secrets"][0]["name"] == "modelweb-api-info"
+    assert by_stage["ingestion"]["reprocess_spec"] == "every_job"  # retraining reads new rows
+    # every stage runs an entry point of this package
+    commands = {stage: spec["transform"]["cmd"][:2] for stage, spec in by_stage.items()}
+    assert (
+        commands["ingestion"][0] == "cpsign-ingest" and commands["publish"][0] == "cpsign-publish"
+    )
+    for stage in ("precompute", "train", "aggregate", "validate"):
+        assert commands[stage] == ["cpsign-stage", stage]
 
 
 def test_order_check_fails_without_the_config_repo():
@@ -54,7 +62,7 @@ def test_order_check_fails_without_the_config_repo():
 def test_no_license_by_default_and_license_restored_when_asked():
     plain = {spec["pipeline"]["name"]: spec for _, spec in render_workflow_specs("LogD")}
     assert "--license" not in json.dumps(plain)
-    assert plain["LogD-train"]["transform"]["secrets"] == []
+    assert "secrets" not in plain["LogD-train"]["transform"]
     licensed = {
         spec["pipeline"]["name"]: spec
         for _, spec in render_workflow_specs("LogD", cpsign_license_secret="cpsign-license")
@@ -62,7 +70,6 @@ def test_no_license_by_default_and_license_restored_when_asked():
     for stage in ("precompute", "train", "aggregate"):
         transform = licensed[f"LogD-{stage}"]["transform"]
         assert transform["secrets"] == [{"name": "cpsign-license", "mount_path": "/mnt/lic/"}]
-        assert "--license /mnt/lic/license" in transform["stdin"][-1]
     assert "--license" not in json.dumps(licensed["LogD-ingestion"])
 
 
@@ -85,7 +92,7 @@ def test_overrides_reach_the_specs():
 def test_default_vars_are_complete_for_the_templates():
     variables = default_spec_vars("LogD")
     assert variables["config_repo"] == "LogD-config"
-    assert variables["cpsign_image"] == "ghcr.io/arosbio/cpsign:2.0.0"
+    assert variables["cpsign_image"] == "ghcr.io/pharmbio/cpsign-airflow-stages:0.1.0"
     assert variables["cpsign_license_secret"] == ""
     # StrictUndefined: every name used by a template must be defined
     assert len(load_specs(spec_folder(), variables)) == len(STAGES)

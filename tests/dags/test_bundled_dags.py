@@ -14,6 +14,7 @@ from dag_runner import load_dag, run_dag
 
 from cpsign_airflow.bookkeeping.ledger import TrainingLedger
 from cpsign_airflow.cpsign.configuration import load_example
+from cpsign_airflow.cpsign.pipelines import STAGES
 from cpsign_airflow.cpsign.standins import configure_local_pachd
 from cpsign_airflow.hooks.pachyderm import PachydermHook
 
@@ -160,13 +161,15 @@ def test_setup_twice_second_run_changes_nothing(bundled):
     first = setup(bundled)
     second = setup(bundled)
     assert {r["action"] for r in first.xcom["pipelines"]} == {"created"}
-    assert len(first.xcom["pipelines"]) == 5
+    assert len(first.xcom["pipelines"]) == len(STAGES)
     assert {r["action"] for r in second.xcom["pipelines"]} == {"unchanged"}
     with ledger(bundled) as book:
         workflow = book.get_workflow(WORKFLOW)
         deployments = book.list_deployments(WORKFLOW)
     assert workflow.config_repo == f"{WORKFLOW}-config"
-    assert sorted(d.action for d in deployments) == ["created"] * 5 + ["unchanged"] * 5
+    assert sorted(d.action for d in deployments) == ["created"] * len(STAGES) + ["unchanged"] * len(
+        STAGES
+    )
 
 
 def test_training_run_records_everything(bundled):
@@ -190,7 +193,8 @@ def test_training_run_records_everything(bundled):
     assert run.config_sha256 == configuration_sha256(committed)
     assert run.started_at <= run.committed_at <= run.finished_at
     assert sorted(j.pipeline for j in jobs) == sorted(
-        f"{WORKFLOW}-{s}" for s in ("ingestion", "precompute", "train", "aggregate", "publish")
+        f"{WORKFLOW}-{s}"
+        for s in ("ingestion", "precompute", "train", "aggregate", "validate", "publish")
     )
     assert all(j.state == "JOB_SUCCESS" and j.job_id == commit for j in jobs)
     [model] = artifacts

@@ -138,7 +138,8 @@ def classification_metrics(
     for confidence in confidences:
         errors = singles = 0
         for p in predictions:
-            sets = {round(s["confidence"], 9): s["labels"] for s in p["predictedLabels"]}
+            result = p.get("prediction", p)  # CPSign nests the prediction
+            sets = {round(s["confidence"], 9): s["labels"] for s in result["predictedLabels"]}
             labels = sets[round(confidence, 9)]
             errors += p["molecule"][truth] not in labels
             singles += len(labels) == 1
@@ -151,7 +152,7 @@ def venn_abers_metrics(predictions: list[dict[str, Any]], truth: str) -> dict[st
     """Venn-ABERS gives probabilities, not sets: accuracy of the most probable label, Brier."""
     correct, brier = 0, 0.0
     for p in predictions:
-        probabilities = p["probabilities"]
+        probabilities = p.get("prediction", p)["probabilities"]
         best = max(probabilities, key=probabilities.get)
         correct += best == p["molecule"][truth]
         brier += (1 - probabilities.get(p["molecule"][truth], 0.0)) ** 2

@@ -1,15 +1,16 @@
-"""``make demo``: the bundled DAGs end to end on one machine, no cluster needed.
+"""``make demo``: the bundled DAGs train a real CPSign model on real data, on one machine.
 
 What runs for real: Airflow 3 (``dag.test()``, the same in-process runner as
-``airflow dags test``) executing the bundled ``cpsign_setup`` and
-``cpsign_training`` DAGs with this provider's hook, operators, deferrable
-sensor and bookkeeping (SQLite by default, MySQL with ``--mysql-url``).
+``airflow dags test``) executes the bundled ``cpsign_setup`` and ``cpsign_training``
+DAGs with this provider's hook, operators, deferrable sensor and bookkeeping (SQLite by
+default, MySQL with ``--mysql-url``). The pipelines run their own commands, the
+package's stage entry points: ingestion queries the source database, CPSign
+precomputes, trains (a datum per group of splits), aggregates and validates on a
+held-out split, and publish records that no model store is configured. The data is
+FreeSolv (642 molecules with measured hydration free energies, :mod:`demo_data`).
 
-What is a stand-in: Pachyderm is the local pachd (pachd's gRPC API, in
-process), and its pipelines run :mod:`cpsign_airflow.cpsign.standins` handlers
-that write small placeholder files instead of running CPSign containers; the
-source database is a ten-row SQLite stand-in for ChEMBL, used by the pre-flight
-query check.
+What stands in: Pachyderm is the local pachd (pachd's gRPC API, in process, running
+each datum's command as a local process), and the source database is SQLite.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-WORKFLOW = "LogD"
+WORKFLOW = "FreeSolv"
+#: Molecules predicted at the end with the trained model: (SMILES, name).
+EXAMPLES = (("CCO", "ethanol"), ("c1ccccc1O", "phenol"), ("CC(=O)Oc1ccccc1C(=O)O", "aspirin"))
 
 
 def _prepare_environment(home: Path, dags: Path, bookkeeping_uri: str, source_db: Path) -> None:
@@ -41,23 +45,6 @@ def _prepare_environment(home: Path, dags: Path, bookkeeping_uri: str, source_db
         "AIRFLOW_CONN_CPSIGN_SOURCE_DB": f"sqlite:///{source_db}",
     }
     os.environ.update(env)
-
-
-def _make_source_db(path: Path) -> None:
-    """A stand-in for the ChEMBL tables the LogD query reads."""
-    path.unlink(missing_ok=True)
-    with sqlite3.connect(path) as db:
-        db.execute(
-            "CREATE TABLE compound_structures (molregno INTEGER PRIMARY KEY, canonical_smiles TEXT)"
-        )
-        db.execute("CREATE TABLE compound_properties (molregno INTEGER PRIMARY KEY, acd_logd REAL)")
-        rows = [(1, "CCO", -0.3), (2, "c1ccccc1O", 1.5), (3, "CC(=O)Oc1ccccc1C(=O)O", -2.1)]
-        db.executemany(
-            "INSERT INTO compound_structures VALUES (?, ?)", [(r[0], r[1]) for r in rows]
-        )
-        db.executemany(
-            "INSERT INTO compound_properties VALUES (?, ?)", [(r[0], r[2]) for r in rows]
-        )
 
 
 def _run(dags: Path, dag_id: str, conf: dict[str, Any]) -> Any:
@@ -104,6 +91,51 @@ def _print_record(dag_run: Any) -> dict[str, Any]:
     return record
 
 
+def _print_quality(record: dict[str, Any], launcher: Path) -> dict[str, Any]:
+    """The validate stage's metrics, then a few molecules predicted with the trained model."""
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+    commit = record["run"]["commit_set_id"]
+    hook = PachydermHook()
+    metrics = json.loads(hook.read_file(f"{WORKFLOW}-validate", commit, "/metrics.json"))
+    print("\n=== model quality on the held-out split (validate stage) ===")
+    print(f"  {metrics['predicted']} of {metrics['test_molecules']} test molecules predicted")
+    for confidence in metrics["confidences"]:
+        key = str(confidence)
+        print(
+            f"  confidence {confidence:.2f}: observed error rate {metrics['error_rate'][key]:.3f}"
+            f" (target at most {1 - confidence:.2f}), median interval width"
+            f" {metrics['median_interval_width'][key]:.2f} kcal/mol"
+        )
+    art = record["artifacts"][0]
+    repo, path = art["location"].split(":", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "model.jar"
+        model.write_bytes(hook.read_file(repo.split("@")[0], commit, path))
+        smiles = Path(tmp) / "molecules.tsv"
+        smiles.write_text("smiles\tname\n" + "".join(f"{s}\t{n}\n" for s, n in EXAMPLES))
+        out = Path(tmp) / "predictions.json"
+        subprocess.run(
+            [str(launcher), "predict", "--model", str(model), "--predict-file", "TSV",
+             str(smiles), "--confidences", "0.8,0.9", "--output-format", "json",
+             "--output", str(out), "--no-logfile"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp,
+        )  # fmt: skip
+        from cpsign_airflow.stages.cpsign_stage import read_predictions
+
+        predictions = read_predictions(out)
+    print("\n=== predictions with the trained model (hydration free energy, kcal/mol) ===")
+    for p in predictions:
+        result = p.get("prediction", p)
+        name = p["molecule"].get("name", "?")
+        intervals = "  ".join(
+            f"{i['confidence']:.0%}: [{i['rangeLower']:.2f}, {i['rangeUpper']:.2f}]"
+            for i in result["intervals"]
+        )
+        print(f"  {name:<8} predicted {result['midpoint']:.2f}   {intervals}")
+    return {"metrics": metrics, "predictions": predictions}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -126,30 +158,40 @@ def main(argv: list[str] | None = None) -> int:
     (workdir / "bookkeeping.db").unlink(missing_ok=True)
     (workdir / "airflow" / "airflow.db").unlink(missing_ok=True)
     bookkeeping = args.mysql_url or f"sqlite:///{workdir / 'bookkeeping.db'}"
-    _make_source_db(workdir / "chembl-standin.db")
-    _prepare_environment(workdir / "airflow", dags, bookkeeping, workdir / "chembl-standin.db")
+    from cpsign_airflow import demo_data
+    from cpsign_airflow.cpsign.local import create_stage_secrets, install_cpsign, stage_environment
+
+    source_db = workdir / "freesolv.db"
+    rows = demo_data.load_source_database(source_db)
+    print(f"source database: {rows} FreeSolv molecules in {source_db} (table freesolv)")
+    print("CPSign runtime: resolving with Maven (first time only) ...", flush=True)
+    launcher = install_cpsign()
+    os.environ.update(stage_environment(launcher))
+    _prepare_environment(workdir / "airflow", dags, bookkeeping, source_db)
 
     from airflow.utils import db
 
     db.initdb()
 
-    from cpsign_airflow.cpsign.configuration import load_example
-    from cpsign_airflow.cpsign.standins import configure_local_pachd
     from cpsign_airflow.testing.pachd import LocalPachd
 
+    # the pipelines' commands run in the local pachd's working directory
     with LocalPachd() as pachd:
         os.environ["AIRFLOW_CONN_PACHYDERM_DEFAULT"] = pachd.address
-        configure_local_pachd(pachd, WORKFLOW, duration=0.2)
+        create_stage_secrets(pachd.address, WORKFLOW)
         print(f"local pachd (stand-in for Pachyderm) at {pachd.address}")
         print(f"bookkeeping at {bookkeeping.split('@')[-1]}")
-        setup = _run(dags, "cpsign_setup", {"workflow_name": WORKFLOW})
+        setup = _run(dags, "cpsign_setup", {"workflow_name": WORKFLOW, "train_parallelism": 2})
         if str(setup.state) != "success":
             return 1
-        training = _run(dags, "cpsign_training", {"configuration": load_example("logd-flat")})
+        configuration = demo_data.demo_configuration(source_db, WORKFLOW)
+        training = _run(dags, "cpsign_training", {"configuration": configuration})
         record = _print_record(training)
+        ok = str(training.state) == "success" and record["run"]["status"] == "succeeded"
+        if ok:
+            record.update(_print_quality(record, launcher))
     if args.json:
         print(json.dumps(record, indent=2, default=str))
-    ok = str(training.state) == "success" and record["run"]["status"] == "succeeded"
     print("\ndemo finished:", "training run succeeded" if ok else "training run FAILED")
     return 0 if ok else 1
 

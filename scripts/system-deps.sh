@@ -4,6 +4,7 @@
 #   pkg-config, libmariadb-dev, gcc   - to build mysqlclient (MySqlHook's driver)
 #   mariadb-server                    - a throwaway MariaDB for the bookkeeping tests
 #   bubblewrap                        - the local pachd shows each datum its files at /pfs
+#   openjdk-17-jdk-headless, maven    - build and run the CPSign runtime (stages/runtime)
 # Installs them when run as root with apt available; otherwise prints the command.
 set -euo pipefail
 PY=${PYTHON:-python3}
@@ -18,6 +19,8 @@ if [ "${NEED_MARIADB_SERVER:-1}" = 1 ] && ! command -v mariadbd >/dev/null 2>&1 
   missing+=(mariadb-server)
 fi
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "Installing system packages: ${missing[*]}"

@@ -11,6 +11,7 @@ parameters.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
@@ -521,7 +522,9 @@ class TrainingLedger:
     ) -> list[ArtifactRecord]:
         """Insert or update a run's model artifacts, keyed by (run, model name, location).
 
-        Each may carry publication fields; a value left out keeps what was
+        Each may carry publication fields and ``metrics`` (the validate
+        pipeline's ``metrics.json`` as a mapping or JSON text; stored as
+        canonical JSON, returned parsed); a value left out keeps what was
         recorded. A different sha256 for the same artifact is a conflict.
         """
         rid = r.check_run_id(run_id)
@@ -616,6 +619,81 @@ class TrainingLedger:
             f"listing artifacts of run {rid}",
             lambda conn: [_artifact_record(row) for row in conn.execute(query)],
         )
+
+    def record_quality(
+        self, run_id: int | str, model_name: str, quality: str, reason: str | None = None
+    ) -> list[ArtifactRecord]:
+        """Record the quality gate's verdict (``passed`` / ``held_back``) on a run's model.
+
+        Applies to every artifact of the run with that model name. Repeating it
+        is harmless; a later verdict replaces an earlier one (a retried gate
+        recomputes it from the same metrics).
+        """
+        rid = r.check_run_id(run_id)
+        model_name = r.check_str("model_name", model_name, max_len=r.MODEL_NAME_MAX)  # type: ignore[assignment]
+        quality = r.check_choice("quality", quality, r.QUALITY_VERDICTS)
+        reason = r.check_text("quality_reason", reason)
+
+        def unit(conn: Connection) -> list[ArtifactRecord]:
+            from sqlalchemy import select, update
+
+            from cpsign_airflow.bookkeeping.tables import model_artifacts as arts
+
+            where = (arts.c.run_id == rid, arts.c.model_name == model_name)
+            ids = list(conn.execute(select(arts.c.id).where(*where)).scalars())
+            if not ids:
+                _require_run(conn, rid)
+                raise ArtifactNotFound(f"Run {rid} has no model artifact {model_name!r}")
+            conn.execute(
+                update(arts)
+                .where(arts.c.id.in_(ids))
+                .values(quality=quality, quality_reason=reason)
+            )
+            query = select(arts).where(arts.c.id.in_(ids)).order_by(arts.c.id)
+            return [_artifact_record(row) for row in conn.execute(query)]
+
+        return self._tx(f"recording quality {quality} of {model_name} of run {rid}", unit)
+
+    def last_published_metrics(
+        self, workflow: str, *, before_run_id: int | str | None = None
+    ) -> dict[str, Any] | None:
+        """Metrics of the workflow's newest accepted model: the quality gate's baseline.
+
+        Accepted means published (``publication_status`` is ``published``: it
+        is or was served) *or* passed by the quality gate (``quality`` is
+        ``passed``), so a workflow that never deploys a prediction service
+        still has a baseline, and a held-back model never becomes one. Only
+        artifacts with recorded metrics count; the newest run wins (then the
+        newest artifact). ``before_run_id`` limits the search to earlier runs,
+        so a run never compares its model with itself. None if there is none.
+        """
+        from sqlalchemy import or_, select
+
+        from cpsign_airflow.bookkeeping.tables import model_artifacts as arts
+        from cpsign_airflow.bookkeeping.tables import training_runs as runs
+        from cpsign_airflow.bookkeeping.tables import workflows
+
+        workflow = r.check_workflow(workflow)
+        query = (
+            select(arts.c.metrics)
+            .join(runs, runs.c.id == arts.c.run_id)
+            .join(workflows, workflows.c.id == runs.c.workflow_id)
+            .where(
+                workflows.c.name == workflow,
+                arts.c.metrics.is_not(None),
+                or_(arts.c.publication_status == "published", arts.c.quality == "passed"),
+            )
+            .order_by(runs.c.id.desc(), arts.c.id.desc())
+            .limit(1)
+        )
+        if before_run_id is not None:
+            query = query.where(runs.c.id < r.check_run_id(before_run_id, "before_run_id"))
+
+        def unit(conn: Connection) -> dict[str, Any] | None:
+            text = conn.execute(query).scalar()
+            return json.loads(text) if text else None
+
+        return self._tx(f"reading the last accepted metrics of {workflow}", unit)
 
     # ----------------------------------------------------------------- deployments
 
@@ -763,6 +841,7 @@ _ARTIFACT_FIELDS = {
     "publication_error",
     "published_at",
     "published_version",
+    "metrics",
 }
 
 
@@ -795,6 +874,7 @@ def _check_artifact(index: int, art: Any) -> dict[str, Any]:
         "artifact_key": _artifact_key(name, location),  # type: ignore[arg-type]
         "size_bytes": r.check_count(f"{f}.size_bytes", art.get("size_bytes")),
         "sha256": r.check_sha256(f"{f}.sha256", art.get("sha256")),
+        "metrics": r.canonical_metrics(art.get("metrics"), f"{f}.metrics"),
         **pub,
     }
 
@@ -949,6 +1029,9 @@ def _artifact_record(row: Row) -> ArtifactRecord:
         published_at=_from_db(row.published_at),
         published_version=row.published_version,
         recorded_at=_from_db(row.recorded_at),  # type: ignore[arg-type]
+        metrics=json.loads(row.metrics) if row.metrics else None,
+        quality=row.quality,
+        quality_reason=row.quality_reason,
     )
 
 

@@ -27,6 +27,8 @@ TERMINAL_STATUSES = ("succeeded", "failed")
 DEPLOYMENT_ACTIONS = ("created", "updated", "unchanged")
 PUBLICATION_STATUSES = ("unpublished", "pending", "published", "failed")
 PUBLICATION_TARGETS = ("model_store", "prediction_service")
+#: Verdicts of the quality gate on a model's validation metrics.
+QUALITY_VERDICTS = ("passed", "held_back")
 
 #: Largest text (configuration, error, reason) accepted, in UTF-8 bytes. Well under
 #: MariaDB's default ``max_allowed_packet`` (16 MiB), so a write never fails half way.
@@ -199,6 +201,39 @@ def canonical_configuration(configuration: Any, field: str = "configuration") ->
     return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def canonical_metrics(metrics: Any, field: str = "metrics") -> str | None:
+    """JSON text of a model's validation metrics (``metrics.json``), or None.
+
+    A mapping is serialised canonically (sorted keys, no whitespace, UTF-8); a
+    string must be a JSON object and is re-serialised the same way, so equal
+    metrics are equal text. NaN and infinities are refused: they are not JSON.
+    """
+    if metrics is None:
+        return None
+    if isinstance(metrics, (bytes, bytearray)):
+        try:
+            metrics = bytes(metrics).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BookkeepingInputError(field, "bytes are not UTF-8") from None
+    if isinstance(metrics, str):
+        try:
+            metrics = json.loads(metrics)
+        except ValueError as exc:
+            raise BookkeepingInputError(field, f"is not valid JSON ({exc})") from None
+    if not isinstance(metrics, Mapping):
+        raise BookkeepingInputError(
+            field, f"must be a mapping or a JSON object, got {type(metrics).__name__}"
+        )
+    try:
+        text = json.dumps(
+            metrics, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise BookkeepingInputError(field, f"cannot be serialised as JSON ({exc})") from None
+    check_text(field, text, optional=False)
+    return text
+
+
 # --------------------------------------------------------------------------- keys
 
 
@@ -334,6 +369,11 @@ class ArtifactRecord(_Record):
     published_at: datetime | None
     published_version: str | None
     recorded_at: datetime
+    #: Parsed ``metrics.json`` of the validate pipeline (None: not recorded).
+    metrics: dict[str, Any] | None = None
+    #: Quality gate verdict, ``passed`` or ``held_back`` (None: not gated), and why.
+    quality: str | None = None
+    quality_reason: str | None = None
 
 
 @dataclass(frozen=True)

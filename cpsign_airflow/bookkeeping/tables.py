@@ -140,6 +140,11 @@ model_artifacts = sa.Table(
     sa.Column("published_at", Timestamp, nullable=True),
     # Added by revision 0003.
     sa.Column("published_version", sa.String(64), nullable=True),
+    # Added by revision 0004: metrics.json of the validate pipeline (canonical JSON),
+    # and the quality gate's verdict ('passed' / 'held_back') with its reason.
+    sa.Column("metrics", LongText, nullable=True),
+    sa.Column("quality", sa.String(16), nullable=True),
+    sa.Column("quality_reason", LongText, nullable=True),
     sa.UniqueConstraint("run_id", "artifact_key"),
     sa.Index(None, "run_id", "model_name"),
     **MYSQL_TABLE_ARGS,

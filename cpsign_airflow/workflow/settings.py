@@ -23,6 +23,8 @@ would need the API server and are only read inside tasks.
 | prediction_token_secret | (none) | Secret with a Pachyderm token that may read models |
 | task_retries, retry_delay_seconds | 2, 60 | retries of the DAGs' tasks |
 | alerting | (none) | fallback for the Variable cpsign_alerting (see notifications) |
+| validity_tolerance | 0.05 | quality gate: a model's error rate may exceed 1 - confidence by at most this |
+| efficiency_margin | 0.1 | quality gate: relative worsening of efficiency allowed vs the last accepted model |
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class Settings:
     prediction_token_secret: str | None
     task_retries: int
     retry_delay: timedelta
+    #: Quality gate (see :mod:`cpsign_airflow.workflow.quality`).
+    validity_tolerance: float = 0.05
+    efficiency_margin: float = 0.1
 
 
 def load() -> Settings:
@@ -83,4 +88,19 @@ def load() -> Settings:
         prediction_token_secret=optional("prediction_token_secret"),
         task_retries=int(get("task_retries", "2")),
         retry_delay=timedelta(seconds=float(get("retry_delay_seconds", "60"))),
+        validity_tolerance=_fraction("validity_tolerance", get("validity_tolerance", "0.05")),
+        efficiency_margin=_fraction("efficiency_margin", get("efficiency_margin", "0.1")),
     )
+
+
+def _fraction(key: str, text: str) -> float:
+    """A quality-gate setting: a finite number >= 0, or a clear error naming the option."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"[cpsign] {key} must be a number >= 0, got {text!r}")
+    return value

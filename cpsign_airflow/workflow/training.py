@@ -2,7 +2,9 @@
 
 validate → pre-flight → record pending run → put configuration.json (one commit,
 even on retry) → mark committed → wait for the commit set (deferrable) →
-record jobs → find the model and record it (emitting an Asset event) → finish.
+record jobs → find the model and its validation metrics and record them
+(emitting an Asset event) → quality gate → finish. A model the quality gate holds
+back is recorded as such and not deployed; the run still succeeds.
 
 The same group serves ``cpsign_training`` (one run from the trigger form) and
 ``cpsign_retraining`` (mapped over workflows). Any task failure marks the run
@@ -24,6 +26,7 @@ from cpsign_airflow.workflow.settings import Settings
 log = logging.getLogger(__name__)
 
 CONFIG_PATH = "/configuration.json"
+METRICS_PATH = "/metrics.json"
 #: Updated by every successful training run; the event's extra names the
 #: workflow, the commit id and the model locations. (A per-workflow Asset would
 #: have to be declared at parse time, before any workflow is known.)
@@ -122,12 +125,15 @@ def find_model(
 ) -> list[dict[str, Any]]:
     """Locate the aggregated model of this commit set and describe it for bookkeeping.
 
-    Emits an event on the ``cpsign-models`` Asset with the workflow, the commit id
-    and the model locations in its extra.
+    Each model carries ``metrics``: ``/metrics.json`` of ``<workflow>-validate`` at
+    the same commit set, or None (logged) when there is none. Emits an event on
+    the ``cpsign-models`` Asset with the workflow, the commit id and the model
+    locations in its extra.
     """
     from cpsign_airflow.hooks.pachyderm import PachydermHook
 
     hook = PachydermHook(pachyderm_conn_id=pachyderm_conn_id, project=project)
+    metrics = read_metrics(hook, workflow, commit_set_id)
     repo = f"{workflow}-aggregate"
     files = [
         f for f in hook.list_files(repo, commit_set_id, "/model/") if f["path"].endswith(".jar")
@@ -146,6 +152,7 @@ def find_model(
                 "location": f"{repo}@{commit_set_id}:{entry['path']}",
                 "size_bytes": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(),
+                "metrics": metrics,
             }
         )
         log.info(
@@ -164,6 +171,67 @@ def find_model(
     return artifacts
 
 
+def read_metrics(hook: Any, workflow: str, commit_set_id: str) -> dict[str, Any] | None:
+    """``metrics.json`` of ``<workflow>-validate`` at the commit set, or None (and why, logged)."""
+    from cpsign_airflow.exceptions import PachydermNotFound
+
+    repo = f"{workflow}-validate"
+    where = f"{repo}@{commit_set_id}:{METRICS_PATH}"
+    try:
+        data = hook.read_file(repo, commit_set_id, METRICS_PATH)
+    except PachydermNotFound as err:
+        log.warning("No validation metrics: %s not found (%s); the model is not gated", where, err)
+        return None
+    try:
+        metrics = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        log.warning("No validation metrics: %s is not JSON (%s)", where, err)
+        return None
+    if not isinstance(metrics, dict):
+        log.warning("No validation metrics: %s is not a JSON object", where)
+        return None
+    log.info("Validation metrics from %s: %s", where, json.dumps(metrics, sort_keys=True))
+    return metrics
+
+
+@task
+def quality_gate(
+    training_run_id: int,
+    artifacts: list[dict[str, Any]],
+    workflow: str,
+    bookkeeping_conn_id: str,
+    tolerance: float,
+    margin: float,
+) -> dict[str, dict[str, str]]:
+    """Judge each recorded model's metrics, record the verdict; ``{model_name: {quality, reason}}``.
+
+    The baseline is the last accepted (published or passed) model of an
+    earlier run of the workflow. A held-back model only stops deployment.
+    """
+    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+    from cpsign_airflow.workflow.quality import HELD_BACK, quality_verdict
+
+    verdicts: dict[str, dict[str, str]] = {}
+    with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+        previous = ledger.last_published_metrics(workflow, before_run_id=training_run_id)
+        for artifact in artifacts:
+            name = artifact["model_name"]
+            if name in verdicts:
+                continue
+            quality, reason = quality_verdict(artifact.get("metrics"), previous, tolerance, margin)
+            ledger.record_quality(training_run_id, name, quality, reason)
+            verdicts[name] = {"quality": quality, "reason": reason}
+            log.log(
+                logging.WARNING if quality == HELD_BACK else logging.INFO,
+                "Quality gate: model %s of run %s %s: %s",
+                name,
+                training_run_id,
+                "HELD BACK" if quality == HELD_BACK else "passed",
+                reason,
+            )
+    return verdicts
+
+
 def _deploy_wanted(context: Mapping[str, Any]) -> bool:
     conf = getattr(context.get("dag_run"), "conf", None) or {}
     params = context.get("params") or {}
@@ -177,12 +245,14 @@ def deployment_request(
     models: list[dict[str, Any]],
     configuration: Mapping[str, Any],
     commit_set_id: str,
+    verdicts: Mapping[str, Mapping[str, str]] | None = None,
     **context: Any,
 ) -> dict[str, Any]:
     """What the prediction service serves: the run's (first) model, its predictor type, its commit.
 
     Skipped, with the deployment after it, unless the run asked for a
-    prediction service (``deploy_prediction_service``, off by default).
+    prediction service (``deploy_prediction_service``, off by default), or
+    when the quality gate held the model back (the reason is in the skip message).
     """
     from airflow.sdk.exceptions import AirflowSkipException
 
@@ -191,6 +261,12 @@ def deployment_request(
             "No prediction service requested (deploy_prediction_service is off)"
         )
     model = models[0]
+    verdict = (verdicts or {}).get(model["model_name"]) or {}
+    if verdict.get("quality") == "held_back":
+        raise AirflowSkipException(
+            f"Model {model['model_name']} held back by the quality gate, not deployed: "
+            f"{verdict.get('reason')}"
+        )
     return {
         "model_name": model["model_name"],
         "location": model["location"],
@@ -287,14 +363,23 @@ def training_run(request: Any, settings: Settings) -> None:
     artifacts = RecordArtifactsOperator(
         task_id="record_artifacts", run_id=pending.output, artifacts=models, **conns
     )
+    gate = quality_gate(
+        pending.output,
+        artifacts.output,
+        checked["workflow"],
+        settings.bookkeeping_conn_id,
+        settings.validity_tolerance,
+        settings.efficiency_margin,
+    )
     finish = FinishRunOperator(
         task_id="finish_run", run_id=pending.output, status="succeeded", **conns
     )
-    query_ok >> pending >> put >> committed >> wait >> jobs >> models >> artifacts >> finish
+    query_ok >> pending >> put >> committed >> wait >> jobs >> models >> artifacts >> gate
+    gate >> finish
 
     from cpsign_airflow.operators.kubernetes import CPSignPredictionServiceOperator
 
-    target = deployment_request(models, checked["configuration"], put.output)
+    target = deployment_request(models, checked["configuration"], put.output, gate)
     deploy = CPSignPredictionServiceOperator(
         task_id="deploy_prediction_service",
         namespace=settings.prediction_namespace,

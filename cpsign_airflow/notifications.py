@@ -8,8 +8,12 @@ that, the ``[cpsign] alerting`` option (``AIRFLOW__CPSIGN__ALERTING``)::
       "on_failure":  [{"type": "smtp", "to": "models@lab.example", "smtp_conn_id": "smtp_default"},
                       {"type": "slack", "slack_conn_id": "slack_api_default", "channel": "#models"}],
       "on_success":  [{"type": "log"}],
-      "on_deadline": [{"type": "smtp", "to": "oncall@lab.example"}]
+      "on_deadline": [{"type": "smtp", "to": "oncall@lab.example"}],
+      "on_held_back": [{"type": "smtp", "to": "models@lab.example"}]
     }
+
+``held_back`` fires when the quality gate keeps a newly trained model from being
+served (the run itself succeeds); the alert gives each model's reason.
 
 Types: ``log`` (the default, always available), ``smtp`` (apache-airflow-providers-smtp),
 ``slack`` (apache-airflow-providers-slack, when installed), and ``class`` with
@@ -31,7 +35,7 @@ from airflow.sdk import BaseNotifier
 log = logging.getLogger(__name__)
 
 VARIABLE_NAME = "cpsign_alerting"
-EVENTS = ("failure", "success", "deadline")
+EVENTS = ("failure", "success", "deadline", "held_back")
 
 
 def alerting_config() -> dict[str, Any]:
@@ -67,17 +71,26 @@ def describe(context: Mapping[str, Any], event: str) -> tuple[str, str]:
     dag_run = context.get("dag_run")
     ti = context.get("ti") or context.get("task_instance")
     params = context.get("params") or {}
-    workflow = params.get("workflow_name") or (getattr(dag_run, "conf", None) or {}).get(
-        "workflow_name"
+    workflow = (
+        context.get("workflow")
+        or params.get("workflow_name")
+        or (getattr(dag_run, "conf", None) or {}).get("workflow_name")
     )
     exception = context.get("exception")
     dag_id = getattr(dag_run, "dag_id", None) or getattr(ti, "dag_id", "?")
     run_id = getattr(dag_run, "run_id", None) or getattr(ti, "run_id", "?")
-    what = {"failure": "failed", "success": "succeeded", "deadline": "missed its deadline"}[event]
+    what = {
+        "failure": "failed",
+        "success": "succeeded",
+        "deadline": "missed its deadline",
+        "held_back": "succeeded, but its model was held back",
+    }[event]
     subject = f"[cpsign] {workflow or dag_id} training {what}"
     lines = [f"Workflow: {workflow or 'unknown'}", f"DAG run: {dag_id} / {run_id}"]
     if ti is not None and event == "failure":
         lines.append(f"Failed task: {getattr(ti, 'task_id', '?')}")
+    for model, reason in (context.get("held_back") or {}).items():
+        lines.append(f"Held back by the quality gate: model {model}: {reason}")
     for job in getattr(exception, "failed_jobs", None) or []:
         lines.append(
             f"Failed pipeline: {job.get('pipeline')} job {job.get('job_id')} "

@@ -202,6 +202,7 @@ def quality_gate(
     bookkeeping_conn_id: str,
     tolerance: float,
     margin: float,
+    **context: Any,
 ) -> dict[str, dict[str, str]]:
     """Judge each recorded model's metrics, record the verdict; ``{model_name: {quality, reason}}``.
 
@@ -229,6 +230,11 @@ def quality_gate(
                 "HELD BACK" if quality == HELD_BACK else "passed",
                 reason,
             )
+    held_back = {n: v["reason"] for n, v in verdicts.items() if v["quality"] == HELD_BACK}
+    if held_back:
+        from cpsign_airflow.notifications import send_alert
+
+        send_alert({**context, "workflow": workflow, "held_back": held_back}, "held_back")
     return verdicts
 
 

@@ -288,7 +288,7 @@ def test_deployment_request_skips_a_held_back_model_with_the_reason():
 
 
 def test_quality_gate_task_records_verdicts_against_the_previous_accepted_model(
-    bookkeeping_conn_id,
+    bookkeeping_conn_id, caplog
 ):
     from cpsign_airflow.bookkeeping.ledger import TrainingLedger
     from cpsign_airflow.workflow.training import quality_gate
@@ -315,10 +315,14 @@ def test_quality_gate_task_records_verdicts_against_the_previous_accepted_model(
             gate(first, arts)["FreeSolv_acp"]["quality"] == PASSED
         )  # retried: not its own baseline
 
+        assert "held back" not in caplog.text  # no alert for a passed model
         wider = changed(REGRESSION, efficiency={"0.8": 4.0})
         second, arts = recorded(2, wider)
         verdict = gate(second, arts)["FreeSolv_acp"]
         assert verdict["quality"] == HELD_BACK and "exceeds the bound 3.344" in verdict["reason"]
+        # the held_back alert (logged by default) names the workflow, the model and why
+        assert "[cpsign] FreeSolv training succeeded, but its model was held back" in caplog.text
+        assert f"model FreeSolv_acp: {verdict['reason']}" in caplog.text
         [art] = ledger.list_artifacts(second)
         assert (art.quality, art.quality_reason) == (HELD_BACK, verdict["reason"])
         # The held-back model is no baseline: the next run is compared with the first.

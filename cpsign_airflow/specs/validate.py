@@ -118,6 +118,12 @@ def input_repos(spec: dict[str, Any]) -> list[str]:
     return found
 
 
+#: pachd 2.12 (src/server/pps/server/api_server.go): maxPipelineNameLength and the
+#: DNS-label limit its "<project>-<pipeline>-v<version>" Kubernetes objects must fit.
+MAX_PIPELINE_NAME = 51
+MAX_K8S_NAME = 63
+
+
 def validate_spec(spec: dict[str, Any], source: str = "<spec>") -> None:
     """Raise PachydermSpecError listing every problem of one spec."""
     problems: list[str] = []
@@ -125,10 +131,21 @@ def validate_spec(spec: dict[str, Any], source: str = "<spec>") -> None:
     name = pipeline.get("name") if isinstance(pipeline, dict) else None
     if not name:
         problems.append("pipeline.name: required")
-    elif not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 63:
+    elif not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_PIPELINE_NAME:
         problems.append(
-            f"pipeline.name: {name!r} is invalid (letters, digits, '-' and '_' only, at most 63)"
+            f"pipeline.name: {name!r} is invalid (letters, digits, '-' and '_' only, at most "
+            f"{MAX_PIPELINE_NAME}: pachd's limit)"
         )
+    else:
+        project = pipeline.get("project") if isinstance(pipeline, dict) else None
+        project_name = (project.get("name") if isinstance(project, dict) else None) or "default"
+        k8s_name = f"{project_name}-{name}-v99".lower().replace("_", "-")
+        if len(k8s_name) > MAX_K8S_NAME:
+            problems.append(
+                f"pipeline.name: project and name {project_name}/{name} give the Kubernetes name "
+                f"{k8s_name!r}, {len(k8s_name) - MAX_K8S_NAME} characters over pachd's limit of "
+                f"{MAX_K8S_NAME}"
+            )
     transform = spec.get("transform")
     if not spec.get("spout") and not spec.get("service"):
         if not isinstance(transform, dict) or not transform.get("image"):

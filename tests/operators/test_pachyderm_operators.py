@@ -257,3 +257,27 @@ def test_console_link_points_at_the_commit(airflow_db, pachd, monkeypatch, uniqu
         url = XComModel.deserialize_value(row)
     assert url == f"https://console.lab/lineage/default/repos/{unique_name}/commit/{commit}"
     assert PachydermConsoleLink.name == "Pachyderm Console"
+
+
+@pytest.mark.parametrize(
+    ("name", "project", "expected"),
+    [
+        ("p" * 52, None, "at most 51"),
+        ("p" * 39, "l" * 20, "Kubernetes name"),
+    ],
+)
+def test_pipeline_names_are_limited_as_pachd_limits_them(name, project, expected):
+    """Refused before any RPC, with pachd's own limits (the local pachd refuses them too)."""
+    from cpsign_airflow.exceptions import PachydermSpecError
+    from cpsign_airflow.specs.validate import validate_spec
+
+    pipeline = {"name": name, **({"project": {"name": project}} if project else {})}
+    spec = {
+        "pipeline": pipeline,
+        "transform": {"image": "x", "cmd": ["true"]},
+        "input": {"pfs": {"repo": "data", "glob": "/"}},
+    }
+    with pytest.raises(PachydermSpecError, match=expected):
+        validate_spec(spec)
+    pipeline["name"] = name[:-1]
+    validate_spec(spec)  # one character less is accepted

@@ -173,6 +173,57 @@ def train_parameter_files(config: Mapping[str, Any]) -> dict[str, str]:
     return files
 
 
+#: Grid keys of configuration.json's crossvalidate.gridsearch -> CPSign's --grid parameter.
+GRID_KEYS = {"cost-range": "cost", "gamma-range": "gamma", "epsilon": "epsilon"}
+
+
+def tune_arguments(config: Mapping[str, Any]) -> str | None:
+    """The @-file of ``cpsign tune`` for ``crossvalidate.gridsearch``; None without a grid.
+
+    Each range is ``[start, stop, step]`` of exponents of two, CPSign's
+    ``start:stop:step:b=2`` list syntax. The scorer's other settings stay fixed.
+    """
+    grid = ((config.get("crossvalidate") or {}).get("gridsearch")) or {}
+    if not grid:
+        return None
+    train = config["train"]
+    ptype = train["ptype"]
+    tuned = {GRID_KEYS[key] for key in grid}
+    fixed = dict(train)
+    for key in tuned:
+        fixed.pop(key, None)
+    lines = _flag("predictor-type", ptype)
+    lines += _flag("scorer", scorer_argument(fixed))
+    if train.get("nonconf-measure") and ptype != VAP_PTYPE:
+        lines += _flag("ncm", train["nonconf-measure"])
+    if ptype != TCP_PTYPE:
+        lines += _flag("sampling-strategy", f"random:numSamples={train['nr-models']}")
+    lines += _flag("seed", effective_seed(config))
+    folds = (config.get("crossvalidate") or {}).get("folds")
+    if folds:
+        lines += _flag("cv-folds", f"k-fold:k={folds}")
+    for key, (start, stop, step) in sorted(grid.items()):
+        lines += _flag("grid", f"{GRID_KEYS[key]}=b=2:{_num(start)}:{_num(stop)}:{_num(step)}")
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: Any) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def with_tuned_scorer(params: str, tuned: Mapping[str, Any]) -> str:
+    """A train @-file with the grid search's best values set on its ``--scorer``."""
+    out = []
+    for line in params.splitlines():
+        if line.startswith("--scorer "):
+            name, *subs = line.split(" ", 1)[1].split(":")
+            settings = dict(s.split("=", 1) for s in subs if "=" in s)
+            settings.update({k: _num(v) for k, v in tuned.items()})
+            line = "--scorer " + ":".join([name, *(f"{k}={v}" for k, v in settings.items())])
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def ingestion_files(config: Mapping[str, Any]) -> dict[str, str]:
     """Every file the ingestion stage writes besides the training data, by output path.
 
@@ -190,4 +241,7 @@ def ingestion_files(config: Mapping[str, Any]) -> dict[str, str]:
     }
     for name, text in train_parameter_files(config).items():
         files[f"/training/{name}"] = text
+    tune = tune_arguments(config)
+    if tune is not None:
+        files["/tune/arguments.txt"] = tune
     return files

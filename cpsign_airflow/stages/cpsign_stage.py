@@ -26,7 +26,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cpsign_airflow.cpsign.arguments import TRAIN_MODELS_DIR, endpoint, model_name
+from cpsign_airflow.cpsign.arguments import (
+    TRAIN_MODELS_DIR,
+    endpoint,
+    model_name,
+    with_tuned_scorer,
+)
 from cpsign_airflow.cpsign.configuration import REGRESSION_PTYPES, validate_configuration
 
 DEFAULT_CONFIDENCES = (0.8, 0.9)
@@ -63,21 +68,52 @@ def run_cpsign(*args: str) -> None:
 
 
 def precompute(ingestion: Path, out: Path) -> None:
+    """``cpsign precompute``; with a ``crossvalidate`` grid, also ``cpsign tune`` on its result.
+
+    The grid search writes ``tune/results.json`` (CPSign's ranking) and ``tune/best.json``
+    (the best parameters), which the train stage applies to every split.
+    """
+    data_set = out / "precomputed.jar"
     run_cpsign(
-        "precompute",
-        f"@{ingestion / 'precompute' / 'arguments.txt'}",
-        "--model-out",
-        str(out / "precomputed.jar"),
+        "precompute", f"@{ingestion / 'precompute' / 'arguments.txt'}", "--model-out", str(data_set)
     )
+    tune_args = ingestion / "tune" / "arguments.txt"
+    if not tune_args.is_file():
+        return
+    results = out / "tune" / "results.json"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    run_cpsign(
+        "tune", f"@{tune_args}", "--data-set", str(data_set),
+        "--result-format", "json", "--result-output", str(results),
+    )  # fmt: skip
+    ranked = json.loads(results.read_text(encoding="utf-8")).get("results") or []
+    valid = [r for r in ranked if r.get("status", "valid") == "valid" and r.get("params")]
+    if not valid:
+        raise StageError(f"the grid search found no valid parameters (see {results})")
+    best = valid[0]["params"]
+    (out / "tune" / "best.json").write_text(json.dumps(best, sort_keys=True) + "\n")
+    print(f"cpsign-stage precompute: best parameters of the grid search: {best}", flush=True)
 
 
 def train(params: Sequence[Path], data_set: Path) -> None:
-    """One ``cpsign train`` per parameter file of this datum (a group of splits)."""
+    """One ``cpsign train`` per parameter file of this datum (a group of splits).
+
+    With a grid search's ``tune/best.json`` beside the data set, its values replace
+    the configured scorer settings.
+    """
     if not params:
         raise StageError("no parameter files in this datum: nothing to train")
     Path(TRAIN_MODELS_DIR).mkdir(parents=True, exist_ok=True)
-    for path in params:
-        run_cpsign("train", f"@{path}", "--data-set", str(data_set))
+    best_file = data_set.parent / "tune" / "best.json"
+    tuned = json.loads(best_file.read_text(encoding="utf-8")) if best_file.is_file() else None
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in params:
+            if tuned:
+                rewritten = Path(tmp) / path.name
+                rewritten.write_text(with_tuned_scorer(path.read_text(encoding="utf-8"), tuned))
+                print(f"cpsign-stage train: {path.name} with tuned {tuned}", flush=True)
+                path = rewritten
+            run_cpsign("train", f"@{path}", "--data-set", str(data_set))
 
 
 def aggregate(models: Path, name_file: Path, out: Path) -> Path:

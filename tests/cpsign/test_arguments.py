@@ -82,3 +82,28 @@ def test_ingestion_files_paths():
     assert sorted(p for p in files if p.startswith("/training/")) == [
         f"/training/params-{n}.txt" for n in range(1, 6)
     ]
+
+
+def test_tune_arguments_follow_the_configured_grid():
+    from cpsign_airflow.cpsign.arguments import tune_arguments
+    from cpsign_airflow.cpsign.configuration import load_example, validate_configuration
+
+    config = validate_configuration(load_example("herg-sectioned"))
+    lines = tune_arguments(config).splitlines()
+    assert "--scorer C_SVC" in lines  # the tuned cost and gamma are not fixed
+    assert "--grid cost=b=2:-5:10:1" in lines and "--grid gamma=b=2:-15:3:2" in lines
+    assert "--cv-folds k-fold:k=10" in lines
+    config.pop("crossvalidate")
+    assert tune_arguments(config) is None
+
+
+def test_tuned_values_replace_the_scorer_settings_only():
+    from cpsign_airflow.cpsign.arguments import with_tuned_scorer
+
+    params = "--predictor-type 1\n--scorer C_SVC:cost=16:gamma=0.0078125\n--splits 1,2\n"
+    out = with_tuned_scorer(params, {"cost": 32.0, "gamma": 0.001953125})
+    assert out.splitlines() == [
+        "--predictor-type 1",
+        "--scorer C_SVC:cost=32:gamma=0.001953125",
+        "--splits 1,2",
+    ]

@@ -94,6 +94,7 @@ def run_chain(pachd: LocalPachd, configuration: dict[str, Any]) -> dict[str, Any
         "metrics": json.loads(read(f"{workflow}-validate", "/metrics.json")),
         "model": read(f"{workflow}-aggregate", f"/model/{name}.jar"),
         "published": json.loads(read(f"{workflow}-publish", "/published.json")),
+        "read": read,
     }
 
 
@@ -101,7 +102,7 @@ def sectioned(source_db: Path, workflow: str, ptype: int) -> dict[str, Any]:
     """The hERG-style (sectioned) example, pointed at the two-class FreeSolv table."""
     config = load_example("herg-sectioned")
     config["workflow_name"] = workflow
-    config.pop("crossvalidate", None)  # the tuning stage is not part of the chain yet
+    config.pop("crossvalidate", None)  # test_grid_search_... keeps a (small) grid
     config["preprocessing"]["database"] = {
         "dialect": "sqlite", "host": "-", "user": "-", "db_name": str(source_db)
     }  # fmt: skip
@@ -166,3 +167,22 @@ def test_classification_sectioned_layout(pachd: LocalPachd, source_db: Path, pty
         assert 0 < metrics["single_label_share"]["0.8"] <= 1
     else:  # Venn-ABERS: calibrated probabilities, far better than a coin
         assert metrics["accuracy"] > 0.6 and metrics["brier"] < 0.25
+
+
+def test_grid_search_then_training_with_the_best_parameters(
+    pachd: LocalPachd, source_db: Path
+) -> None:
+    """The hERG-style chain: a crossvalidate grid is searched, train uses the winner."""
+    config = sectioned(source_db, "FreeSolvTuned", 1)
+    config["crossvalidate"] = {"folds": 3, "gridsearch": {"cost-range": [-4, 4, 4]}}
+    out = run_chain(pachd, config)
+    ranking = json.loads(out["read"]("FreeSolvTuned-precompute", "/tune/results.json"))
+    best = json.loads(out["read"]("FreeSolvTuned-precompute", "/tune/best.json"))
+    costs = {r["params"]["cost"] for r in ranking["results"]}
+    assert costs == {2.0**-4, 1.0, 2.0**4}  # the three grid points
+    assert best == ranking["results"][0]["params"]
+    client = Client.from_pachd_address(pachd.address)
+    job = out["jobs"]["FreeSolvTuned-train"].job
+    logs = [m.message for m in client.pps.get_logs(job=job)]
+    assert any("with tuned" in line and "cost" in line for line in logs), logs
+    assert_conformal(out["metrics"])

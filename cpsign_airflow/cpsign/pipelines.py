@@ -15,8 +15,9 @@ package), so the specs hold no shell:
   the held-out test split and the CPSign @-files; it reprocesses on every job, so a
   retraining reads new rows, while later stages skip what did not change.
 * precompute, train, aggregate, validate: ``cpsign-stage <stage>``
-  (:mod:`cpsign_airflow.stages.cpsign_stage`) runs CPSign on those files; validate writes
-  ``metrics.json``.
+  (:mod:`cpsign_airflow.stages.cpsign_stage`) runs CPSign on those files; with a
+  ``crossvalidate`` grid, precompute also runs CPSign's grid search and train uses the
+  best parameters; validate writes ``metrics.json``.
 * publish: ``cpsign-publish`` (:mod:`cpsign_airflow.stages.publish`) uploads the model
   with the credentials mounted from ``model_store_secret``.
 """

@@ -29,7 +29,9 @@ from airflow.sdk import BaseHook
 from cpsign_airflow.exceptions import (
     PachydermAlreadyExists,
     PachydermError,
+    PachydermInvalidArgument,
     PachydermNotFound,
+    PachydermSpecError,
     PachydermTimeout,
     PachydermUnavailable,
 )
@@ -467,12 +469,16 @@ class PachydermHook(BaseHook):
                 }
         update = current is not None
         body = json.dumps({k: v for k, v in spec.items() if k not in ("update", "reprocess")})
-        self._call(
-            f"{'update' if update else 'create'} pipeline {project + '/' + name!r}",
-            lambda: self.get_conn().pps.create_pipeline_v2(
-                create_pipeline_request_json=body, update=update, reprocess=reprocess
-            ),
-        )
+        try:
+            self._call(
+                f"{'update' if update else 'create'} pipeline {project + '/' + name!r}",
+                lambda: self.get_conn().pps.create_pipeline_v2(
+                    create_pipeline_request_json=body, update=update, reprocess=reprocess
+                ),
+            )
+        except PachydermInvalidArgument as err:
+            # pachd refused the spec itself (INVALID_ARGUMENT): the same spec fails again
+            raise PachydermSpecError(str(err)) from None
         after = self.inspect_pipeline(name, project)
         action = "updated" if update else "created"
         self.log.info(

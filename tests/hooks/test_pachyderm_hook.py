@@ -354,3 +354,25 @@ def test_invalid_spec_from_server_is_spec_or_argument_error(hook, unique_name):
     with pytest.raises(PachydermSpecError, match="pipeline.name"):
         hook.create_or_update_pipeline(bad)
     assert not hook.pipeline_exists("bad name!")
+
+
+def test_invalid_argument_from_pachd_is_the_non_retryable_spec_error(hook, pachd, unique_name):
+    """pachd refusing a spec our validator passed (INVALID_ARGUMENT) is not retried."""
+    import grpc
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if not hasattr(pachd, "faults"):
+        pytest.skip("needs the local pachd's fault injection")
+    hook.ensure_repo(unique_name)
+    pachd.faults.fail_next(
+        1,
+        code=grpc.StatusCode.INVALID_ARGUMENT,
+        message="could not make effective spec: proto: unknown field",
+        methods=["CreatePipelineV2"],
+    )
+    with pytest.raises(PachydermSpecError) as info:
+        hook.create_or_update_pipeline(spec(f"{unique_name}-p", unique_name))
+    assert isinstance(info.value, AirflowFailException)  # Airflow does not retry it
+    assert "could not make effective spec" in str(info.value)
+    assert f"{unique_name}-p" in str(info.value)  # names the pipeline
+    assert pachd.call_counts()["CreatePipelineV2"] == 1  # and the hook did not retry either

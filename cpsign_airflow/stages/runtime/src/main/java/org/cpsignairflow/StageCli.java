@@ -82,7 +82,7 @@ import com.arosbio.ml.vap.ivap.IVAPClassifier;
 /**
  * cpsign-stage: a small command line program over the CPSign library (com.arosbio:cpsign-api)
  * that implements the subset of the CPSign 2 CLI that cpsign-airflow's pipeline stages use:
- * precompute, train, fast-aggregate (alias aggregate) and predict, with CPSign's option names,
+ * precompute, train, fast-aggregate (alias aggregate), predict and tune (alias gridsearch), with CPSign's option names,
  * CPSign's model/data-set jar format (written by the library's serializer) and CPSign's JSON
  * prediction layout. See README.md next to install.sh.
  */
@@ -202,6 +202,9 @@ public final class StageCli {
                 return aggregate(cmd, cmdArgs);
             case "predict":
                 return predict(cmdArgs);
+            case "tune":
+            case "gridsearch":
+                return Tune.run(cmd, cmdArgs, seed);
             case "help":
             case "-h":
             case "--help":
@@ -255,6 +258,11 @@ public final class StageCli {
         out.println("  fast-aggregate  --model-files <file|glob|dir>... --model-out <file>   (alias: aggregate)");
         out.println("  predict         --model <jar> --predict-file TSV <path> [--confidences 0.8,0.9]");
         out.println("                  [--output-format json] [--output <file>]");
+        out.println("  tune            --data-set <pre.jar> --predictor-type 1|2|3|5 [--scorer Alg:key=value] [--ncm <NCM>]");
+        out.println("                  [--sampling-strategy random:numSamples=5] --grid KEY=VALUES [--grid ...]");
+        out.println("                  [--cv-folds k-fold:k=10] [--confidence 0.8] [--tolerance 0.1] [--opt-metric 1]");
+        out.println("                  [--num-results 5] [--result-format json|text] [--result-output <file>]");
+        out.println("                  [--seed N]   (alias: gridsearch)");
         out.println("Accepted and ignored: --no-logfile, --logfile <f>, --time, --quiet.");
     }
 
@@ -531,6 +539,62 @@ public final class StageCli {
         long seed = seedOpt != null ? seedOpt : GlobalConfig.getInstance().getRNGSeed();
         GlobalConfig.getInstance().setRNGSeed(seed);
 
+        ChemDataset data = loadPrecomputed(dataPath, ptype);
+
+        MLAlgorithm alg = scorer(o.get("--scorer"), ptype);
+        SamplingStrategy strategy = samplingStrategy(o.get("--sampling-strategy"));
+        NCM ncm = o.has("--ncm") ? loadConfigured(NCM.class, o.get("--ncm"), "NCM") : null;
+        ChemPredictor chem = buildPredictor(ptype, alg, strategy, ncm, seed);
+        Predictor predictor = chem.getPredictor();
+        chem.setDataset(data);
+
+        List<Integer> splits = parseSplits(o.splitList("--splits"));
+        if (predictor instanceof AggregatedPredictor) {
+            AggregatedPredictor agg = (AggregatedPredictor) predictor;
+            int n = agg.getStrategy().getNumSamples();
+            List<Integer> todo = new ArrayList<>();
+            if (splits.isEmpty()) {
+                for (int i = 1; i <= n; i++) {
+                    todo.add(i);
+                }
+                OUT.printf("Training %s predictor with %d model(s):%n", ptype.getName(), n);
+            } else {
+                for (int s : splits) {
+                    if (s < 1 || s > n) {
+                        throw new StageError("Parameter --splits must be in the range [1.." + n + "] for each index");
+                    }
+                }
+                todo.addAll(splits);
+                OUT.printf("Training %s predictor with split(s) %s out of %d model(s):%n", ptype.getName(), splits, n);
+            }
+            for (int s : todo) {
+                OUT.printf(" - Training model %d/%d... ", s, n);
+                try {
+                    agg.train(data, s - 1); // CPSign's splits are 1-based
+                } catch (IllegalArgumentException e) {
+                    throw new StageError("Failed training: " + e.getMessage(), e);
+                }
+                OUT.println("[done]");
+            }
+        } else {
+            if (!splits.isEmpty()) {
+                throw new StageError("Parameter --splits can only be given for an aggregated predictor type");
+            }
+            OUT.print("Setting up TCP Classification predictor... ");
+            predictor.train(data);
+            OUT.println("[done]");
+        }
+
+        String name = o.has("--model-name") && !o.get("--model-name").isBlank() ? o.get("--model-name")
+                : stem(out.getPath());
+        chem.withModelInfo(new ModelInfo(name));
+        OUT.print("Saving model to file: " + out + " ... ");
+        ModelSerializer.saveModel(chem, out, null);
+        OUT.println("[done]");
+        return EXIT_OK;
+    }
+
+    static ChemDataset loadPrecomputed(Path dataPath, PredictorType ptype) {
         if (!Files.isRegularFile(dataPath)) {
             throw new StageError("--data-set: no such file: " + dataPath);
         }
@@ -548,13 +612,23 @@ public final class StageCli {
             throw new StageError("File sent to --data-set was not a precomputed "
                     + (ptype.isClassification() ? "classification" : "regression") + " data set");
         }
+        return data;
+    }
 
-        MLAlgorithm alg = o.has("--scorer") ? loadConfigured(MLAlgorithm.class, o.get("--scorer"), "scorer")
+    /** --scorer, or CPSign's default (LinearSVC / LinearSVR). */
+    static MLAlgorithm scorer(String spec, PredictorType ptype) {
+        return spec != null ? loadConfigured(MLAlgorithm.class, spec, "scorer")
                 : (ptype.isClassification() ? new LinearSVC() : new LinearSVR());
-        SamplingStrategy strategy = o.has("--sampling-strategy")
-                ? loadConfigured(SamplingStrategy.class, o.get("--sampling-strategy"), "sampling strategy")
-                : new RandomSampling();
-        NCM ncm = o.has("--ncm") ? loadConfigured(NCM.class, o.get("--ncm"), "NCM") : null;
+    }
+
+    /** --sampling-strategy, or CPSign's default (random, 10 samples). */
+    static SamplingStrategy samplingStrategy(String spec) {
+        return spec != null ? loadConfigured(SamplingStrategy.class, spec, "sampling strategy") : new RandomSampling();
+    }
+
+    /** The (untrained) predictor for --predictor-type, wrapped as a ChemPredictor (no data set yet). */
+    static ChemPredictor buildPredictor(PredictorType ptype, MLAlgorithm alg, SamplingStrategy strategy, NCM ncm,
+            long seed) {
         SmoothedPValue pvalues = new SmoothedPValue(seed); // CPSign's default --pvalue-calc
 
         Predictor predictor;
@@ -616,52 +690,7 @@ public final class StageCli {
         if (!ptype.isClassification() && strategy.isStratified()) {
             throw new StageError("Stratified sampling is only supported for classification");
         }
-        chem.setDataset(data);
-
-        List<Integer> splits = parseSplits(o.splitList("--splits"));
-        if (predictor instanceof AggregatedPredictor) {
-            AggregatedPredictor agg = (AggregatedPredictor) predictor;
-            int n = agg.getStrategy().getNumSamples();
-            List<Integer> todo = new ArrayList<>();
-            if (splits.isEmpty()) {
-                for (int i = 1; i <= n; i++) {
-                    todo.add(i);
-                }
-                OUT.printf("Training %s predictor with %d model(s):%n", ptype.getName(), n);
-            } else {
-                for (int s : splits) {
-                    if (s < 1 || s > n) {
-                        throw new StageError("Parameter --splits must be in the range [1.." + n + "] for each index");
-                    }
-                }
-                todo.addAll(splits);
-                OUT.printf("Training %s predictor with split(s) %s out of %d model(s):%n", ptype.getName(), splits, n);
-            }
-            for (int s : todo) {
-                OUT.printf(" - Training model %d/%d... ", s, n);
-                try {
-                    agg.train(data, s - 1); // CPSign's splits are 1-based
-                } catch (IllegalArgumentException e) {
-                    throw new StageError("Failed training: " + e.getMessage(), e);
-                }
-                OUT.println("[done]");
-            }
-        } else {
-            if (!splits.isEmpty()) {
-                throw new StageError("Parameter --splits can only be given for an aggregated predictor type");
-            }
-            OUT.print("Setting up TCP Classification predictor... ");
-            predictor.train(data);
-            OUT.println("[done]");
-        }
-
-        String name = o.has("--model-name") && !o.get("--model-name").isBlank() ? o.get("--model-name")
-                : stem(out.getPath());
-        chem.withModelInfo(new ModelInfo(name));
-        OUT.print("Saving model to file: " + out + " ... ");
-        ModelSerializer.saveModel(chem, out, null);
-        OUT.println("[done]");
-        return EXIT_OK;
+        return chem;
     }
 
     static NCMMondrianClassification classificationNCM(NCM ncm, MLAlgorithm alg) {

@@ -74,6 +74,9 @@ def default_spec_vars(workflow_name: str, **overrides: Any) -> dict[str, Any]:
         "source_db_secret_key": "mysql-root-password",
         "model_store_secret": "modelweb-api-info",
         "model_store_mount": "/mnt/api-info/",
+        # publish holds back a model failing validity by more than this (as the DAG's
+        # quality gate does with [cpsign] validity_tolerance; keep them equal)
+        "validity_tolerance": 0.05,
         "cpsign_license_secret": "",
         "cpsign_license_file": "license",
         # resources
@@ -140,6 +143,14 @@ def _check_vars(v: dict[str, Any]) -> None:
         "source_db_secret_key",
         matches(re.compile(r"^[-._a-zA-Z0-9]+$"), v["source_db_secret_key"]),
         "not a secret key",
+    )
+    tolerance = v["validity_tolerance"]
+    check(
+        "validity_tolerance",
+        isinstance(tolerance, (int, float))
+        and not isinstance(tolerance, bool)
+        and 0 <= tolerance < 1,
+        "a number from 0 to 1",
     )
     check("cpsign_license_file", matches(_FILE_NAME, v["cpsign_license_file"]), "a plain file name")
     for name in ("cpsign_home", "model_store_mount"):

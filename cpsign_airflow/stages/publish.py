@@ -6,6 +6,12 @@ then ``POST <modelweb-url>/api/v1/models/fromFile`` with multipart form fields
 mounted ``modelweb-api-info`` secret (files ``user``, ``password``, ``modelweb-url``,
 ``keycloak-url``). With no credentials mounted, nothing is published and
 ``published.json`` says so, rather than failing the run. Secrets never reach the log.
+
+With ``--metrics`` (the validate stage's ``metrics.json``), a model whose observed error
+rate exceeds ``1 - confidence`` by more than ``--validity-tolerance`` is held back, not
+uploaded: the quality gate's validity check, applied before anything leaves the
+cluster. (Efficiency against the last published model needs the run history, so the
+DAG's quality gate judges that, and holds back deployment.)
 """
 
 from __future__ import annotations
@@ -109,13 +115,27 @@ def upload(info: dict[str, str], bearer: str, model: Path, category: str) -> dic
     return {"url": url, "status": status, "response": answer}
 
 
-def publish(models: Path, api_info: Path, category: str) -> dict[str, Any]:
+def publish(
+    models: Path,
+    api_info: Path,
+    category: str,
+    metrics: Path | None = None,
+    tolerance: float = 0.05,
+) -> dict[str, Any]:
     jars = sorted(models.glob("*.jar"))
     if not jars:
         raise PublishError(f"no model (*.jar) in {models}")
     records = [
         {"model": jar.name, "sha256": hashlib.sha256(jar.read_bytes()).hexdigest()} for jar in jars
     ]
+    if metrics is not None:
+        from cpsign_airflow.workflow.quality import HELD_BACK, quality_verdict
+
+        quality, reason = quality_verdict(
+            json.loads(metrics.read_text(encoding="utf-8")), None, tolerance
+        )
+        if quality == HELD_BACK:
+            return {"published": False, "reason": f"held back: {reason}", "models": records}
     info = read_api_info(api_info)
     if info is None:
         return {
@@ -135,9 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-info", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--category", default="cpsign")
+    parser.add_argument("--metrics", type=Path, help="the validate stage's metrics.json")
+    parser.add_argument("--validity-tolerance", type=float, default=0.05)
     args = parser.parse_args(argv)
     try:
-        result = publish(args.models, args.api_info, args.category)
+        result = publish(
+            args.models, args.api_info, args.category, args.metrics, args.validity_tolerance
+        )
     except (PublishError, OSError) as err:
         print(f"cpsign-publish: {err}", file=sys.stderr)
         return 1

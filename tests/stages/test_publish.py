@@ -164,3 +164,20 @@ def test_no_model_store_records_that_nothing_was_published(tmp_path: Path) -> No
     record = json.loads(out.read_text())
     assert code == 0 and record["published"] is False and "no model store" in record["reason"]
     assert record["models"][0]["model"] == "LogD.jar" and len(record["models"][0]["sha256"]) == 64
+
+
+def test_a_model_failing_validity_is_held_back_before_any_request(
+    store: ModelStore, tmp_path: Path
+) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"ptype": 2, "error_rate": {"0.8": 0.31, "0.9": 0.08}}))
+    out = tmp_path / "published.json"
+    args = ["--models", str(model(tmp_path)), "--api-info", str(api_info(tmp_path / "info", store))]
+    code = publish.main([*args, "--out", str(out), "--metrics", str(metrics)])
+    record = json.loads(out.read_text())
+    assert code == 0 and record["published"] is False
+    assert record["reason"].startswith("held back:") and "0.8" in record["reason"]
+    assert store.token_requests == [] and store.uploads == []  # nothing left the cluster
+    metrics.write_text(json.dumps({"ptype": 2, "error_rate": {"0.8": 0.21, "0.9": 0.08}}))
+    code = publish.main([*args, "--out", str(out), "--metrics", str(metrics)])
+    assert code == 0 and json.loads(out.read_text())["published"] is True  # within 0.05

@@ -104,7 +104,7 @@ def _print_quality(record: dict[str, Any], launcher: Path) -> dict[str, Any]:
         key = str(confidence)
         print(
             f"  confidence {confidence:.2f}: observed error rate {metrics['error_rate'][key]:.3f}"
-            f" (target at most {1 - confidence:.2f}), median interval width"
+            f" (conformal bound {1 - confidence:.2f}, on average), median interval width"
             f" {metrics['median_interval_width'][key]:.2f} kcal/mol"
         )
     art = record["artifacts"][0]

@@ -576,12 +576,7 @@ class PachydermHook(BaseHook):
         client = self.get_conn()
         where = f"{self._where(repo, project)}@{branch}:{path}"
         if open_commit is None:
-            commit = self._call(
-                f"start a commit on {self._where(repo, project)}@{branch}",
-                lambda: client.pfs.start_commit(
-                    branch=self._branch(repo, branch, project), description=description
-                ),
-            )
+            commit = self._start_commit_after_open_head(repo, branch, project, description)
         else:
             self.log.info("Resuming open commit %s left by an earlier attempt", open_commit)
             commit = pfs.Commit(repo=self._repo(repo, project), id=open_commit)
@@ -601,6 +596,42 @@ class PachydermHook(BaseHook):
         )
         self.log.info("Wrote %s in commit %s", where, commit.id)
         return commit.id
+
+    def _start_commit_after_open_head(
+        self, repo: str, branch: str, project: str | None, description: str
+    ) -> Any:
+        """StartCommit; while another writer's commit is still open on the branch, wait for it.
+
+        pachd refuses a commit on a branch whose head is open ("parent commit … has not
+        been finished"), so two runs of one workflow would make the second fail. Instead
+        it waits, event-driven (InspectCommit ``wait=FINISHING`` on the branch head), and
+        starts its commit after the other one: runs of one workflow queue up.
+        """
+        from pachyderm_sdk.api import pfs
+
+        client = self.get_conn()
+        where = f"{self._where(repo, project)}@{branch}"
+        head = pfs.Commit(branch=self._branch(repo, branch, project))
+        while True:
+            try:
+                return self._call(
+                    f"start a commit on {where}",
+                    lambda: client.pfs.start_commit(
+                        branch=self._branch(repo, branch, project), description=description
+                    ),
+                )
+            except PachydermError as err:
+                if "has not been finished" not in str(err):
+                    raise
+                self.log.info(
+                    "%s: its head commit is still open (another run is writing it); "
+                    "waiting for it to finish before committing",
+                    where,
+                )
+                self._call(
+                    f"wait for the open head of {where}",
+                    lambda: client.pfs.inspect_commit(commit=head, wait=pfs.CommitState.FINISHING),
+                )
 
     def _find_marked_commit(
         self, repo: str, branch: str, project: str | None, mark: str, depth: int = 50

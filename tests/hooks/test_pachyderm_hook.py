@@ -376,3 +376,32 @@ def test_invalid_argument_from_pachd_is_the_non_retryable_spec_error(hook, pachd
     assert "could not make effective spec" in str(info.value)
     assert f"{unique_name}-p" in str(info.value)  # names the pipeline
     assert pachd.call_counts()["CreatePipelineV2"] == 1  # and the hook did not retry either
+
+
+def test_put_file_waits_for_another_writers_open_commit(hook, pachd, unique_name):
+    """pachd refuses a second open commit on a branch: put_file queues behind it."""
+    import threading
+
+    from pachyderm_sdk import Client
+    from pachyderm_sdk.api import pfs
+
+    if not hasattr(pachd, "call_counts"):
+        pytest.skip("observes the local pachd's call counts")
+    hook.ensure_repo(unique_name)
+    other = Client.from_pachd_address(pachd.address)
+    opened = other.pfs.start_commit(branch=pfs.Branch.from_uri(f"{unique_name}@master"))
+    starts = pachd.call_counts()["StartCommit"]
+    result: dict = {}
+    writer = threading.Thread(
+        target=lambda: result.update(id=hook.put_file(unique_name, "/c.json", data="{}"))
+    )
+    writer.start()
+    while pachd.call_counts()["StartCommit"] == starts:  # its first attempt, refused
+        writer.join(0.01)
+    assert writer.is_alive()  # waiting on the open head, not failed
+    other.pfs.finish_commit(commit=opened)
+    writer.join(30)
+    assert not writer.is_alive() and result["id"] != opened.id
+    info = other.pfs.inspect_commit(commit=pfs.Commit.from_uri(f"{unique_name}@{result['id']}"))
+    assert info.parent_commit.id == opened.id  # committed after the other writer's commit
+    assert hook.read_file(unique_name, result["id"], "/c.json") == b"{}"

@@ -139,6 +139,19 @@ def precompute_arguments(config: Mapping[str, Any], input_dir: str = PRECOMPUTE_
     return "\n".join(lines) + "\n"
 
 
+def predictor_lines(config: Mapping[str, Any], train: Mapping[str, Any]) -> list[str]:
+    """The predictor flags train and tune share: type, scorer, ncm, sampling, seed."""
+    ptype = train["ptype"]
+    lines = _flag("predictor-type", ptype)
+    lines += _flag("scorer", scorer_argument(train))
+    if train.get("nonconf-measure") and ptype != VAP_PTYPE:
+        lines += _flag("ncm", train["nonconf-measure"])
+    if ptype != TCP_PTYPE:
+        lines += _flag("sampling-strategy", f"random:numSamples={train['nr-models']}")
+    lines += _flag("seed", effective_seed(config))
+    return lines
+
+
 def train_parameter_files(config: Mapping[str, Any]) -> dict[str, str]:
     """``{"params-<n>.txt": @-file of cpsign train}``, one per parallel train datum.
 
@@ -148,14 +161,7 @@ def train_parameter_files(config: Mapping[str, Any]) -> dict[str, str]:
     """
     train = config["train"]
     ptype = train["ptype"]
-    seed = effective_seed(config)
-    common = _flag("predictor-type", ptype)
-    common += _flag("scorer", scorer_argument(train))
-    if train.get("nonconf-measure") and ptype != VAP_PTYPE:
-        common += _flag("ncm", train["nonconf-measure"])
-    if ptype != TCP_PTYPE:
-        common += _flag("sampling-strategy", f"random:numSamples={train['nr-models']}")
-    common += _flag("seed", seed)
+    common = predictor_lines(config, train)
     common += _flag("model-name", model_name(config))
     extra = flag_lines((config.get("cpsign") or {}).get("flags")) + flag_lines(train.get("flags"))
     if ptype == TCP_PTYPE:
@@ -187,18 +193,8 @@ def tune_arguments(config: Mapping[str, Any]) -> str | None:
     if not grid:
         return None
     train = config["train"]
-    ptype = train["ptype"]
     tuned = {GRID_KEYS[key] for key in grid}
-    fixed = dict(train)
-    for key in tuned:
-        fixed.pop(key, None)
-    lines = _flag("predictor-type", ptype)
-    lines += _flag("scorer", scorer_argument(fixed))
-    if train.get("nonconf-measure") and ptype != VAP_PTYPE:
-        lines += _flag("ncm", train["nonconf-measure"])
-    if ptype != TCP_PTYPE:
-        lines += _flag("sampling-strategy", f"random:numSamples={train['nr-models']}")
-    lines += _flag("seed", effective_seed(config))
+    lines = predictor_lines(config, {k: v for k, v in train.items() if k not in tuned})
     folds = (config.get("crossvalidate") or {}).get("folds")
     if folds:
         lines += _flag("cv-folds", f"k-fold:k={folds}")

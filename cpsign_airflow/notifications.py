@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 VARIABLE_NAME = "cpsign_alerting"
 EVENTS = ("failure", "success", "deadline", "held_back")
+#: How many of a failed job's last log lines an alert quotes.
+LOG_TAIL_LINES = 10
 
 
 def alerting_config() -> dict[str, Any]:
@@ -96,6 +98,10 @@ def describe(context: Mapping[str, Any], event: str) -> tuple[str, str]:
             f"Failed pipeline: {job.get('pipeline')} job {job.get('job_id')} "
             f"({job.get('state')}): {job.get('reason') or 'no reason given'}"
         )
+        tail = job.get("log_tail") or []
+        if tail:
+            lines.append(f"  Last log lines of {job.get('pipeline')}:")
+            lines.extend(f"    {line}" for line in tail[-LOG_TAIL_LINES:])
     if exception is not None:
         lines.append(
             f"Error: {str(exception).splitlines()[0] if str(exception) else type(exception).__name__}"

@@ -144,8 +144,10 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _maybe_fail(manifest: Mapping[str, Any], stage: str) -> None:
+def _maybe_fail(ctx: _Context, manifest: Mapping[str, Any], stage: str) -> None:
     if manifest.get("simulate_failure") == stage:
+        # like a real stage, say in the job's log what went wrong before failing
+        ctx.log(f"stand-in {stage}: ERROR simulated failure (advanced.simulate_failure)")
         raise StandinFailure(
             f"simulated failure of stage {stage!r} (configuration advanced.simulate_failure)"
         )
@@ -216,7 +218,7 @@ def ingestion_handler(ctx: _Context) -> None:
         "model_name": model_name(config),
         "simulate_failure": stage,
     }
-    _maybe_fail(manifest, "ingestion")
+    _maybe_fail(ctx, manifest, "ingestion")
     columns = config["preprocessing"]["query"]["smi_columns"]
     rows = _fake_rows(config, sha)
     data = "\n".join("\t".join(r) for r in [columns, *rows]) + "\n"
@@ -230,7 +232,7 @@ def ingestion_handler(ctx: _Context) -> None:
 def precompute_handler(ctx: _Context) -> None:
     """Stand-in precompute: a zip of the arguments and the data's sha256 as /precomputed.jar."""
     manifest = json.loads(_one(ctx, f"/pfs/ingestion/{MANIFEST}", "ingestion manifest"))
-    _maybe_fail(manifest, "precompute")
+    _maybe_fail(ctx, manifest, "precompute")
     arguments = _one(
         ctx, "/pfs/ingestion/precompute/arguments.txt", "precompute arguments"
     ).decode()
@@ -257,7 +259,7 @@ def train_handler(ctx: _Context) -> None:
     """Stand-in train: one partial model per parameter file (each a datum in real Pachyderm)."""
     precomputed = _one(ctx, "/pfs/precomputed/precomputed.jar", "precomputed data set")
     manifest = _manifest_from_zip(precomputed, "precomputed.jar")
-    _maybe_fail(manifest, "train")
+    _maybe_fail(ctx, manifest, "train")
     params = _under(ctx, "/pfs/params/training/")
     if not params:
         raise StandinFailure("no parameter files under /pfs/params/training/")
@@ -283,7 +285,7 @@ def aggregate_handler(ctx: _Context) -> None:
     if not partials:
         raise StandinFailure("no partial models under /pfs/train/models/")
     manifest = _manifest_from_zip(next(iter(partials.values())), "partial model")
-    _maybe_fail(manifest, "aggregate")
+    _maybe_fail(ctx, manifest, "aggregate")
     name = _one(ctx, "/pfs/meta/aggregate/model-name.txt", "model name").decode().strip()
     entries: dict[str, bytes | str] = {
         MANIFEST: json.dumps(manifest, sort_keys=True),
@@ -303,7 +305,7 @@ def validate_handler(ctx: _Context) -> None:
         raise StandinFailure("no model under /pfs/aggregate/model/")
     path, model = sorted(models.items())[0]
     manifest = _manifest_from_zip(model, path)
-    _maybe_fail(manifest, "validate")
+    _maybe_fail(ctx, manifest, "validate")
     ctx.write("/metrics.json", json.dumps({"standin": True, "model": path}, sort_keys=True))
     ctx.log("stand-in validate: no predictions made")
 
@@ -315,7 +317,7 @@ def publish_handler(ctx: _Context) -> None:
         raise StandinFailure("no model under /pfs/aggregate/model/")
     path, model = sorted(models.items())[0]
     manifest = _manifest_from_zip(model, path)
-    _maybe_fail(manifest, "publish")
+    _maybe_fail(ctx, manifest, "publish")
     name = path.rsplit("/", 1)[-1].removesuffix(".jar")
     digest = _sha256(model)
     record = {

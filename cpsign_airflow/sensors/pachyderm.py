@@ -149,6 +149,7 @@ class PachydermCommitSetSensor(BaseSensorOperator):
         lines = []
         for job in outcome["failed_jobs"]:
             tail = hook.get_job_logs(job["pipeline"], job["job_id"], self.log_tail, job["project"])
+            job["log_tail"] = tail  # the alert shows it: the stage's own error line
             text = f"pipeline {job['pipeline']!r} job {job['job_id']} ended {job['state']}"
             if job.get("reason"):
                 text += f": {job['reason']}"

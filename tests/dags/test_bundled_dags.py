@@ -243,6 +243,8 @@ def test_pipeline_failure_fails_run_names_pipeline_and_alerts(bundled, pachd, mo
     alerts = [json.loads(line) for line in bundled["alerts"].read_text().splitlines()]
     assert len(alerts) == 1
     assert f"Failed pipeline: {WORKFLOW}-train job {run.commit_id}" in alerts[0]["message"]
+    # the failed stage's own error line reaches the alert, from the job's logs
+    assert "stand-in train: ERROR simulated failure" in alerts[0]["message"]
     assert "Workflow: LogD" in alerts[0]["message"]
     assert (
         f"Pachyderm Console: https://console.lab/lineage/default/commit-sets/{run.commit_id}"

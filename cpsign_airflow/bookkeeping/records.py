@@ -173,32 +173,43 @@ def canonical_configuration(configuration: Any, field: str = "configuration") ->
     ``configuration.json`` and the digest matches the file); a mapping is
     serialised canonically (sorted keys, no whitespace, UTF-8).
     """
-    if isinstance(configuration, (bytes, bytearray)):
+    parsed, text = _json_object(configuration, field)
+    if text is None:
+        text = _dump(parsed, field)
+    check_text(field, text, optional=False)
+    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _json_object(value: Any, field: str) -> tuple[Mapping[str, Any], str | None]:
+    """(the object, the exact text when ``value`` was JSON text): bytes, text or a mapping."""
+    if isinstance(value, (bytes, bytearray)):
         try:
-            configuration = bytes(configuration).decode("utf-8")
+            value = bytes(value).decode("utf-8")
         except UnicodeDecodeError:
             raise BookkeepingInputError(field, "bytes are not UTF-8") from None
-    if isinstance(configuration, str):
+    if isinstance(value, str):
         try:
-            parsed = json.loads(configuration)
+            parsed = json.loads(value)
         except ValueError as exc:
             raise BookkeepingInputError(field, f"is not valid JSON ({exc})") from None
         if not isinstance(parsed, dict):
             raise BookkeepingInputError(field, "must be a JSON object")
-        text = configuration
-    elif isinstance(configuration, Mapping):
-        try:
-            text = json.dumps(
-                configuration, sort_keys=True, ensure_ascii=False, separators=(",", ":")
-            )
-        except (TypeError, ValueError) as exc:
-            raise BookkeepingInputError(field, f"cannot be serialised as JSON ({exc})") from None
-    else:
-        raise BookkeepingInputError(
-            field, f"must be a mapping or a JSON string, got {type(configuration).__name__}"
+        return parsed, value
+    if isinstance(value, Mapping):
+        return value, None
+    raise BookkeepingInputError(
+        field, f"must be a mapping or a JSON string, got {type(value).__name__}"
+    )
+
+
+def _dump(value: Mapping[str, Any], field: str, allow_nan: bool = True) -> str:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8."""
+    try:
+        return json.dumps(
+            value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan
         )
-    check_text(field, text, optional=False)
-    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
+    except (TypeError, ValueError) as exc:
+        raise BookkeepingInputError(field, f"cannot be serialised as JSON ({exc})") from None
 
 
 def canonical_metrics(metrics: Any, field: str = "metrics") -> str | None:
@@ -210,26 +221,8 @@ def canonical_metrics(metrics: Any, field: str = "metrics") -> str | None:
     """
     if metrics is None:
         return None
-    if isinstance(metrics, (bytes, bytearray)):
-        try:
-            metrics = bytes(metrics).decode("utf-8")
-        except UnicodeDecodeError:
-            raise BookkeepingInputError(field, "bytes are not UTF-8") from None
-    if isinstance(metrics, str):
-        try:
-            metrics = json.loads(metrics)
-        except ValueError as exc:
-            raise BookkeepingInputError(field, f"is not valid JSON ({exc})") from None
-    if not isinstance(metrics, Mapping):
-        raise BookkeepingInputError(
-            field, f"must be a mapping or a JSON object, got {type(metrics).__name__}"
-        )
-    try:
-        text = json.dumps(
-            metrics, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        )
-    except (TypeError, ValueError) as exc:
-        raise BookkeepingInputError(field, f"cannot be serialised as JSON ({exc})") from None
+    parsed, _ = _json_object(metrics, field)
+    text = _dump(parsed, field, allow_nan=False)
     check_text(field, text, optional=False)
     return text
 

@@ -31,14 +31,6 @@ CONFIG = {
 MODEL = "LogD-aggregate@0123456789abcdef0123456789abcdef:/models/LogD_full_split.jar"
 
 
-@pytest.fixture
-def ledger(bookkeeping_url):
-    led = TrainingLedger.from_url(bookkeeping_url, retry=RetryPolicy(attempts=3, backoff=0.01))
-    led.upgrade_schema()
-    yield led
-    led.dispose()
-
-
 def _count(ledger: TrainingLedger, table: str) -> int:
     with ledger.engine.connect() as conn:
         return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar()

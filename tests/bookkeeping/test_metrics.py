@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from cpsign_airflow.bookkeeping import schema
-from cpsign_airflow.bookkeeping.engine import RetryPolicy, engine_from_url
+from cpsign_airflow.bookkeeping.engine import engine_from_url
 from cpsign_airflow.bookkeeping.errors import (
     ArtifactNotFound,
     BookkeepingInputError,
@@ -39,14 +39,6 @@ METRICS = {
     "efficiency": {"0.8": 3.04, "0.9": 5.76},
     "note": "Säure 😀",
 }
-
-
-@pytest.fixture
-def ledger(bookkeeping_url):
-    led = TrainingLedger.from_url(bookkeeping_url, retry=RetryPolicy(attempts=3, backoff=0.01))
-    led.upgrade_schema()
-    yield led
-    led.dispose()
 
 
 def _stored(ledger: TrainingLedger, column: str) -> list:
@@ -102,7 +94,7 @@ def test_retried_record_keeps_one_row_and_the_metrics(ledger):
     [
         ([0.1, 0.2], "must be a mapping"),
         ("not json", "not valid JSON"),
-        ("[1, 2]", "must be a mapping"),
+        ("[1, 2]", "must be a JSON object"),
         ({"error_rate": {"0.8": float("nan")}}, "cannot be serialised"),
         ({"x": object()}, "cannot be serialised"),
     ],

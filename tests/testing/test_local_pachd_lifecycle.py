@@ -7,6 +7,7 @@ server/api_server.go, src/server/worker/pipeline/transform/registry.go).
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -129,19 +130,17 @@ def test_commit_set_holds_each_pipelines_meta_commit(client: Client) -> None:
 def test_update_kills_unfinished_jobs_and_downstream_is_unrunnable(
     client: Client, tmp_path: Path
 ) -> None:
-    gate = tmp_path / "gate"
-    started = tmp_path / "started"
-    hold = [
-        f"touch {started}",
-        f"while [ ! -e {gate} ]; do sleep 0.05; done",
-        "cp -r /pfs/data/. /pfs/out/",
-    ]
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    os.mkfifo(started)
+    os.mkfifo(gate)
+    # the datum's process announces itself through one FIFO and blocks reading the other
+    hold = [f"echo up > {started}", f"read -r line < {gate}", "cp -r /pfs/data/. /pfs/out/"]
     create(client, "slow", transform={"cmd": ["bash"], "stdin": hold})
     create(client, "after", "slow")
     commit = put(client, {"/a": b"1"})
-    running = job(client, "slow", commit.id, wait=False)
-    while running.state != JS.JOB_RUNNING:  # event: the job's state stream through InspectJob
-        running = job(client, "slow", commit.id, wait=False)
+    with open(started) as announced:  # returns once the process runs: no polling
+        assert announced.read().strip() == "up"
+    assert job(client, "slow", commit.id, wait=False).state == JS.JOB_RUNNING
     create(
         client,
         "slow",
@@ -160,7 +159,6 @@ def test_update_kills_unfinished_jobs_and_downstream_is_unrunnable(
     )
     out = client.pfs.inspect_commit(commit=pfs.Commit(repo=pfs.Repo(name="slow"), id=commit.id))
     assert out.error == killed.reason and out.finished
-    gate.touch()
 
 
 def test_pipeline_that_cannot_start_is_crashing_and_its_commits_stay_open(

@@ -24,7 +24,15 @@ process holds only the waits. In the waiter process:
    listed by the sensor's ``execute_complete`` on a worker, not in the triggerer.
 
 Variants: ``trigger`` = N ``PachydermCommitSetTrigger.run()`` tasks in one
-asyncio loop (their streams share pooled grpc.aio channels); ``threads``
+asyncio loop (their streams share pooled grpc.aio channels), with the
+fail-fast pipeline check off: the stream alone; ``trigger+check`` = the same
+with the pipeline check on (``pipeline_check_interval`` = ``--check-interval``,
+default 15 s, so that a short run sees several rounds). Its idle window starts
+one interval after the last wait opened, when every trigger has had its first
+check (which also learns the set's pipelines with one InspectJobSet), and lasts
+``--check-idle`` seconds; the RPCs pachd served in it, by method, give the
+steady-state cost per waiting trigger per minute, and per check round (which is
+the cost per minute at the default 60 s interval); ``threads``
 (baseline) = one thread per wait, each calling the sync
 ``PachydermHook.wait_commit_set`` (jobs listed afterwards, as for the trigger,
 so both variants time the same work: the wait). Its default count is
@@ -107,7 +115,13 @@ def _trigger_class(on_open: Callable[[], None]) -> Any:
     return Trigger
 
 
-async def _trigger_main(pachd: PachdProcess, commits: list[str], idle: float) -> dict:
+async def _trigger_main(
+    pachd: PachdProcess,
+    commits: list[str],
+    idle: float,
+    trigger_kwargs: dict[str, Any] | None = None,
+    settle: float = 0.0,
+) -> dict:
     n = len(commits)
     opened = 0
     all_open = asyncio.Event()
@@ -119,10 +133,11 @@ async def _trigger_main(pachd: PachdProcess, commits: list[str], idle: float) ->
             all_open.set()
 
     trigger_cls = _trigger_class(on_open)
+    trigger_kwargs = trigger_kwargs or {}
     results: list[tuple[float, dict]] = []
 
     async def wait_one(commit: str) -> None:
-        gen = trigger_cls(commit_set_id=commit, reconnect_backoff=0.5).run()
+        gen = trigger_cls(commit_set_id=commit, reconnect_backoff=0.5, **trigger_kwargs).run()
         try:
             event = await anext(gen)
             results.append((time.time(), event.payload))
@@ -137,11 +152,13 @@ async def _trigger_main(pachd: PachdProcess, commits: list[str], idle: float) ->
     open_seconds = time.monotonic() - started
     gc.collect()
     rss1 = _common.rss()
-    calls0 = await asyncio.to_thread(pachd.total_calls)
-    cpu0, wall0 = _common.cpu_seconds(), time.monotonic()
+    await asyncio.sleep(settle)  # with the check on: every trigger has had its first round
+    counts0 = await asyncio.to_thread(pachd.counts)
+    cpu0, wall0, pachd_cpu0 = _common.cpu_seconds(), time.monotonic(), pachd.cpu_seconds()
     await asyncio.sleep(idle)
-    cpu1, wall1 = _common.cpu_seconds(), time.monotonic()
-    calls1 = await asyncio.to_thread(pachd.total_calls)
+    cpu1, wall1, pachd_cpu1 = _common.cpu_seconds(), time.monotonic(), pachd.cpu_seconds()
+    counts1 = await asyncio.to_thread(pachd.counts)
+    by_method = {m: counts1[m] - counts0.get(m, 0) for m in counts1 if counts1[m] != counts0.get(m)}
     cpu_r0, pachd_r0 = _common.cpu_seconds(), pachd.cpu_seconds()
     released = time.time()
     await asyncio.to_thread(pachd.release, "p")
@@ -151,18 +168,21 @@ async def _trigger_main(pachd: PachdProcess, commits: list[str], idle: float) ->
 
     await aclose_shared_channels()
     results = await asyncio.to_thread(_with_jobs, results)
-    return _summary(
+    summary = _summary(
         n,
         rss0,
         rss1,
         open_seconds,
         cpu1 - cpu0,
         wall1 - wall0,
-        calls1 - calls0,
+        sum(by_method.values()),
         released,
         results,
         release_cpu,
     )
+    summary["idle_by_method"] = by_method
+    summary["idle_pachd_cpu_fraction"] = (pachd_cpu1 - pachd_cpu0) / (wall1 - wall0)
+    return summary
 
 
 # ---------------------------------------------------------------- thread variant
@@ -279,15 +299,21 @@ def _summary(
     }
 
 
-def _variant(kind: str, n: int, idle: float, out: Any) -> None:
+def _variant(kind: str, n: int, idle: float, out: Any, check_interval: float = 60.0) -> None:
     import benchmarks  # noqa: F401  (environment set-up in a spawned process)
 
     try:
         with PachdProcess() as pachd:
             _common.use_pachd(pachd.address)
             commits = _make_commit_sets(pachd, n)
-            if kind == "trigger":
-                result = asyncio.run(_trigger_main(pachd, commits, idle))
+            if kind == "trigger":  # the stream alone
+                result = asyncio.run(
+                    _trigger_main(pachd, commits, idle, {"pipeline_grace_period": None})
+                )
+            elif kind == "trigger+check":
+                kwargs = {"pipeline_grace_period": 600.0, "pipeline_check_interval": check_interval}
+                result = asyncio.run(_trigger_main(pachd, commits, idle, kwargs, check_interval))
+                result["check_interval"] = check_interval
             else:
                 result = _threads_main(pachd, commits, idle)
         out.send(result)
@@ -296,11 +322,13 @@ def _variant(kind: str, n: int, idle: float, out: Any) -> None:
         raise
 
 
-def measure(kind: str, n: int, idle: float) -> dict:
+def measure(kind: str, n: int, idle: float, check_interval: float = 60.0) -> dict:
     """Run one variant in a fresh spawned process and return its figures."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_variant, args=(kind, n, idle, child), name=f"bench-{kind}")
+    proc = ctx.Process(
+        target=_variant, args=(kind, n, idle, child, check_interval), name=f"bench-{kind}"
+    )
     proc.start()
     child.close()
     result = parent.recv()
@@ -312,8 +340,15 @@ def measure(kind: str, n: int, idle: float) -> dict:
     return result
 
 
-def run(count: int = 1000, idle: float = 30.0, baseline_count: int = 300) -> list[Row]:
+def run(
+    count: int = 1000,
+    idle: float = 30.0,
+    baseline_count: int = 300,
+    check_interval: float = 15.0,
+    check_idle: float = 60.0,
+) -> list[Row]:
     t = measure("trigger", count, idle)
+    c = measure("trigger+check", count, check_idle, check_interval)
     b = measure("threads", baseline_count, idle)
     label = f"threads, n={b['n']}"
     pw, bpw = t["per_wait"], b["per_wait"]
@@ -352,6 +387,7 @@ def run(count: int = 1000, idle: float = 30.0, baseline_count: int = 300) -> lis
             "0",
             t["idle_calls"] == 0,
         ),
+        *_check_rows(c, t),
         Row(
             NAME,
             "pachd: first->last job finished",
@@ -395,6 +431,49 @@ def run(count: int = 1000, idle: float = 30.0, baseline_count: int = 300) -> lis
     ]
 
 
+def _check_rows(c: dict, t: dict) -> list[Row]:
+    """The pipeline check's steady-state cost (trigger+check) beside the stream alone."""
+    n, interval, minutes = c["n"], c["check_interval"], c["idle_seconds"] / 60
+    by_method = c["idle_by_method"]
+    inspects = by_method.get("InspectPipeline", 0)
+    others = {m: k for m, k in by_method.items() if m != "InspectPipeline"}
+    per_minute = inspects / n / minutes
+    per_round = per_minute * interval / 60
+    return [
+        Row(
+            NAME,
+            f"pipeline check on (every {interval:g} s, n={n}): RPCs while idle "
+            f"({c['idle_seconds']:.0f} s)",
+            f"{inspects} InspectPipeline" + (f" + {others}" if others else ""),
+            f"{t['idle_calls']} (check off)",
+        ),
+        Row(
+            NAME,
+            "  pipeline-state RPCs per waiting trigger per minute",
+            f"{per_minute:.2f} at {interval:g} s = {per_round:.2f} per round",
+            "0 (check off)",
+            "1 per unfinished pipeline per interval",
+            per_round < 1.1,  # one unfinished pipeline per set; window edges add a little
+        ),
+        Row(
+            NAME,
+            "  ... at the default interval (60 s), 1-pipeline set",
+            f"{per_round:.2f} / min / trigger (+1 InspectJobSet once); waiter CPU "
+            f"~{_pct(c['cpu_fraction'] * interval / 60)} of a core (scaled)",
+        ),
+        Row(
+            NAME,
+            "  CPU while idle, check on: waiter / pachd",
+            f"{_pct(c['cpu_fraction'])} / {_pct(c['idle_pachd_cpu_fraction'])} of a core",
+            f"{_pct(t['cpu_fraction'])} / {_pct(t['idle_pachd_cpu_fraction'])} (check off)",
+        ),
+    ]
+
+
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:.2f}%"
+
+
 def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.waiting_at_scale")
     parser.add_argument("--count", type=int, default=1000, help="trigger waits")
@@ -405,8 +484,17 @@ def main(argv: list[str] | None = None) -> list[Row]:
         default=300,
         help="thread waits (1000 threads thrash on the GIL for minutes; see module doc)",
     )
+    parser.add_argument(
+        "--check-interval",
+        type=float,
+        default=15.0,
+        help="pipeline_check_interval of the trigger+check variant (default in Airflow: 60)",
+    )
+    parser.add_argument(
+        "--check-idle", type=float, default=60.0, help="idle seconds of the trigger+check variant"
+    )
     args = parser.parse_args(argv)
-    return run(args.count, args.idle, args.baseline_count)
+    return run(args.count, args.idle, args.baseline_count, args.check_interval, args.check_idle)
 
 
 if __name__ == "__main__":

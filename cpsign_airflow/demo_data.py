@@ -88,3 +88,32 @@ def demo_configuration(db_path: Path, workflow_name: str = "FreeSolv") -> dict:
         "validation": {"test_fraction": 0.2, "confidences": [0.8, 0.9]},
         "cpsign": {"version": "2.0.0"},
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cpsign_airflow.demo_data --sqlite PATH [--configuration-out FILE]``.
+
+    Loads FreeSolv into a SQLite source database and writes the matching
+    configuration (docker-compose's airflow-init uses both: the configuration is
+    the training form's defaults, ``[cpsign] form_configuration``).
+    """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m cpsign_airflow.demo_data")
+    parser.add_argument("--sqlite", required=True, type=Path, help="source database file")
+    parser.add_argument("--configuration-out", type=Path, help="write the configuration here")
+    parser.add_argument("--workflow", default="FreeSolv", help="workflow name (FreeSolv)")
+    args = parser.parse_args(argv)
+    rows = load_source_database(args.sqlite)
+    print(f"{rows} FreeSolv molecules in {args.sqlite} (table {TABLE})")
+    if args.configuration_out:
+        args.configuration_out.parent.mkdir(parents=True, exist_ok=True)
+        configuration = demo_configuration(args.sqlite, args.workflow)
+        args.configuration_out.write_text(json.dumps(configuration, indent=2) + "\n")
+        print(f"configuration of workflow {args.workflow} in {args.configuration_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

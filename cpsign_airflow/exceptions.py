@@ -50,6 +50,42 @@ class PachydermSpecError(PachydermInvalidArgument, AirflowFailException):
 class PachydermJobFailed(PachydermError, AirflowFailException):
     """One or more jobs of a commit set did not succeed (not retried: the jobs have ended)."""
 
-    def __init__(self, message: str, *, failed_jobs: list[dict] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        failed_jobs: list[dict] | None = None,
+        jobs: list[dict] | None = None,
+    ):
         super().__init__(message)
         self.failed_jobs = failed_jobs or []
+        #: every job of the commit set (failed ones with ``log_tail``): the failure
+        #: callback records them, so a failed run has its job rows too
+        self.jobs = jobs if jobs is not None else self.failed_jobs
+
+
+class PachydermJobsInFlight(PachydermTimeout, AirflowFailException):
+    """Pipelines to update still had unfinished jobs at the wait's limit; nothing was updated.
+
+    Not retried: a retry would wait the whole limit again, so the configured
+    limit would silently become (retries + 1) times longer. Run again later,
+    with a longer limit, or with ``in_flight="force"``.
+    """
+
+    def __init__(self, message: str, *, jobs: list[dict] | None = None):
+        super().__init__(message)
+        #: the unfinished jobs (:func:`~cpsign_airflow.hooks.pachyderm.job_to_dict` dicts)
+        self.jobs = jobs or []
+
+
+class PachydermPipelineUnhealthy(PachydermError, AirflowFailException):
+    """A pipeline of a commit set stayed CRASHING or FAILURE past the grace period, so the
+    set cannot finish (not retried: waiting again would wait for the same broken pipeline).
+
+    ``pipelines`` holds one dict per such pipeline: ``pipeline``, ``project``, ``state``,
+    ``reason``, ``unhealthy_seconds`` and ``log_tail``.
+    """
+
+    def __init__(self, message: str, *, pipelines: list[dict] | None = None):
+        super().__init__(message)
+        self.pipelines = pipelines or []

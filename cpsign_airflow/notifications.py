@@ -68,19 +68,69 @@ def alerting_config() -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
+def _field(obj: Any, *names: str) -> Any:
+    """The first of ``names`` set on ``obj``, an object or (in deadline callbacks) a dict."""
+    for name in names:
+        value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def workflow_of(context: Mapping[str, Any]) -> str | None:
+    """The workflow a run trains: given, from the run's conf or form, or its mapped request."""
+    if context.get("workflow"):
+        return context["workflow"]
+    conf = _field(context.get("dag_run"), "conf") or {}
+    params = context.get("params") or {}
+    configuration = conf.get("configuration") if isinstance(conf, Mapping) else None
+    for source in (configuration, conf, params):
+        if isinstance(source, Mapping) and isinstance(source.get("workflow_name"), str):
+            return source["workflow_name"]
+    ti = context.get("ti") or context.get("task_instance")
+    map_index = getattr(ti, "map_index", -1)
+    if ti is not None and isinstance(map_index, int) and map_index >= 0:
+        # a mapped retraining: its validate task returned the workflow
+        group = ti.task_id.rsplit(".", 1)[0] + "." if "." in ti.task_id else ""
+        try:
+            workflow = ti.xcom_pull(
+                task_ids=f"{group}validate", key="workflow", map_indexes=map_index
+            )
+        except Exception:
+            workflow = None
+        if isinstance(workflow, list):
+            workflow = workflow[0] if workflow else None
+        if isinstance(workflow, str):
+            return workflow
+    return None
+
+
+def _lateness(context: Mapping[str, Any]) -> str | None:
+    deadline = _field(context.get("deadline"), "deadline_time")
+    if deadline is None:
+        return None
+    from datetime import datetime, timezone
+
+    if isinstance(deadline, str):
+        deadline = datetime.fromisoformat(deadline)
+    if deadline.tzinfo is None:
+        deadline = deadline.replace(tzinfo=timezone.utc)
+    late = datetime.now(timezone.utc) - deadline
+    minutes = max(0, int(late.total_seconds() // 60))
+    return (
+        f"Deadline: {deadline.isoformat(timespec='seconds')}, now "
+        f"{minutes // 60} h {minutes % 60} min late"
+    )
+
+
 def describe(context: Mapping[str, Any], event: str) -> tuple[str, str]:
     """Subject and body naming workflow, failed pipelines, job ids and a console link."""
     dag_run = context.get("dag_run")
     ti = context.get("ti") or context.get("task_instance")
-    params = context.get("params") or {}
-    workflow = (
-        context.get("workflow")
-        or params.get("workflow_name")
-        or (getattr(dag_run, "conf", None) or {}).get("workflow_name")
-    )
+    workflow = workflow_of(context)
     exception = context.get("exception")
-    dag_id = getattr(dag_run, "dag_id", None) or getattr(ti, "dag_id", "?")
-    run_id = getattr(dag_run, "run_id", None) or getattr(ti, "run_id", "?")
+    dag_id = _field(dag_run, "dag_id") or getattr(ti, "dag_id", None) or "?"
+    run_id = _field(dag_run, "run_id", "dag_run_id") or getattr(ti, "run_id", None) or "?"
     what = {
         "failure": "failed",
         "success": "succeeded",
@@ -89,6 +139,13 @@ def describe(context: Mapping[str, Any], event: str) -> tuple[str, str]:
     }[event]
     subject = f"[cpsign] {workflow or dag_id} training {what}"
     lines = [f"Workflow: {workflow or 'unknown'}", f"DAG run: {dag_id} / {run_id}"]
+    if event == "deadline":
+        late = _lateness(context)
+        if late:
+            lines.append(late)
+        state = _field(dag_run, "state")
+        if state:
+            lines.append(f"Run state: {state}")
     if ti is not None and event == "failure":
         lines.append(f"Failed task: {getattr(ti, 'task_id', '?')}")
     for model, reason in (context.get("held_back") or {}).items():
@@ -102,10 +159,14 @@ def describe(context: Mapping[str, Any], event: str) -> tuple[str, str]:
         if tail:
             lines.append(f"  Last log lines of {job.get('pipeline')}:")
             lines.extend(f"    {line}" for line in tail[-LOG_TAIL_LINES:])
-    if exception is not None:
-        lines.append(
-            f"Error: {str(exception).splitlines()[0] if str(exception) else type(exception).__name__}"
-        )
+    if exception is not None and not getattr(exception, "failed_jobs", None):
+        # the whole text: a rejected configuration lists every validation error
+        text = str(exception) or type(exception).__name__
+        first, *rest = text.splitlines()
+        lines.append(f"Error: {first}")
+        lines.extend(f"  {line}" for line in rest)
+    elif exception is not None:
+        lines.append(f"Error: {str(exception).splitlines()[0]}")
     console = _console_link(context)
     if console:
         lines.append(f"Pachyderm Console: {console}")
@@ -197,10 +258,28 @@ class CPSignRunNotifier(BaseNotifier):
         send_alert(context, self.event)
 
 
+#: DAG-run states after which a missed deadline is no news: Airflow deletes a
+#: deadline only when the run succeeds in time, so a failed run's deadline still fires.
+FINISHED_STATES = ("success", "failed")
+
+
 async def deadline_missed(context: Any = None, **kwargs: Any) -> None:
-    """DeadlineAlert callback (runs in the triggerer): alert that a run is overdue."""
+    """DeadlineAlert callback (runs in the triggerer): alert that a run is overdue.
+
+    Airflow passes ``context={"dag_run": {...}, "deadline": {"deadline_time": ...}}``
+    with the DAG run as a dict (its REST representation). A run that already
+    finished (failed, or succeeded late) gets no deadline alert: its own alert said so.
+    """
     import asyncio
 
     context = dict(context or {})
     context.update(kwargs)
+    state = _field(context.get("dag_run"), "state")
+    if state in FINISHED_STATES:
+        log.info(
+            "DAG run %s already %s when its deadline passed; no deadline alert",
+            _field(context.get("dag_run"), "run_id", "dag_run_id"),
+            state,
+        )
+        return
     await asyncio.to_thread(send_alert, context, "deadline")

@@ -6,6 +6,14 @@ your own folder of them) and creates, updates or leaves unchanged each
 pipeline, then records what it did. Safe to run again: unchanged specs are not
 resent, so no job starts for them.
 
+Safe while training runs: updating a pipeline makes pachd kill its unfinished
+jobs, so before updating anything it lists the unfinished jobs of the pipelines
+it would update. With *In-flight jobs* = ``wait`` (default) it waits for them,
+up to the wait limit (``[cpsign] setup_wait_minutes``, default 30), and fails
+naming each ``pipeline@job`` if some are still running then, with nothing
+updated. With ``force`` it updates at once; the training runs of the killed jobs
+are marked failed in bookkeeping, saying which setup run and pipeline killed them.
+
 With a Kubernetes namespace given, it first creates or updates the Secrets the
 pipelines mount (source-database password from the ``[cpsign]
 source_db_conn_id`` connection, model-store credentials from
@@ -81,6 +89,28 @@ with DAG(
             description="A folder of your own spec templates instead of the bundled ones.",
         ),
         "reprocess": Param(False, type="boolean", title="Reprocess all datums on update"),
+        "in_flight": Param(
+            "wait",
+            type="string",
+            enum=["wait", "force"],
+            values_display={
+                "wait": "wait for them to finish (up to the wait limit)",
+                "force": "update now and kill them",
+            },
+            title="In-flight jobs of pipelines to update",
+            description=(
+                "Updating a pipeline kills its unfinished jobs (running trainings). wait: "
+                "wait for them, and fail with nothing updated if some still run at the "
+                "limit; force: update now, and mark their training runs failed."
+            ),
+        ),
+        "in_flight_wait_minutes": Param(
+            settings.setup_wait.total_seconds() / 60,
+            type="number",
+            minimum=0,
+            title="Wait limit for in-flight jobs (minutes)",
+            description="How long 'wait' waits in all; default from [cpsign] setup_wait_minutes.",
+        ),
         "k8s_namespace": Param(
             None,
             type=["null", "string"],
@@ -133,6 +163,8 @@ with DAG(
         spec_folder="{{ params.spec_folder or '' }}",
         spec_vars=variables,
         reprocess="{{ params.reprocess }}",
+        in_flight="{{ params.in_flight }}",
+        in_flight_timeout="{{ params.in_flight_wait_minutes * 60 }}",
         pachyderm_conn_id=settings.pachyderm_conn_id,
         project=settings.project,
     )
@@ -145,6 +177,32 @@ with DAG(
         bookkeeping_conn_id=settings.bookkeeping_conn_id,
     )
     [schema, variables] >> repo >> pipelines >> record
+
+    @task
+    def record_killed_runs(results: list, **context) -> list[dict]:
+        """Mark the training runs whose jobs the pipeline updates killed failed, saying why."""
+        killed: dict[str, list[str]] = {}  # job id (= commit set id) -> pipelines updated
+        for result in results or []:
+            for job_id in result.get("killed_jobs") or []:
+                killed.setdefault(job_id, []).append(result["pipeline"])
+        if not killed:
+            return []
+        from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+
+        mode = context["params"].get("in_flight")
+        recorded = []
+        with TrainingLedger.from_conn_id(settings.bookkeeping_conn_id) as ledger:
+            for job_id, names in sorted(killed.items()):
+                error = (
+                    f"killed by cpsign_setup run {context['run_id']}: "
+                    f"pipeline {', '.join(names)} was updated while job {job_id} ran "
+                    f"(in_flight={mode})"
+                )
+                runs = ledger.fail_runs_by_commit_set([job_id], error)
+                recorded.append({"job_id": job_id, "pipelines": names, "failed_runs": runs})
+        return recorded
+
+    record_killed_runs(pipelines.output)
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def kubernetes_enabled(**context) -> bool:

@@ -19,7 +19,7 @@ import datetime
 
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, task
 
-from cpsign_airflow.cpsign.params import training_params
+from cpsign_airflow.cpsign.params import form_defaults, training_params
 from cpsign_airflow.workflow import settings as cpsign_settings
 from cpsign_airflow.workflow.training import default_args, training_run
 
@@ -36,7 +36,7 @@ with DAG(
     tags=["cpsign", "pachyderm", "training"],
     default_args=default_args(settings),
     params={
-        **training_params(),
+        **training_params(defaults=form_defaults()),
         "preflight": Param(
             True,
             type="boolean",

@@ -49,7 +49,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OPEN_STATUSES = ("pending", "committed", "running")
-_FINISH_FROM = {"succeeded": ("committed", "running"), "failed": OPEN_STATUSES}
+_FINISH_FROM = {
+    "succeeded": ("committed", "running"),
+    "failed": OPEN_STATUSES,
+    "rejected": ("pending",),
+}
 
 
 def _to_db(value: datetime | None) -> datetime | None:
@@ -279,6 +283,26 @@ class TrainingLedger:
 
         return self._tx(f"recording a pending run of {workflow}", unit)
 
+    def record_rejected_run(
+        self,
+        workflow: str,
+        configuration: Mapping[str, Any] | str,
+        error: str,
+        *,
+        trigger_kind: str = "manual",
+        task: TaskKey | None = None,
+    ) -> int:
+        """Record a run whose configuration was refused, as ``rejected`` with the reasons.
+
+        Keyed by ``task`` like :meth:`record_pending_run`, so a retried
+        validation records one row.
+        """
+        run_id = self.record_pending_run(
+            workflow, configuration, trigger_kind=trigger_kind, task=task
+        )
+        self.finish_run(run_id, "rejected", error)
+        return run_id
+
     def mark_committed(
         self, run_id: int | str, commit_id: str, commit_set_id: str | None = None
     ) -> RunRecord:
@@ -339,7 +363,10 @@ class TrainingLedger:
         return self._tx(f"marking run {rid} running", unit)
 
     def finish_run(self, run_id: int | str, status: str, error: str | None = None) -> RunRecord:
-        """Finish a run as ``succeeded`` or ``failed`` (with its error text).
+        """Finish a run as ``succeeded``, ``failed`` or ``rejected`` (with its error text).
+
+        ``rejected`` is for a run whose configuration failed validation: only
+        from ``pending``, since nothing was committed.
 
         Repeating the same outcome is a no-op that keeps the first error text;
         the opposite outcome raises :class:`RunStateConflict` rather than overwrite.
@@ -347,8 +374,8 @@ class TrainingLedger:
         rid = r.check_run_id(run_id)
         status = r.check_choice("status", status, r.TERMINAL_STATUSES)
         error = r.check_text("error", error)
-        if status == "failed" and not error:
-            raise BookkeepingInputError("error", "is required when status is 'failed'")
+        if status in ("failed", "rejected") and not error:
+            raise BookkeepingInputError("error", f"is required when status is {status!r}")
         if status == "succeeded" and error:
             raise BookkeepingInputError("error", "must be empty when status is 'succeeded'")
 
@@ -370,36 +397,65 @@ class TrainingLedger:
 
         return self._tx(f"finishing run {rid} as {status}", unit)
 
-    def fail_open_runs(self, dag_id: str, airflow_run_id: str, error: str) -> list[int]:
-        """Mark every unfinished run recorded by one DAG run failed; for failure callbacks."""
+    def fail_open_runs(
+        self, dag_id: str, airflow_run_id: str, error: str, *, map_index: int | None = None
+    ) -> list[int]:
+        """Mark every unfinished run recorded by one DAG run failed; for failure callbacks.
+
+        With ``map_index`` (>= 0: a task of a mapped task group failed) only the
+        run of that expansion: the other workflows of a retraining go on.
+        """
         dag_id = r.check_str("dag_id", dag_id, max_len=r.AIRFLOW_ID_MAX)  # type: ignore[assignment]
         airflow_run_id = r.check_str("airflow_run_id", airflow_run_id, max_len=r.AIRFLOW_ID_MAX)  # type: ignore[assignment]
         error = r.check_text("error", error, optional=False)  # type: ignore[assignment]
 
         def unit(conn: Connection) -> list[int]:
-            from sqlalchemy import select, update
+            from sqlalchemy import select
 
             from cpsign_airflow.bookkeeping.tables import training_runs as runs
 
-            ids = conn.execute(
-                select(runs.c.id).where(
-                    runs.c.dag_id == dag_id,
-                    runs.c.airflow_run_id == airflow_run_id,
-                    runs.c.status.in_(OPEN_STATUSES),
-                )
-            ).scalars()
-            now = _to_db(r.utcnow())
-            failed = []
-            for rid in list(ids):
-                if conn.execute(
-                    update(runs)
-                    .where(runs.c.id == rid, runs.c.status.in_(OPEN_STATUSES))
-                    .values(status="failed", error=error, finished_at=now, updated_at=now)
-                ).rowcount:
-                    failed.append(int(rid))
-            return failed
+            query = select(runs.c.id).where(
+                runs.c.dag_id == dag_id,
+                runs.c.airflow_run_id == airflow_run_id,
+                runs.c.status.in_(OPEN_STATUSES),
+            )
+            if map_index is not None and map_index >= 0:
+                query = query.where(runs.c.map_index == map_index)
+            ids = conn.execute(query).scalars()
+            return _fail_open(conn, list(ids), error)
 
         return self._tx(f"failing the open runs of {dag_id}/{airflow_run_id}", unit)
+
+    def fail_runs_by_commit_set(self, commit_set_ids: Iterable[str], error: str) -> list[int]:
+        """Mark every unfinished run whose commit set is one of ``commit_set_ids`` failed.
+
+        For runs whose pipeline jobs were killed from outside, e.g. by a pipeline
+        update (a job's id is its commit set's id). Returns the ids of the runs
+        it failed; runs already finished keep their outcome.
+        """
+        ids = [
+            r.check_str(f"commit_set_ids[{i}]", value, max_len=r.ID_MAX)
+            for i, value in enumerate(_check_list("commit_set_ids", commit_set_ids))
+        ]
+        error = r.check_text("error", error, optional=False)  # type: ignore[assignment]
+        if not error:
+            raise BookkeepingInputError("error", "must say why the runs failed")
+        if not ids:
+            return []
+
+        def unit(conn: Connection) -> list[int]:
+            from sqlalchemy import select
+
+            from cpsign_airflow.bookkeeping.tables import training_runs as runs
+
+            found = conn.execute(
+                select(runs.c.id).where(
+                    runs.c.commit_set_id.in_(ids), runs.c.status.in_(OPEN_STATUSES)
+                )
+            ).scalars()
+            return _fail_open(conn, list(found), error)
+
+        return self._tx(f"failing the open runs of commit sets {', '.join(ids)}", unit)
 
     def get_run(self, run_id: int | str) -> RunRecord:
         rid = r.check_run_id(run_id)
@@ -695,6 +751,42 @@ class TrainingLedger:
 
         return self._tx(f"reading the last accepted metrics of {workflow}", unit)
 
+    def previous_model(
+        self, workflow: str, model_name: str, *, before_run_id: int | str
+    ) -> ArtifactRecord | None:
+        """The model ``model_name`` of the workflow's newest succeeded run before ``before_run_id``.
+
+        What a retraining compares its model with: the same sha256 means pachd
+        skipped every datum (no new rows), so the model is unchanged.
+        """
+        from sqlalchemy import select
+
+        from cpsign_airflow.bookkeeping.tables import model_artifacts as arts
+        from cpsign_airflow.bookkeeping.tables import training_runs as runs
+        from cpsign_airflow.bookkeeping.tables import workflows
+
+        workflow = r.check_workflow(workflow)
+        model_name = r.check_str("model_name", model_name, max_len=r.MODEL_NAME_MAX)  # type: ignore[assignment]
+        query = (
+            select(arts)
+            .join(runs, runs.c.id == arts.c.run_id)
+            .join(workflows, workflows.c.id == runs.c.workflow_id)
+            .where(
+                workflows.c.name == workflow,
+                arts.c.model_name == model_name,
+                runs.c.status == "succeeded",
+                runs.c.id < r.check_run_id(before_run_id, "before_run_id"),
+            )
+            .order_by(runs.c.id.desc(), arts.c.id.desc())
+            .limit(1)
+        )
+
+        def unit(conn: Connection) -> ArtifactRecord | None:
+            row = conn.execute(query).first()
+            return _artifact_record(row) if row else None
+
+        return self._tx(f"reading the previous model {model_name} of {workflow}", unit)
+
     # ----------------------------------------------------------------- deployments
 
     def record_deployments(
@@ -800,6 +892,7 @@ JOB_FIELDS = frozenset(
         "job_id",
         "state",
         "reason",
+        "log_tail",
         "data_processed",
         "data_skipped",
         "data_failed",
@@ -808,6 +901,13 @@ JOB_FIELDS = frozenset(
         "finished",
     }
 )
+
+
+def _lines(value: Any) -> Any:
+    """A log tail given as a list of lines is stored as one text; None or empty as NULL."""
+    if isinstance(value, (list, tuple)):
+        return "\n".join(str(line) for line in value) or None
+    return value
 
 
 def _check_job(index: int, job: Any) -> dict[str, Any]:
@@ -821,6 +921,7 @@ def _check_job(index: int, job: Any) -> dict[str, Any]:
         "job_id": r.check_str(f"{f}.job_id", job.get("job_id"), max_len=r.ID_MAX),
         "state": r.check_str(f"{f}.state", job.get("state"), max_len=r.STATE_MAX),
         "reason": r.check_text(f"{f}.reason", job.get("reason")),
+        "log_tail": r.check_text(f"{f}.log_tail", _lines(job.get("log_tail"))),
         **{
             k: r.check_count(f"{f}.{k}", job.get(k))
             for k in ("data_processed", "data_skipped", "data_failed", "data_total")
@@ -947,6 +1048,28 @@ def _deployment_query():
     )
 
 
+def _fail_open(conn: Connection, run_ids: list[Any], error: str) -> list[int]:
+    """Mark those of ``run_ids`` still open failed with ``error``; the ids it changed.
+
+    Each row is updated on the condition that it is still open, so a run that
+    finished meanwhile keeps its outcome.
+    """
+    from sqlalchemy import update
+
+    from cpsign_airflow.bookkeeping.tables import training_runs as runs
+
+    now = _to_db(r.utcnow())
+    failed = []
+    for rid in run_ids:
+        if conn.execute(
+            update(runs)
+            .where(runs.c.id == rid, runs.c.status.in_(OPEN_STATUSES))
+            .values(status="failed", error=error, finished_at=now, updated_at=now)
+        ).rowcount:
+            failed.append(int(rid))
+    return failed
+
+
 def _get_run(conn: Connection, rid: int) -> RunRecord:
     from cpsign_airflow.bookkeeping.tables import training_runs as runs
 
@@ -1004,6 +1127,7 @@ def _job_record(row: Row) -> JobRecord:
         job_id=row.job_id,
         state=row.state,
         reason=row.reason,
+        log_tail=row.log_tail,
         data_processed=row.data_processed,
         data_skipped=row.data_skipped,
         data_failed=row.data_failed,

@@ -22,13 +22,16 @@ DEFAULT_PROJECT = "default"
 DEFAULT_CONFIG_REPO = "config"
 
 TRIGGER_KINDS = ("manual", "scheduled", "asset")
-RUN_STATUSES = ("pending", "committed", "running", "succeeded", "failed")
-TERMINAL_STATUSES = ("succeeded", "failed")
+#: ``rejected``: the configuration failed validation; nothing was committed.
+RUN_STATUSES = ("pending", "committed", "running", "succeeded", "failed", "rejected")
+TERMINAL_STATUSES = ("succeeded", "failed", "rejected")
 DEPLOYMENT_ACTIONS = ("created", "updated", "unchanged")
 PUBLICATION_STATUSES = ("unpublished", "pending", "published", "failed")
 PUBLICATION_TARGETS = ("model_store", "prediction_service")
 #: Verdicts of the quality gate on a model's validation metrics.
-QUALITY_VERDICTS = ("passed", "held_back")
+#: ``unchanged``: the same model (sha256) as the workflow's previous run; pachd
+#: skipped every datum, so nothing was retrained or published again.
+QUALITY_VERDICTS = ("passed", "held_back", "unchanged")
 
 #: Largest text (configuration, error, reason) accepted, in UTF-8 bytes. Well under
 #: MariaDB's default ``max_allowed_packet`` (16 MiB), so a write never fails half way.
@@ -338,6 +341,7 @@ class JobRecord(_Record):
     job_id: str
     state: str
     reason: str | None
+    log_tail: str | None
     data_processed: int | None
     data_skipped: int | None
     data_failed: int | None

@@ -107,8 +107,8 @@ def upgrade(
     while True:
         attempt += 1
         try:
-            with _PROCESS_LOCK, _migration_lock(engine):
-                with engine.begin() as conn:
+            with _PROCESS_LOCK, _migration_lock(engine), _foreign_keys_off(engine) as conn:
+                with conn.begin():
                     before = current_revision_on(conn)
                     if first:
                         before_all, first = before, False
@@ -134,6 +134,32 @@ def upgrade(
                 pause,
             )
             time.sleep(pause)
+
+
+@contextlib.contextmanager
+def _foreign_keys_off(engine: Engine) -> Iterator[Connection]:
+    """A connection for the migration; on SQLite with foreign keys off while it runs.
+
+    SQLite changes a constraint by copying the table and dropping the old one,
+    which its foreign-key check refuses while other tables reference the rows.
+    The pragma only works outside a transaction, hence here; afterwards
+    ``foreign_key_check`` must find nothing, and the keys are on again.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name != "sqlite":
+            yield conn
+            return
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        conn.commit()
+        try:
+            yield conn
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration left broken foreign keys: {broken[:5]}")
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()
 
 
 def _lock_table():

@@ -92,7 +92,8 @@ training_runs = sa.Table(
     sa.UniqueConstraint("task_key"),
     sa.CheckConstraint("trigger_kind IN ('manual', 'scheduled', 'asset')", name="trigger_kind"),
     sa.CheckConstraint(
-        "status IN ('pending', 'committed', 'running', 'succeeded', 'failed')", name="status"
+        "status IN ('pending', 'committed', 'running', 'succeeded', 'failed', 'rejected')",
+        name="status",
     ),
     sa.Index(None, "workflow_id", "status", "finished_at"),
     sa.Index(None, "dag_id", "airflow_run_id"),
@@ -109,6 +110,8 @@ pipeline_jobs = sa.Table(
     sa.Column("job_id", sa.String(64), nullable=False),
     sa.Column("state", sa.String(32), nullable=False),
     sa.Column("reason", LongText, nullable=True),
+    # last lines of a failed job's datum log: the stage's own error (revision 0005)
+    sa.Column("log_tail", LongText, nullable=True),
     sa.Column("data_processed", sa.BigInteger, nullable=True),
     sa.Column("data_skipped", sa.BigInteger, nullable=True),
     sa.Column("data_failed", sa.BigInteger, nullable=True),

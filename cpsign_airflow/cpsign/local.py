@@ -64,3 +64,4 @@ def create_stage_secrets(
         if name not in existing:
             client.pps.create_secret(name=name, data=data)
     return sorted(secrets)
+

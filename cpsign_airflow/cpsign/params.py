@@ -21,6 +21,7 @@ from cpsign_airflow.cpsign.configuration import (
     PREDICTOR_TYPES,
     configuration_schema,
     convert_flat_configuration,
+    is_flat_configuration,
     load_example,
 )
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 #: Form field -> path in the v2 configuration.
 FIELD_PATHS: dict[str, tuple[str, ...]] = {
     "workflow_name": ("workflow_name",),
+    "db_dialect": ("preprocessing", "database", "dialect"),
     "db_host": ("preprocessing", "database", "host"),
     "db_user": ("preprocessing", "database", "user"),
     "db_name": ("preprocessing", "database", "db_name"),
@@ -53,6 +55,8 @@ FIELD_PATHS: dict[str, tuple[str, ...]] = {
     "seed": ("train", "seed"),
     "reseed_on_retrain": ("train", "reseed_on_retrain"),
     "train_flags": ("train", "flags"),
+    "test_fraction": ("validation", "test_fraction"),
+    "confidences": ("validation", "confidences"),
     "cpsign_version": ("cpsign", "version"),
     "cpsign_flags": ("cpsign", "flags"),
     "advanced": ("advanced",),
@@ -60,6 +64,7 @@ FIELD_PATHS: dict[str, tuple[str, ...]] = {
 
 _SECTIONS = {
     "workflow_name": "Workflow",
+    "db_dialect": "Source database",
     "db_host": "Source database",
     "db_user": "Source database",
     "db_name": "Source database",
@@ -82,14 +87,20 @@ _SECTIONS = {
     "splits_per_job": "Training",
     "seed": "Training",
     "reseed_on_retrain": "Training",
+    "test_fraction": "Validation",
+    "confidences": "Validation",
     "cpsign_version": "CPSign",
-    "train_flags": "Advanced",
-    "cpsign_flags": "Advanced",
-    "advanced": "Advanced",
+    # not "Advanced": Airflow's trigger form has its own "Advanced Options" section
+    "train_flags": "CPSign flags",
+    "cpsign_flags": "CPSign flags",
+    "advanced": "CPSign flags",
 }
 #: Fields the configuration may leave out: the form allows null for them.
 _OPTIONAL = {
+    "db_dialect",
     "db_port",
+    "test_fraction",
+    "confidences",
     "query_limit",
     "endpoint",
     "labels",
@@ -135,8 +146,16 @@ def _get(config: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
-def default_configuration(default_workflow: str = "LogD") -> dict[str, Any]:
-    """The form's starting point: the LogD example in v2 layout, renamed to ``default_workflow``."""
+def default_configuration(
+    default_workflow: str = "LogD", base: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The form's starting point: ``base`` (default: the LogD example) in v2 layout.
+
+    Without ``base`` the example is renamed to ``default_workflow``.
+    """
+    if base is not None:
+        base = copy.deepcopy(dict(base))
+        return convert_flat_configuration(base) if is_flat_configuration(base) else base
     config = convert_flat_configuration(load_example("logd-flat"))
     if default_workflow != config["workflow_name"]:
         config["workflow_name"] = default_workflow
@@ -144,12 +163,44 @@ def default_configuration(default_workflow: str = "LogD") -> dict[str, Any]:
     return config
 
 
-def training_params(default_workflow: str = "LogD") -> dict[str, Param]:
-    """Params for the ``cpsign_training`` trigger form, defaults from the LogD example."""
+def form_defaults() -> dict[str, Any] | None:
+    """The configuration file named by ``[cpsign] form_configuration``, or None.
+
+    Read at DAG parse time (a small local file, like the config option itself); a
+    file that is missing or not a JSON object fails the DAG's import with an
+    error naming the option and the file.
+    """
+    import json
+    from pathlib import Path
+
+    from airflow.sdk import conf
+
+    path = conf.get("cpsign", "form_configuration", fallback=None)
+    if not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"[cpsign] form_configuration: cannot read {path} as a JSON configuration: {err}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"[cpsign] form_configuration: {path} does not hold a JSON object")
+    return data
+
+
+def training_params(
+    default_workflow: str = "LogD", defaults: Mapping[str, Any] | None = None
+) -> dict[str, Param]:
+    """Params for the ``cpsign_training`` trigger form.
+
+    Their defaults come from ``defaults`` (a configuration, e.g. the file named by
+    ``[cpsign] form_configuration``), else from the LogD example.
+    """
     from airflow.sdk import Param
 
     schema = configuration_schema()
-    defaults = default_configuration(default_workflow)
+    defaults = default_configuration(default_workflow, defaults)
     params: dict[str, Param] = {}
     for field, path in FIELD_PATHS.items():
         node = _schema_node(schema, path)

@@ -9,6 +9,7 @@ must not pay for them at parse time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -47,6 +48,8 @@ DEFAULT_PORT = 30650
 DEFAULT_PROJECT = "default"
 #: Bytes per ModifyFile message; well under gRPC's default 4 MiB receive limit.
 CHUNK_SIZE = 2 * 1024 * 1024
+#: Job states that never change again (pachd's ppsutil IsTerminal, src/pps/util.go).
+TERMINAL_JOB_STATES = frozenset({"JOB_SUCCESS", "JOB_FAILURE", "JOB_KILLED", "JOB_UNRUNNABLE"})
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,19 @@ def job_to_dict(info: Any) -> dict[str, Any]:
     }
 
 
+def pipeline_state_to_dict(info: Any) -> dict[str, Any]:
+    """Plain view of a pps.PipelineInfo's health: name, project, version, state, reason."""
+    from pachyderm_sdk.api import pps
+
+    return {
+        "pipeline": info.pipeline.name,
+        "project": info.pipeline.project.name or DEFAULT_PROJECT,
+        "version": int(info.version),
+        "state": _enum_name(pps.PipelineState, info.state),
+        "reason": info.reason or None,
+    }
+
+
 class PachydermHook(BaseHook):
     """Talk to pachd: repos, pipelines, files, commit sets and jobs.
 
@@ -238,6 +254,9 @@ class PachydermHook(BaseHook):
         if self._client is None:
             from pachyderm_sdk import Client
 
+            from cpsign_airflow.hooks._grpc_errors import quiet_sdk_callback_noise
+
+            quiet_sdk_callback_noise()
             addr = self.address
             self._client = Client(
                 host=addr.host,
@@ -423,6 +442,29 @@ class PachydermHook(BaseHook):
             "spec_commit": info.spec_commit.id if info.spec_commit else None,
         }
 
+    def pipeline_states(self, pipelines: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+        """State and reason of ``(project, name)`` pipelines (:func:`pipeline_state_to_dict`).
+
+        One InspectPipeline each, without details (pachd then skips its Kubernetes and
+        worker look-ups); a pipeline that no longer exists is left out.
+        """
+        from pachyderm_sdk.api import pfs, pps
+
+        states = []
+        for project, name in pipelines:
+            msg = pps.Pipeline(name=name, project=pfs.Project(name=project))
+            try:
+                info = self._call(
+                    f"inspect pipeline {project + '/' + name!r}",
+                    lambda msg=msg: self.get_conn().pps.inspect_pipeline(
+                        pipeline=msg, details=False
+                    ),
+                )
+            except PachydermNotFound:
+                continue
+            states.append(pipeline_state_to_dict(info))
+        return states
+
     def pipeline_exists(self, pipeline: str, project: str | None = None) -> bool:
         try:
             self.inspect_pipeline(pipeline, project)
@@ -430,19 +472,21 @@ class PachydermHook(BaseHook):
         except PachydermNotFound:
             return False
 
-    def create_or_update_pipeline(
-        self, spec: dict[str, Any], *, reprocess: bool = False
-    ) -> dict[str, Any]:
-        """Create the pipeline, or update it if its spec changed.
+    def plan_pipeline(self, spec: dict[str, Any], *, reprocess: bool = False) -> dict[str, Any]:
+        """What :meth:`create_or_update_pipeline` would do with ``spec``; nothing is sent.
 
-        pachd starts a job on every create/update, even an identical one, so an
-        unchanged spec (compared in canonical form with what pachd reports as
-        the user's spec) is not sent. Without ``reprocess`` pachd keeps the
-        pipeline's salt and only new or changed datums run.
-
-        Returns ``{"pipeline", "project", "action", "spec_hash", "version"}`` with
-        action ``created``, ``updated`` or ``unchanged``.
+        Returns ``{"pipeline", "project", "action", "spec_hash", "version"}``: action
+        ``created`` (no such pipeline), ``updated`` (its spec differs, in canonical
+        form, from what pachd reports as the user's spec, or ``reprocess``) or
+        ``unchanged``; version is the current one (None if there is no pipeline).
+        Only an update kills jobs: pachd stops the pipeline's unfinished jobs.
         """
+        return self._plan_pipeline(spec, reprocess)[0]
+
+    def _plan_pipeline(
+        self, spec: dict[str, Any], reprocess: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The plan and the spec as it would be sent (project filled in)."""
         from cpsign_airflow.specs.canonical import canonical_spec, pipeline_name, spec_hash
         from cpsign_airflow.specs.validate import validate_spec
 
@@ -451,23 +495,51 @@ class PachydermHook(BaseHook):
         spec = dict(spec)
         project = (spec.get("pipeline") or {}).get("project", {}).get("name") or self.project
         spec["pipeline"] = {**spec["pipeline"], "project": {"name": project}}
-        wanted = canonical_spec(spec)
-        digest = spec_hash(spec)
         try:
             current = self.inspect_pipeline(name, project)
         except PachydermNotFound:
             current = None
-        if current is not None and current["user_spec"] is not None and not reprocess:
-            if canonical_spec(current["user_spec"]) == wanted:
-                self.log.info("Pipeline %s/%s unchanged; nothing sent", project, name)
-                return {
-                    "pipeline": name,
-                    "project": project,
-                    "action": "unchanged",
-                    "spec_hash": digest,
-                    "version": current["version"],
-                }
-        update = current is not None
+        if current is None:
+            action = "created"
+        elif (
+            current["user_spec"] is not None
+            and not reprocess
+            and canonical_spec(current["user_spec"]) == canonical_spec(spec)
+        ):
+            action = "unchanged"
+        else:
+            action = "updated"
+        plan = {
+            "pipeline": name,
+            "project": project,
+            "action": action,
+            "spec_hash": spec_hash(spec),
+            "version": current["version"] if current is not None else None,
+        }
+        return plan, spec
+
+    def create_or_update_pipeline(
+        self, spec: dict[str, Any], *, reprocess: bool = False
+    ) -> dict[str, Any]:
+        """Create the pipeline, or update it if its spec changed (see :meth:`plan_pipeline`).
+
+        pachd starts a job on every create/update, even an identical one, so an
+        unchanged spec (compared in canonical form with what pachd reports as
+        the user's spec) is not sent. Without ``reprocess`` pachd keeps the
+        pipeline's salt and only new or changed datums run. An update kills the
+        pipeline's unfinished jobs (pachd does; see :meth:`list_unfinished_jobs`).
+
+        Returns ``{"pipeline", "project", "action", "spec_hash", "version",
+        "spec_commit"}`` with action ``created``, ``updated`` or ``unchanged``;
+        spec_commit is the commit set of the jobs this create/update started
+        (None when unchanged).
+        """
+        plan, spec = self._plan_pipeline(spec, reprocess)
+        name, project, digest = plan["pipeline"], plan["project"], plan["spec_hash"]
+        if plan["action"] == "unchanged":
+            self.log.info("Pipeline %s/%s unchanged; nothing sent", project, name)
+            return {**plan, "spec_commit": None}
+        update = plan["action"] == "updated"
         body = json.dumps({k: v for k, v in spec.items() if k not in ("update", "reprocess")})
         try:
             self._call(
@@ -495,6 +567,7 @@ class PachydermHook(BaseHook):
             "action": action,
             "spec_hash": digest,
             "version": after["version"],
+            "spec_commit": after["spec_commit"],
         }
 
     def delete_pipeline(self, pipeline: str, project: str | None = None) -> None:
@@ -768,6 +841,28 @@ class PachydermHook(BaseHook):
             return []
         return [m.message.rstrip("\n") for m in messages][-tail:]
 
+    def get_pipeline_logs(
+        self, pipeline: str, tail: int = 20, project: str | None = None
+    ) -> list[str]:
+        """Last log lines of a pipeline's workers (any job), where pachd has them; else [].
+
+        pachd reads them from the pipeline's pods (or Loki); a pipeline whose workers
+        never started has none, and pachd may answer with an error then, which is
+        taken as "no lines".
+        """
+        from pachyderm_sdk.api import pps
+
+        pipe = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        try:
+            messages = self._list(
+                f"read logs of pipeline {self._where(pipeline, project)}",
+                lambda: self.get_conn().pps.get_logs(pipeline=pipe, tail=tail),
+            )
+        except PachydermError as err:
+            self.log.info("No logs for pipeline %s: %s", pipeline, err)
+            return []
+        return [m.message.rstrip("\n") for m in messages][-tail:] if tail > 0 else []
+
     def stop_job(self, pipeline: str, job_id: str, project: str | None = None) -> None:
         from pachyderm_sdk.api import pps
 
@@ -776,6 +871,90 @@ class PachydermHook(BaseHook):
             f"stop job {pipeline}@{job_id}",
             lambda: self.get_conn().pps.stop_job(job=pps.Job(pipeline=pipe, id=job_id)),
         )
+
+    # ------------------------------------------------------------------ in-flight jobs
+
+    def inspect_job(self, pipeline: str, job_id: str, project: str | None = None) -> dict[str, Any]:
+        """One job as it stands now (:func:`job_to_dict`); NotFound if there is none."""
+        from pachyderm_sdk.api import pps
+
+        pipe = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        info = self._call(
+            f"inspect job {pipeline}@{job_id}",
+            lambda: self.get_conn().pps.inspect_job(job=pps.Job(pipeline=pipe, id=job_id)),
+        )
+        return job_to_dict(info)
+
+    def list_unfinished_jobs(
+        self, pipelines: Iterable[str | tuple[str, str]], project: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Jobs of ``pipelines`` not yet in a terminal state: those an update would kill.
+
+        ``pipelines`` are names (in ``project``) or ``(project, name)`` pairs. One
+        ListJob per pipeline over all its versions (``history=-1``: pachd stops the
+        unfinished jobs of every version when a pipeline is updated); a pipeline
+        that does not exist has none. Oldest first, as :func:`job_to_dict` dicts.
+        """
+        from pachyderm_sdk.api import pfs, pps
+
+        jobs: list[dict[str, Any]] = []
+        for item in pipelines:
+            proj, name = item if isinstance(item, tuple) else (project or self.project, item)
+            pipe = pps.Pipeline(name=name, project=pfs.Project(name=proj))
+            try:
+                infos = self._list(
+                    f"list jobs of pipeline {proj}/{name}",
+                    lambda pipe=pipe: self.get_conn().pps.list_job(
+                        pipeline=pipe, history=-1, details=False
+                    ),
+                )
+            except PachydermNotFound:
+                continue
+            found = [job_to_dict(i) for i in infos]
+            jobs.extend(j for j in reversed(found) if j["state"] not in TERMINAL_JOB_STATES)
+        return jobs
+
+    def wait_for_jobs(
+        self, jobs: Iterable[dict[str, Any]], timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Wait until each job has finished, ``timeout`` seconds in all; never raises on time.
+
+        Each job (a dict with ``pipeline``, ``job_id`` and optionally ``project``)
+        is awaited with pachd's own blocking InspectJob (``wait``) under the
+        remaining deadline. Returns every job as it stands at the end: finished,
+        or, once time ran out, its current (unfinished) state.
+        """
+        from pachyderm_sdk.api import pfs, pps
+
+        client = self.get_conn()
+        # The generated stub has no timeout parameter, so call the method on the
+        # client's (token-carrying) channel directly, as _commit_set does.
+        rpc = client._channel.unary_unary(
+            "/pps_v2.API/InspectJob",
+            request_serializer=bytes,
+            response_deserializer=pps.JobInfo.FromString,
+        )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        results = []
+        for job in jobs:
+            name, job_id = job["pipeline"], job["job_id"]
+            project = job.get("project") or self.project
+            pipe = pps.Pipeline(name=name, project=pfs.Project(name=project))
+            request = pps.InspectJobRequest(job=pps.Job(pipeline=pipe, id=job_id), wait=True)
+
+            def run(request: Any = request) -> Any:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise PachydermTimeout("no time left")
+                return rpc(request, timeout=remaining)
+
+            try:
+                info = self._call(f"wait for job {name}@{job_id}", run)
+            except PachydermTimeout:
+                results.append(self.inspect_job(name, job_id, project))
+            else:
+                results.append(job_to_dict(info))
+        return results
 
     # ------------------------------------------------------------------ asyncio (triggers)
 
@@ -885,6 +1064,47 @@ class PachydermHook(BaseHook):
         request = _wire.inspect_job_set_request(commit_set_id, wait=False)
         return [job async for job in rpc(request, metadata=self._metadata())]
 
+    async def async_inspect_pipelines(
+        self, channel: Any, pipelines: Iterable[tuple[str, str]]
+    ) -> list[dict[str, Any]]:
+        """State and reason of each ``(project, name)`` pipeline, as :meth:`pipeline_states`.
+
+        One InspectPipeline (without details) per pipeline, sent concurrently; decoded
+        like :meth:`async_wait_commit_set`. A pipeline that no longer exists is left
+        out; any other failure is raised as the provider's exception type (see
+        :mod:`cpsign_airflow.hooks._grpc_errors`), naming the pipeline.
+        """
+        import asyncio
+
+        import grpc
+
+        from cpsign_airflow.hooks import _wire
+
+        address = await self.aget_address()
+        rpc = channel.unary_unary(
+            "/pps_v2.API/InspectPipeline",
+            request_serializer=bytes,
+            response_deserializer=_wire.pipeline_info_to_dict,
+        )
+
+        async def one(project: str, name: str) -> dict[str, Any] | None:
+            request = _inspect_pipeline_request(project, name)
+            try:
+                return await rpc(request, metadata=self._metadata())
+            except grpc.aio.AioRpcError as err:
+                error = _grpc_errors.translate(
+                    err,
+                    f"inspect pipeline {project + '/' + name!r}",
+                    address=address.url,
+                    secrets=(address.token,) if address.token else (),
+                )
+                if isinstance(error, PachydermNotFound):
+                    return None
+                raise error from None
+
+        found = await asyncio.gather(*(one(project, name) for project, name in pipelines))
+        return [state for state in found if state is not None]
+
     async def async_stop_job(self, channel: Any, pipeline: str, job_id: str, project: str) -> None:
         from pachyderm_sdk.api import pps
 
@@ -953,6 +1173,16 @@ async def aclose_shared_channels() -> None:
             await shared.channel.close()
 
 
+@functools.lru_cache(maxsize=4096)
+def _inspect_pipeline_request(project: str, name: str) -> bytes:
+    """InspectPipelineRequest without details, encoded once: a waiting trigger sends the
+    same one every check, and betterproto spends ~0.1 ms encoding it."""
+    from pachyderm_sdk.api import pfs, pps
+
+    pipe = pps.Pipeline(name=name, project=pfs.Project(name=project))
+    return bytes(pps.InspectPipelineRequest(pipeline=pipe, details=False))
+
+
 def _sha256_of(opener: Callable[[], IO[bytes]]) -> str:
     digest = hashlib.sha256()
     with opener() as source:
@@ -976,4 +1206,5 @@ __all__ = [
     "address_from_connection",
     "commit_to_dict",
     "job_to_dict",
+    "pipeline_state_to_dict",
 ]

@@ -377,9 +377,12 @@ def mark_runs_failed(
 ) -> list[int]:
     """Failure callback body: mark the DAG run's unfinished training runs failed.
 
-    Runs are found by the DAG run (dag_id + run_id), so no XCom is needed. The
-    error text names the failed task and its exception. Never raises: a
-    callback's exception would only hide the task's own.
+    Runs are found by the DAG run (dag_id + run_id; and the map index when a
+    task of a mapped group failed), so no XCom is needed. The error text names
+    the failed task and its exception. When the exception carries the commit
+    set's jobs (:class:`~cpsign_airflow.exceptions.PachydermJobFailed`), they are
+    recorded too, each failed one with its log tail. Never raises: a callback's
+    exception would only hide the task's own.
     """
     try:
         ti = context.get("ti") or context.get("task_instance")
@@ -392,10 +395,20 @@ def mark_runs_failed(
             error = f"{where} failed: {type(exc).__name__}: {exc}"
         else:
             error = f"{where} failed: {context.get('reason') or 'no reason given'}"
-        from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+        from cpsign_airflow.bookkeeping.ledger import JOB_FIELDS, TrainingLedger
 
+        map_index = getattr(ti, "map_index", None)
+        jobs = [
+            {k: v for k, v in job.items() if k in JOB_FIELDS}
+            for job in getattr(exc, "jobs", None) or []
+            if isinstance(job, Mapping)
+        ]
         with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
-            failed = ledger.fail_open_runs(dag_id, run_id, error)
+            failed = ledger.fail_open_runs(
+                dag_id, run_id, error, map_index=map_index if isinstance(map_index, int) else None
+            )
+            for rid in failed if jobs else ():
+                ledger.record_jobs(rid, jobs)
         if failed:
             log.info("Marked training runs %s of %s/%s failed", failed, dag_id, run_id)
         return failed

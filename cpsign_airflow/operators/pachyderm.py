@@ -7,6 +7,8 @@ and returns plain ids through XCom.
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +80,16 @@ class PachydermCreateRepoOperator(_PachydermOperator):
         return result
 
 
+#: What PachydermCreatePipelineOperator does about unfinished jobs of pipelines it updates.
+IN_FLIGHT_MODES = ("wait", "force")
+#: Default limit of the in-flight wait, in seconds.
+DEFAULT_IN_FLIGHT_TIMEOUT = 30 * 60.0
+
+
+def _job_names(jobs: Sequence[dict[str, Any]]) -> str:
+    return ", ".join(f"{j['pipeline']}@{j['job_id']} ({j['state']})" for j in jobs)
+
+
 class PachydermCreatePipelineOperator(_PachydermOperator):
     """Create or update pipelines from specs (``pachctl create/update pipeline``).
 
@@ -90,9 +102,28 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
     1.x specs (``input.atom``) are converted to 2.x and the result is logged.
 
     Specs are applied in dependency order. Returns one result per pipeline:
-    ``{"pipeline", "project", "action", "spec_hash", "version", "source"}`` where
-    action is ``created``, ``updated`` or ``unchanged`` (an unchanged spec is not
-    resent, since pachd would start a job for it).
+    ``{"pipeline", "project", "action", "spec_hash", "version", "spec_commit",
+    "source"}`` where action is ``created``, ``updated`` or ``unchanged`` (an
+    unchanged spec is not resent, since pachd would start a job for it) and
+    spec_commit is the commit set the create/update started (None if unchanged).
+
+    Updating a pipeline makes pachd kill its unfinished jobs, so before sending
+    anything the operator works out which pipelines it would update (changed
+    spec, or ``reprocess``) and lists their unfinished jobs. ``in_flight``
+    decides what happens to them:
+
+    * ``"wait"`` (default): wait for them to finish (and for any that start
+      meanwhile), ``in_flight_timeout`` seconds in all (None: no limit), logging
+      the jobs waited on. Jobs still unfinished at the limit fail the task with
+      :class:`~cpsign_airflow.exceptions.PachydermJobsInFlight`, naming each
+      ``pipeline@job``, before any pipeline is created or updated. Not retried:
+      a retry would wait the whole limit again.
+    * ``"force"``: update at once, killing them.
+
+    Each updated pipeline's result also carries ``killed_jobs``: ids of the jobs
+    (= commit set ids) the update killed, normally none with ``"wait"``. Jobs
+    started by this task's own creates and updates (downstream of a pipeline it
+    changed) are not counted.
 
     .. code-block:: python
 
@@ -103,7 +134,14 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
         )
     """
 
-    template_fields: Sequence[str] = ("spec_vars", "spec_folder", "reprocess", "project")
+    template_fields: Sequence[str] = (
+        "spec_vars",
+        "spec_folder",
+        "reprocess",
+        "project",
+        "in_flight",
+        "in_flight_timeout",
+    )
     template_fields_renderers = {"spec_vars": "json"}
 
     def __init__(
@@ -113,6 +151,8 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
         spec_folder: str | None = None,
         spec_vars: dict[str, Any] | None = None,
         reprocess: bool = False,
+        in_flight: str = "wait",
+        in_flight_timeout: float | str | None = DEFAULT_IN_FLIGHT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -122,6 +162,10 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
         self.spec_folder = spec_folder
         self.spec_vars = spec_vars or {}
         self.reprocess = reprocess
+        self.in_flight = in_flight
+        self.in_flight_timeout = in_flight_timeout
+        if isinstance(in_flight, str) and "{{" not in in_flight:
+            self._in_flight_mode()  # a typo fails when the DAG is parsed
 
     def prepare_specs(self, variables: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """Load, render, convert and validate; no call to pachd."""
@@ -148,9 +192,34 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
             prepared.append((source, spec))
         return prepared
 
+    def _in_flight_mode(self) -> str:
+        mode = str(self.in_flight or "wait").strip().lower()
+        if mode not in IN_FLIGHT_MODES:
+            raise ValueError(
+                f"{self.task_id}: in_flight must be one of {', '.join(IN_FLIGHT_MODES)}, "
+                f"got {self.in_flight!r}"
+            )
+        return mode
+
+    def _in_flight_limit(self) -> float | None:
+        """Seconds; a template may render it as text. None or "" is no limit."""
+        value = self.in_flight_timeout
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+            return None
+        try:
+            limit = float(value)
+        except (TypeError, ValueError):
+            limit = math.nan
+        if not math.isfinite(limit) or limit < 0:
+            raise ValueError(
+                f"{self.task_id}: in_flight_timeout must be a number of seconds >= 0, got {value!r}"
+            )
+        return limit
+
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from cpsign_airflow.specs.validate import input_repos, order_by_dependencies
 
+        mode, limit = self._in_flight_mode(), self._in_flight_limit()
         variables = {**context, **self.spec_vars}
         prepared = self.prepare_specs(variables)
         hook = self.get_hook()
@@ -161,14 +230,99 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
         reprocess = self.reprocess
         if isinstance(reprocess, str):  # rendered from a template without native rendering
             reprocess = reprocess.strip().lower() in ("true", "1", "yes")
-        for source, spec in ordered:
+        plans = [hook.plan_pipeline(spec, reprocess=bool(reprocess)) for _, spec in ordered]
+        updating = [(p["project"], p["pipeline"]) for p in plans if p["action"] == "updated"]
+        if updating:
+            self._settle_in_flight(hook, updating, mode, limit)
+        own_sets: set[str] = set()  # commit sets this task's creates/updates started
+        for (source, spec), plan in zip(ordered, plans, strict=True):
+            unfinished = []
+            if plan["action"] == "updated":
+                unfinished = [
+                    job
+                    for job in hook.list_unfinished_jobs([(plan["project"], plan["pipeline"])])
+                    if job["job_id"] not in own_sets
+                ]
             result = hook.create_or_update_pipeline(spec, reprocess=bool(reprocess))
+            if result.get("spec_commit"):
+                own_sets.add(result["spec_commit"])
+            if result["action"] == "updated":
+                result["killed_jobs"] = self._killed(hook, unfinished)
             result["source"] = source
             self.log.info("%s: pipeline %s %s", source, result["pipeline"], result["action"])
             results.append(result)
         last = results[-1]["pipeline"] if results else None
         self._push_console_url(context, hook.console_pipeline_url(last) if last else None)
         return results
+
+    def _settle_in_flight(
+        self,
+        hook: PachydermHook,
+        pipelines: list[tuple[str, str]],
+        mode: str,
+        limit: float | None,
+    ) -> None:
+        """Before any update: wait for the unfinished jobs an update would kill, or not."""
+        from cpsign_airflow.exceptions import PachydermJobsInFlight
+
+        names = ", ".join(f"{project}/{name}" for project, name in pipelines)
+        unfinished = hook.list_unfinished_jobs(pipelines)
+        if not unfinished:
+            self.log.info("No unfinished jobs in the pipelines to update (%s)", names)
+            return
+        if mode == "force":
+            self.log.warning(
+                "in_flight=force: updating now kills %d unfinished job(s): %s",
+                len(unfinished),
+                _job_names(unfinished),
+            )
+            return
+        deadline = None if limit is None else time.monotonic() + limit
+        while unfinished:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise PachydermJobsInFlight(
+                    f"Not updating pipelines {names}: after waiting {limit:g}s these jobs, "
+                    f"which an update would kill, are still unfinished: "
+                    f"{_job_names(unfinished)}. Nothing was created or updated. Run again "
+                    "once they have finished, with a longer wait, or with in_flight='force' "
+                    "to update now and kill them.",
+                    jobs=unfinished,
+                )
+            self.log.info(
+                "Waiting %s for %d unfinished job(s) before updating %s: %s",
+                "without limit" if remaining is None else f"up to {remaining:.0f}s",
+                len(unfinished),
+                names,
+                _job_names(unfinished),
+            )
+            hook.wait_for_jobs(unfinished, timeout=remaining)
+            # again: jobs that started while waiting would be killed too
+            unfinished = hook.list_unfinished_jobs(pipelines)
+        self.log.info("The pipelines to update have no unfinished jobs now; updating")
+
+    def _killed(self, hook: PachydermHook, unfinished: list[dict[str, Any]]) -> list[str]:
+        """Ids of the jobs, unfinished just before an update, that the update killed."""
+        from cpsign_airflow.exceptions import PachydermError
+
+        killed = []
+        for job in unfinished:
+            try:
+                state = hook.inspect_job(job["pipeline"], job["job_id"], job["project"])["state"]
+            except PachydermError as err:  # unfinished right before the update: count it
+                self.log.warning(
+                    "Could not inspect job %s@%s: %s", job["pipeline"], job["job_id"], err
+                )
+                state = "JOB_KILLED"
+            if state == "JOB_KILLED":
+                killed.append(job["job_id"])
+        if killed:
+            self.log.warning(
+                "Updating pipeline %s killed job(s) %s",
+                unfinished[0]["pipeline"],
+                ", ".join(killed),
+            )
+        return killed
 
 
 class PachydermPutFileOperator(_PachydermOperator):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,19 @@ def job_summary(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+#: Task state store key (reschedule mode) of the first-seen times of unhealthy pipelines.
+UNHEALTHY_SINCE_KEY = "cpsign_unhealthy_pipelines"
+
+
+def _now() -> float:
+    """Wall clock (seconds): reschedule pokes run in different processes."""
+    return time.time()
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}s" if value >= 10 else f"{value:.1f}s"
+
+
 class PachydermCommitSetSensor(BaseSensorOperator):
     """Wait until every commit of a commit set has finished, then check its jobs.
 
@@ -40,6 +54,23 @@ class PachydermCommitSetSensor(BaseSensorOperator):
     With ``deferrable=True`` (default: ``[operators] default_deferrable``) the
     wait runs in the triggerer on pachd's streaming InspectCommitSet. Otherwise
     each poke checks the set once and logs per-pipeline progress.
+
+    Fail-fast: a pipeline of the set whose output commit is unfinished and that
+    stays PIPELINE_CRASHING (its workers cannot start: image not pullable, pod
+    unschedulable...) or PIPELINE_FAILURE for ``pipeline_grace_period`` seconds
+    fails the wait with :class:`~cpsign_airflow.exceptions.PachydermPipelineUnhealthy`
+    (not retried), naming the pipeline, its state, pachd's reason and the tail of
+    its logs; the set's jobs are left alone. The grace is counted from the first
+    check that saw the pipeline unhealthy and restarts when it recovers. Checks
+    are one InspectPipeline (no details) per unfinished pipeline: in the triggerer
+    every ``pipeline_check_interval`` seconds (see
+    :class:`~cpsign_airflow.triggers.pachyderm.PachydermCommitSetTrigger`); in
+    ``poke`` mode at most that often, the first one an interval after the first
+    poke, the first-seen times kept in memory; in ``reschedule`` mode at every
+    poke, the first-seen times kept in Airflow's task state store (Airflow >= 3.3;
+    one read per poke, a write when a pipeline turns unhealthy or recovers), as
+    Airflow clears a task's XComs at the start of each poke. Without a task state
+    store, reschedule mode only logs an unhealthy pipeline.
 
     .. code-block:: python
 
@@ -63,6 +94,8 @@ class PachydermCommitSetSensor(BaseSensorOperator):
         stop_jobs_on_kill: bool = False,
         log_tail: int = 20,
         reconnect_backoff: float = 1.0,
+        pipeline_grace_period: float | None = 600.0,
+        pipeline_check_interval: float = 60.0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 30)
@@ -74,7 +107,15 @@ class PachydermCommitSetSensor(BaseSensorOperator):
         self.stop_jobs_on_kill = stop_jobs_on_kill
         self.log_tail = log_tail
         self.reconnect_backoff = reconnect_backoff
+        if pipeline_check_interval <= 0:
+            raise ValueError(f"pipeline_check_interval must be > 0, got {pipeline_check_interval}")
+        if pipeline_grace_period is not None and pipeline_grace_period < 0:
+            raise ValueError(f"pipeline_grace_period must be >= 0, got {pipeline_grace_period}")
+        self.pipeline_grace_period = pipeline_grace_period
+        self.pipeline_check_interval = pipeline_check_interval
         self._last_progress: dict[str, tuple[str, int]] = {}
+        self._next_pipeline_check: float | None = None  # poke mode
+        self._unhealthy_since: dict[str, float] = {}  # poke mode
 
     def get_hook(self) -> PachydermHook:
         from cpsign_airflow.hooks.pachyderm import PachydermHook
@@ -89,6 +130,8 @@ class PachydermCommitSetSensor(BaseSensorOperator):
         jobs = hook.list_jobs(self.commit_set_id)
         self._log_progress(jobs)
         if any(c["finished"] is None for c in commits):
+            if self.pipeline_grace_period:
+                self._check_pipelines(context, hook, jobs)
             return False
         self._result = self._complete(hook, jobs, commits)
         return True
@@ -112,6 +155,8 @@ class PachydermCommitSetSensor(BaseSensorOperator):
                 project=self.project,
                 reconnect_backoff=self.reconnect_backoff,
                 stop_jobs_on_kill=self.stop_jobs_on_kill,
+                pipeline_grace_period=self.pipeline_grace_period,
+                pipeline_check_interval=self.pipeline_check_interval,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) if self.timeout else None,
@@ -129,6 +174,12 @@ class PachydermCommitSetSensor(BaseSensorOperator):
 
         if event.get("status") == "error":
             raise PachydermError(event.get("message", f"Waiting for {self.commit_set_id} failed"))
+        if event.get("status") == "pipeline_unhealthy":
+            raise self._unhealthy(
+                self.get_hook(),
+                event.get("pipelines") or [event],
+                event.get("grace_period", self.pipeline_grace_period),
+            )
         hook = self.get_hook()
         commit_set_id = event.get("commit_set_id", self.commit_set_id)
         return self._complete(hook, hook.list_jobs(commit_set_id), event.get("commits", []))
@@ -161,6 +212,95 @@ class PachydermCommitSetSensor(BaseSensorOperator):
         raise PachydermJobFailed(
             f"Commit set {self.commit_set_id} failed:\n  - " + "\n  - ".join(lines),
             failed_jobs=outcome["failed_jobs"],
+            jobs=job_summary(jobs),
+        )
+
+    def _check_pipelines(
+        self, context: Context, hook: PachydermHook, jobs: list[dict[str, Any]]
+    ) -> None:
+        """Poke/reschedule mode's pipeline check; raises once one outlasts the grace."""
+        from cpsign_airflow.triggers.pachyderm import UnhealthyPipelines
+
+        now = _now()
+        if not self.reschedule:
+            if self._next_pipeline_check is None:  # the first poke starts the clock
+                self._next_pipeline_check = now + self.pipeline_check_interval
+            if now < self._next_pipeline_check:
+                return
+            self._next_pipeline_check = now + self.pipeline_check_interval
+        pending = sorted({(j["project"], j["pipeline"]) for j in jobs if j["finished"] is None})
+        if not pending:
+            return
+        states = hook.pipeline_states(pending)
+        grace = float(self.pipeline_grace_period or 0)
+        store = context.get("task_state_store") if self.reschedule else None
+        scope = {"try_number": getattr(context.get("ti"), "try_number", None)}
+        scope["commit_set_id"] = self.commit_set_id
+        if store is not None:
+            stored = store.get(UNHEALTHY_SINCE_KEY) or {}
+            same = isinstance(stored, dict) and all(stored.get(k) == v for k, v in scope.items())
+            before = dict(stored.get("since") or {}) if same else {}
+        else:
+            before = self._unhealthy_since
+        tracker = UnhealthyPipelines(grace, before)
+        over = tracker.observe(states, now)
+        if store is not None and tracker.since != before:
+            if tracker.since:
+                store.set(UNHEALTHY_SINCE_KEY, {**scope, "since": tracker.since})
+            else:
+                store.delete(UNHEALTHY_SINCE_KEY)
+        self._unhealthy_since = tracker.since
+        for state in states:
+            key = f"{state['project']}/{state['pipeline']}"
+            if key in tracker.since and not over:
+                self.log.warning(
+                    "Pipeline %s is %s (%s) for %.0fs; the wait fails at %.0fs",
+                    key,
+                    state["state"],
+                    state["reason"] or "no reason given",
+                    now - tracker.since[key],
+                    grace,
+                )
+        if self.reschedule and store is None and tracker.since:
+            self.log.warning(
+                "Reschedule mode without Airflow's task state store (Airflow < 3.3): the grace "
+                "period cannot be counted across pokes, so an unhealthy pipeline does not fail "
+                "the wait; use mode='poke' or deferrable=True for that"
+            )
+            return
+        if over:
+            if store is not None:
+                store.delete(UNHEALTHY_SINCE_KEY)
+            raise self._unhealthy(hook, over, grace)
+
+    def _unhealthy(
+        self, hook: PachydermHook, pipelines: list[dict[str, Any]], grace: float | None
+    ) -> Exception:
+        """The failure for pipelines that outlasted the grace: each named with its
+        state, pachd's reason and its log tail."""
+        from cpsign_airflow.exceptions import PachydermPipelineUnhealthy
+
+        lines = []
+        named = []
+        for item in pipelines:
+            project = item.get("project") or None
+            tail = hook.get_pipeline_logs(item["pipeline"], self.log_tail, project)
+            named.append({**item, "log_tail": tail})
+            text = f"pipeline {item['pipeline']!r} has been {item['state']}"
+            if item.get("unhealthy_seconds") is not None:
+                text += f" for {_seconds(float(item['unhealthy_seconds']))}"
+            if grace:
+                text += f" (grace {float(grace):g}s)"
+            text += f": {item['reason']}" if item.get("reason") else " (pachd gave no reason)"
+            if tail:
+                text += "\n      log tail:\n        " + "\n        ".join(tail)
+            else:
+                text += "\n      no log lines (its workers may never have started)"
+            lines.append(text)
+        return PachydermPipelineUnhealthy(
+            f"Commit set {self.commit_set_id} cannot finish (its unfinished jobs were left "
+            "alone):\n  - " + "\n  - ".join(lines),
+            pipelines=named,
         )
 
     def _log_progress(self, jobs: list[dict[str, Any]], final: bool = False) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 PASSED = "passed"
 HELD_BACK = "held_back"
+UNCHANGED = "unchanged"
 
 #: Venn-ABERS predictor type: probabilities, no prediction sets, no error rate.
 VAP_PTYPE = 5
@@ -198,3 +199,24 @@ def _compare_efficiency(
         (failures if worse else notes).append(text)
     if not compared:
         notes.append("no confidence in common with the previous model; efficiency not compared")
+
+
+def unchanged_verdict(artifact: Mapping[str, Any], previous: Any) -> tuple[str, str] | None:
+    """``("unchanged", reason)`` when ``artifact`` is byte for byte the ``previous`` model, else None.
+
+    ``previous`` is the workflow's model of its last succeeded run (an
+    :class:`~cpsign_airflow.bookkeeping.records.ArtifactRecord`, or None). Its
+    verdict carries over: a held-back model stays held back.
+    """
+    sha = artifact.get("sha256")
+    if previous is None or not sha or sha != previous.sha256:
+        return None
+    if previous.quality == HELD_BACK:
+        return HELD_BACK, (
+            f"same model as run {previous.run_id} (sha256 {sha}), which was held back: "
+            f"{previous.quality_reason}"
+        )
+    return UNCHANGED, (
+        f"same model as run {previous.run_id} (sha256 {sha}): no new data, every datum "
+        "after ingestion was skipped; nothing retrained or published again"
+    )

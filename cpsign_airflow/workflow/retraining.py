@@ -38,7 +38,7 @@ def retraining_requests(
                 {
                     "configuration": with_new_seed(configuration, seed),
                     "config_repo": workflow.config_repo,
-                    "trigger_kind": kind if kind != "manual" else "scheduled",
+                    "trigger_kind": kind,  # manual, scheduled or asset: as it happened
                     "preflight": True,
                 }
             )

@@ -16,6 +16,10 @@ would need the API server and are only read inside tasks.
 | retraining_asset | (none) | also retrain when this Asset is updated |
 | training_deadline_minutes | 360 | DeadlineAlert of cpsign_training; 0 turns it off |
 | wait_timeout_hours | 24 | how long the commit-set wait may take |
+| pipeline_check_seconds | 60 | how often the wait checks the states of the set's unfinished pipelines |
+| pipeline_grace_minutes | 10 | the wait fails once a pipeline of the set is CRASHING/FAILURE this long; 0 turns it off |
+| form_configuration | (none) | a configuration.json whose values are the cpsign_training form's defaults (else the LogD example) |
+| setup_wait_minutes | 30 | cpsign_setup: default limit of its wait for running jobs of pipelines it updates |
 | cpsign_version | 2.0.0 | the CPSign version of the stage image; a configuration's cpsign.version must match |
 | poke_interval, sensor_mode | 30, reschedule | the wait when not deferrable |
 | prediction_namespace | cpsign-models | where prediction services are deployed |
@@ -54,9 +58,15 @@ class Settings:
     prediction_token_secret: str | None
     task_retries: int
     retry_delay: timedelta
+    #: The commit-set wait fails once a pipeline stays CRASHING/FAILURE this long (0: off).
+    pipeline_grace: timedelta = timedelta(minutes=10)
+    #: How often the wait checks those pipelines' states (one InspectPipeline each).
+    pipeline_check_interval: float = 60.0
     #: Quality gate (see :mod:`cpsign_airflow.workflow.quality`).
     validity_tolerance: float = 0.05
     efficiency_margin: float = 0.1
+    #: cpsign_setup's default limit of its wait for unfinished jobs of pipelines it updates.
+    setup_wait: timedelta = timedelta(minutes=30)
 
 
 def load() -> Settings:
@@ -80,6 +90,12 @@ def load() -> Settings:
         retraining_asset=optional("retraining_asset"),
         training_deadline=timedelta(minutes=float(get("training_deadline_minutes", "360"))),
         wait_timeout=timedelta(hours=float(get("wait_timeout_hours", "24"))),
+        pipeline_grace=timedelta(
+            minutes=_fraction("pipeline_grace_minutes", get("pipeline_grace_minutes", "10"))
+        ),
+        pipeline_check_interval=_positive(
+            "pipeline_check_seconds", get("pipeline_check_seconds", "60")
+        ),
         deferrable=conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval=float(get("poke_interval", "30")),
         sensor_mode=get("sensor_mode", "reschedule"),
@@ -90,6 +106,9 @@ def load() -> Settings:
         retry_delay=timedelta(seconds=float(get("retry_delay_seconds", "60"))),
         validity_tolerance=_fraction("validity_tolerance", get("validity_tolerance", "0.05")),
         efficiency_margin=_fraction("efficiency_margin", get("efficiency_margin", "0.1")),
+        setup_wait=timedelta(
+            minutes=_fraction("setup_wait_minutes", get("setup_wait_minutes", "30"))
+        ),
     )
 
 
@@ -103,4 +122,12 @@ def _fraction(key: str, text: str) -> float:
         value = math.nan
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"[cpsign] {key} must be a number >= 0, got {text!r}")
+    return value
+
+
+def _positive(key: str, text: str) -> float:
+    """A finite number > 0, or a clear error naming the option."""
+    value = _fraction(key, text)
+    if value <= 0:
+        raise ValueError(f"[cpsign] {key} must be a number > 0, got {text!r}")
     return value

@@ -46,6 +46,13 @@ def training_failure_callback(bookkeeping_conn_id: str):
     return callback
 
 
+def training_success_callback(context: Mapping[str, Any]) -> None:
+    """``on_success_callback`` of a run's last bookkeeping step: the ``on_success`` alert."""
+    from cpsign_airflow.notifications import send_alert
+
+    send_alert(context, "success")
+
+
 def default_args(settings: Settings) -> dict[str, Any]:
     """default_args of the DAGs that run training: retries, and failure -> record + alert."""
     return {
@@ -58,9 +65,13 @@ def default_args(settings: Settings) -> dict[str, Any]:
 
 @task(multiple_outputs=True)
 def validate(
-    request: Mapping[str, Any], bookkeeping_conn_id: str, cpsign_version: str
+    request: Mapping[str, Any], bookkeeping_conn_id: str, cpsign_version: str, **context: Any
 ) -> dict[str, Any]:
-    """Check the configuration against the schema; nothing is committed or recorded before."""
+    """Check the configuration against the schema; nothing is committed before.
+
+    A refused configuration is recorded as a ``rejected`` run with every
+    reason (when it names a usable workflow), then fails the task without retries.
+    """
     from airflow.sdk.exceptions import AirflowFailException
 
     from cpsign_airflow.cpsign.configuration import (
@@ -72,20 +83,24 @@ def validate(
 
     try:
         configuration = check(request["configuration"])
-    except ConfigurationError as err:  # retrying cannot fix it
-        raise AirflowFailException(str(err)) from None
-    wanted = (configuration.get("cpsign") or {}).get("version")
-    if wanted and wanted != cpsign_version:
-        raise AirflowFailException(
-            f"cpsign.version: the configuration asks for CPSign {wanted}, but the stages run "
-            f"CPSign {cpsign_version} ([cpsign] cpsign_version); change one of them"
-        )
-    workflow = configuration["workflow_name"]
-    if request.get("workflow_name") and request["workflow_name"] != workflow:
-        raise ValueError(
-            f"workflow_name: the request names {request['workflow_name']!r} but the "
-            f"configuration's workflow_name is {workflow!r}"
-        )
+        problem = None
+        wanted = (configuration.get("cpsign") or {}).get("version")
+        if wanted and wanted != cpsign_version:
+            problem = (
+                f"cpsign.version: the configuration asks for CPSign {wanted}, but the stages run "
+                f"CPSign {cpsign_version} ([cpsign] cpsign_version); change one of them"
+            )
+        workflow = configuration["workflow_name"]
+        if request.get("workflow_name") and request["workflow_name"] != workflow:
+            problem = (
+                f"workflow_name: the request names {request['workflow_name']!r} but the "
+                f"configuration's workflow_name is {workflow!r}"
+            )
+    except ConfigurationError as err:
+        problem = str(err)
+    if problem is not None:  # retrying cannot fix it
+        _record_rejection(request, problem, bookkeeping_conn_id, context)
+        raise AirflowFailException(problem)
     config_repo = request.get("config_repo")
     if not config_repo:
         from cpsign_airflow.bookkeeping.ledger import TrainingLedger
@@ -106,6 +121,51 @@ def validate(
         "trigger_kind": request.get("trigger_kind") or "",
         "preflight": bool(request.get("preflight", True)),
     }
+
+
+def _record_rejection(
+    request: Mapping[str, Any], problem: str, bookkeeping_conn_id: str, context: Mapping[str, Any]
+) -> int | None:
+    """Record the refused configuration as a ``rejected`` run; None (logged) when it cannot be.
+
+    The row needs a workflow: the configuration's ``workflow_name``, else the
+    request's. A refusal without any usable name is only logged (and alerted).
+    """
+    from cpsign_airflow.bookkeeping.errors import BookkeepingInputError
+    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+    from cpsign_airflow.bookkeeping.records import TaskKey, trigger_kind_from_context
+
+    configuration = request.get("configuration")
+    names = [
+        configuration.get("workflow_name") if isinstance(configuration, Mapping) else None,
+        request.get("workflow_name"),
+    ]
+    kind = request.get("trigger_kind") or trigger_kind_from_context(context)
+    task = TaskKey.from_context(context) if context.get("ti") is not None else None
+    for name in names:
+        if not isinstance(name, str):
+            continue
+        try:
+            with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+                run_id = ledger.record_rejected_run(
+                    name,
+                    configuration
+                    if isinstance(configuration, Mapping)
+                    else {"configuration": configuration},
+                    problem,
+                    trigger_kind=kind,
+                    task=task,
+                )
+        except BookkeepingInputError as err:  # e.g. the name itself is what was refused
+            log.warning("Rejected configuration not recorded under %r: %s", name, err)
+            continue
+        except Exception as err:  # the refusal itself must still be what the task reports
+            log.warning("Rejected configuration not recorded (bookkeeping: %s)", err)
+            return None
+        log.info("Configuration rejected; recorded as run %s of %s", run_id, name)
+        return run_id
+    log.warning("Rejected configuration not recorded: it names no usable workflow")
+    return None
 
 
 @task
@@ -130,16 +190,21 @@ def find_model(
     the ``cpsign-models`` Asset with the workflow, the commit id and the model
     locations in its extra.
     """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cpsign_airflow.exceptions import PachydermNotFound
     from cpsign_airflow.hooks.pachyderm import PachydermHook
 
     hook = PachydermHook(pachyderm_conn_id=pachyderm_conn_id, project=project)
     metrics = read_metrics(hook, workflow, commit_set_id)
     repo = f"{workflow}-aggregate"
-    files = [
-        f for f in hook.list_files(repo, commit_set_id, "/model/") if f["path"].endswith(".jar")
-    ]
+    try:
+        listed = hook.list_files(repo, commit_set_id, "/model/")
+    except PachydermNotFound as err:  # the commit set has finished: a retry finds nothing more
+        raise AirflowFailException(f"Commit set {commit_set_id} produced no model: {err}") from None
+    files = [f for f in listed if f["path"].endswith(".jar")]
     if not files:
-        raise FileNotFoundError(
+        raise AirflowFailException(
             f"Commit set {commit_set_id} produced no model: no .jar under {repo}@{commit_set_id}:/model/"
         )
     artifacts = []
@@ -207,10 +272,13 @@ def quality_gate(
     """Judge each recorded model's metrics, record the verdict; ``{model_name: {quality, reason}}``.
 
     The baseline is the last accepted (published or passed) model of an
-    earlier run of the workflow. A held-back model only stops deployment.
+    earlier run of the workflow. A held-back model only stops deployment. A
+    model with the same sha256 as the workflow's previous one is ``unchanged``
+    (a retraining without new rows: pachd skipped every datum after ingestion)
+    and is neither judged again nor deployed again.
     """
     from cpsign_airflow.bookkeeping.ledger import TrainingLedger
-    from cpsign_airflow.workflow.quality import HELD_BACK, quality_verdict
+    from cpsign_airflow.workflow.quality import HELD_BACK, quality_verdict, unchanged_verdict
 
     verdicts: dict[str, dict[str, str]] = {}
     with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
@@ -219,7 +287,14 @@ def quality_gate(
             name = artifact["model_name"]
             if name in verdicts:
                 continue
-            quality, reason = quality_verdict(artifact.get("metrics"), previous, tolerance, margin)
+            before = ledger.previous_model(workflow, name, before_run_id=training_run_id)
+            same = unchanged_verdict(artifact, before)
+            if same is not None:
+                quality, reason = same
+            else:
+                quality, reason = quality_verdict(
+                    artifact.get("metrics"), previous, tolerance, margin
+                )
             ledger.record_quality(training_run_id, name, quality, reason)
             verdicts[name] = {"quality": quality, "reason": reason}
             log.log(
@@ -227,7 +302,7 @@ def quality_gate(
                 "Quality gate: model %s of run %s %s: %s",
                 name,
                 training_run_id,
-                "HELD BACK" if quality == HELD_BACK else "passed",
+                {HELD_BACK: "HELD BACK"}.get(quality, quality),
                 reason,
             )
     held_back = {n: v["reason"] for n, v in verdicts.items() if v["quality"] == HELD_BACK}
@@ -272,6 +347,10 @@ def deployment_request(
         raise AirflowSkipException(
             f"Model {model['model_name']} held back by the quality gate, not deployed: "
             f"{verdict.get('reason')}"
+        )
+    if verdict.get("quality") == "unchanged":
+        raise AirflowSkipException(
+            f"Model {model['model_name']} unchanged, not deployed again: {verdict.get('reason')}"
         )
     return {
         "model_name": model["model_name"],
@@ -359,6 +438,8 @@ def training_run(request: Any, settings: Settings) -> None:
         timeout=settings.wait_timeout.total_seconds(),
         poke_interval=settings.poke_interval,
         mode=settings.sensor_mode,
+        pipeline_grace_period=settings.pipeline_grace.total_seconds() or None,
+        pipeline_check_interval=settings.pipeline_check_interval,
     )
     jobs = RecordJobsOperator(
         task_id="record_jobs", run_id=pending.output, jobs=wait.output, **conns
@@ -378,7 +459,11 @@ def training_run(request: Any, settings: Settings) -> None:
         settings.efficiency_margin,
     )
     finish = FinishRunOperator(
-        task_id="finish_run", run_id=pending.output, status="succeeded", **conns
+        task_id="finish_run",
+        run_id=pending.output,
+        status="succeeded",
+        on_success_callback=training_success_callback,
+        **conns,
     )
     query_ok >> pending >> put >> committed >> wait >> jobs >> models >> artifacts >> gate
     gate >> finish

@@ -219,6 +219,80 @@ def test_fail_open_runs_of_a_dag_run(ledger):
     assert ledger.fail_open_runs("cpsign_train_LogD", key().run_id, "again") == []
 
 
+def test_fail_open_runs_of_one_mapped_expansion_leaves_the_others(ledger):
+    """A failed task of a mapped retraining fails its own workflow's run only."""
+    logd = ledger.record_pending_run("LogD", CONFIG, task=key(task="tg.record_pending_run"))
+    mapped = [
+        ledger.record_pending_run(
+            w, {**CONFIG, "workflow_name": w}, task=TaskKey(key().dag_id, key().run_id, "tg.r", i)
+        )
+        for i, w in enumerate(("hERG", "LogP"))
+    ]
+    assert ledger.fail_open_runs("cpsign_train_LogD", key().run_id, "x", map_index=1) == [mapped[1]]
+    assert [ledger.get_run(i).status for i in (logd, mapped[0])] == ["pending", "pending"]
+    # an unmapped task (map index -1) fails every open run of the DAG run
+    assert sorted(ledger.fail_open_runs("cpsign_train_LogD", key().run_id, "y", map_index=-1)) == [
+        logd,
+        mapped[0],
+    ]
+
+
+def test_failed_jobs_keep_their_log_tail(ledger):
+    run_id = ledger.record_pending_run("LogD", CONFIG, task=key())
+    [job] = ledger.record_jobs(
+        run_id,
+        [
+            {
+                "pipeline": "LogD-train",
+                "job_id": "a" * 32,
+                "state": "JOB_FAILURE",
+                "reason": "datum 0123 failed",
+                "log_tail": ["cpsign train: loading", "ERROR: Säure 😀 cost must be > 0"],
+            }
+        ],
+    )
+    assert job.log_tail == "cpsign train: loading\nERROR: Säure 😀 cost must be > 0"
+    assert ledger.list_jobs(run_id)[0].log_tail == job.log_tail
+    # a later update without a tail keeps it; an empty tail is stored as NULL
+    ledger.record_jobs(run_id, [{"pipeline": "LogD-train", "job_id": "a" * 32, "state": "X"}])
+    assert ledger.list_jobs(run_id)[0].log_tail == job.log_tail
+    [other] = ledger.record_jobs(
+        run_id, [{"pipeline": "LogD-validate", "job_id": "a" * 32, "state": "S", "log_tail": []}]
+    )
+    assert other.log_tail is None
+
+
+def test_fail_runs_by_commit_set_fails_only_open_runs_of_those_sets(ledger):
+    killed, other = "a" * 32, "b" * 32
+    committed = ledger.record_pending_run("LogD", CONFIG, task=key())
+    ledger.mark_committed(committed, killed, killed)
+    running = ledger.record_pending_run("LogD", CONFIG, task=key(task="second"))
+    ledger.mark_committed(running, killed, killed)
+    ledger.mark_running(running)
+    done = ledger.record_pending_run("LogD", CONFIG, task=key(task="third"))
+    ledger.mark_committed(done, killed, killed)
+    ledger.finish_run(done, "succeeded")
+    elsewhere = ledger.record_pending_run("LogD", CONFIG, task=key(task="fourth"))
+    ledger.mark_committed(elsewhere, other, other)
+    pending = ledger.record_pending_run("LogD", CONFIG, task=key(task="fifth"))
+
+    reason = "killed by cpsign_setup run r1: pipeline LogD-train was updated while job a… ran"
+    assert sorted(ledger.fail_runs_by_commit_set([killed], reason)) == [committed, running]
+    assert {ledger.get_run(i).status for i in (committed, running)} == {"failed"}
+    assert ledger.get_run(running).error == reason
+    assert ledger.get_run(running).finished_at is not None
+    assert ledger.get_run(done).status == "succeeded"
+    assert ledger.get_run(elsewhere).status == "committed"
+    assert ledger.get_run(pending).status == "pending"
+    assert ledger.fail_runs_by_commit_set([killed], "again") == []  # already failed: kept
+    assert ledger.get_run(running).error == reason
+    assert ledger.fail_runs_by_commit_set([], "nothing") == []
+    with pytest.raises(BookkeepingInputError, match="commit_set_ids"):
+        ledger.fail_runs_by_commit_set(killed, "a string is not a list")
+    with pytest.raises(BookkeepingInputError, match="error"):
+        ledger.fail_runs_by_commit_set([other], "")
+
+
 @pytest.mark.parametrize(
     "call, field",
     [
@@ -399,3 +473,48 @@ def test_two_dag_runs_recording_at_once(bookkeeping_url, ledger, caplog):
     assert {ledger.get_run(i).configuration["run"] for i in ids} == {0, 1}
     for led in ledgers:
         led.dispose()
+
+
+def test_rejected_run_is_recorded_once_with_its_reasons(ledger):
+    reasons = "configuration.json is invalid:\n  - train.ptype: 4 is not one of [1, 2, 3, 5]"
+    first = ledger.record_rejected_run("LogD", CONFIG, reasons, task=key(task="validate"))
+    again = ledger.record_rejected_run("LogD", CONFIG, reasons, task=key(task="validate"))
+    assert first == again  # a retried validation records one row
+    run = ledger.get_run(first)
+    assert (run.status, run.error, run.commit_id) == ("rejected", reasons, None)
+    assert run.finished_at is not None
+    with pytest.raises(BookkeepingInputError, match="error"):
+        ledger.record_rejected_run("LogD", CONFIG, "", task=key(task="other"))
+    # a rejected run never becomes the configuration retraining reuses
+    assert ledger.latest_successful_configuration("LogD") is None
+
+
+def test_upgrade_from_0005_allows_rejected_runs(bookkeeping_url):
+    from cpsign_airflow.bookkeeping import schema
+    from cpsign_airflow.bookkeeping.engine import engine_from_url
+
+    engine = engine_from_url(bookkeeping_url)
+    schema.upgrade(engine, "0005")
+    led = TrainingLedger.from_url(bookkeeping_url)
+    with pytest.raises(sa.exc.DBAPIError):  # the old CHECK constraint refuses the new status
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO cpsign_workflows (name, project, config_repo, created_at,"
+                    " updated_at) VALUES ('W', 'p', 'c', '2026-01-01', '2026-01-01')"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO cpsign_training_runs (workflow_id, map_index, task_key,"
+                    " trigger_kind, configuration, config_sha256, status, started_at,"
+                    " updated_at) SELECT id, -1, 'k', 'manual', '{}', 'c', 'rejected',"
+                    " '2026-01-01', '2026-01-01' FROM cpsign_workflows"
+                )
+            )
+    assert led.upgrade_schema().after == "0006"
+    run_id = led.record_rejected_run("LogD", CONFIG, "bad")
+    assert led.get_run(run_id).status == "rejected"
+    assert schema.upgrade(engine).after == "0006"  # again: nothing to do
+    led.dispose()
+    engine.dispose()

@@ -229,3 +229,24 @@ def test_0004_cut_off_after_its_first_column_is_completed(bookkeeping_url):
     names = {c["name"] for c in sa.inspect(engine).get_columns("cpsign_model_artifacts")}
     assert {"metrics", "quality", "quality_reason"} <= names
     engine.dispose()
+
+
+def test_previous_model_is_the_newest_succeeded_run_before_this_one(ledger):
+    def run(i: int, status: str, workflow: str = "FreeSolv", name: str = "FreeSolv_acp") -> int:
+        run_id = ledger.record_pending_run(workflow, {**CONFIG, "workflow_name": workflow})
+        ledger.record_artifacts(
+            run_id, [{"model_name": name, "location": _location(i), "sha256": f"{i:064x}"}]
+        )
+        if status != "pending":
+            ledger.mark_committed(run_id, f"{i:032x}")
+            ledger.finish_run(run_id, status, error="broke" if status == "failed" else None)
+        return run_id
+
+    first = run(1, "succeeded")
+    run(2, "failed")  # a failed run's model is never the one to compare with
+    run(3, "succeeded", workflow="LogD")  # another workflow
+    run(4, "succeeded", name="other_model")  # another model
+    current = run(5, "pending")
+    previous = ledger.previous_model("FreeSolv", "FreeSolv_acp", before_run_id=current)
+    assert (previous.run_id, previous.sha256) == (first, f"{1:064x}")
+    assert ledger.previous_model("FreeSolv", "FreeSolv_acp", before_run_id=first) is None

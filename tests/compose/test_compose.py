@@ -30,9 +30,16 @@ from typing import Any
 
 import pytest
 import yaml
+from compose_config import (
+    COMPOSE_FILE,
+    init_script,
+    load_config,
+    read_env_file,
+    run_compose,
+    unescape,
+)
 
 REPO = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = REPO / "docker-compose.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -64,43 +71,6 @@ SAMPLE_OVERRIDES = {
 # --------------------------------------------------------------------------- helpers
 
 
-def run_compose(
-    compose_bin: Path, *args: str, file: Path = COMPOSE_FILE, env_file: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    cmd = [str(compose_bin), "-f", str(file)]
-    if env_file is not None:
-        cmd += ["--env-file", str(env_file)]
-    # A bare environment: variables of this shell (the test suite sets AIRFLOW__* ones)
-    # would otherwise override the file's defaults during interpolation.
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(file.parent)}
-    return subprocess.run(
-        [*cmd, *args], cwd=file.parent, env=env, capture_output=True, text=True, timeout=60
-    )
-
-
-def load_config(compose_bin: Path, env_file: Path, *extra: str) -> dict[str, Any]:
-    result = run_compose(compose_bin, *extra, "config", "--format", "json", env_file=env_file)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
-
-@pytest.fixture(scope="session")
-def empty_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("env") / "empty.env"
-    path.write_text("")
-    return path
-
-
 @pytest.fixture(scope="session")
 def sample_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """.env.example with SAMPLE_OVERRIDES applied, as a developer would edit it."""
@@ -117,26 +87,8 @@ def sample_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def defaults(compose_bin: Path, empty_env: Path) -> dict[str, Any]:
-    """The compose file with no .env at all: the built-in defaults."""
-    return load_config(compose_bin, empty_env, "--profile", "debug")
-
-
-@pytest.fixture(scope="session")
 def sampled(compose_bin: Path, sample_env: Path) -> dict[str, Any]:
     return load_config(compose_bin, sample_env, "--profile", "debug")
-
-
-def unescape(text: str) -> str:
-    """`config` prints a compose file, so a literal $ appears as $$."""
-    return text.replace("$$", "$")
-
-
-def init_script(config: dict[str, Any]) -> list[str]:
-    init = config["services"]["airflow-init"]
-    assert init["entrypoint"] == ["/bin/bash"]
-    assert init["command"][0] == "-c"
-    return [line.strip() for line in unescape(init["command"][1]).splitlines() if line.strip()]
 
 
 def free_port() -> int:
@@ -262,9 +214,15 @@ def test_services_follow_the_official_airflow3_shape(defaults: dict[str, Any]) -
         "--fail",
         "http://localhost:8080/api/v2/monitor/health",
     ]
-    images = {services[name]["image"] for name in AIRFLOW_SERVICES | {"pachd", "airflow-cli"}}
+    images = {services[name]["image"] for name in AIRFLOW_SERVICES | {"airflow-cli"}}
     assert images == {"cpsign-airflow:dev"}
-    for name in AIRFLOW_SERVICES | {"pachd"}:
+    # pachd runs the pipelines' commands: the stage image (Java, CPSign) plus the local pachd
+    pachd = services["pachd"]
+    assert pachd["image"] == "cpsign-airflow-local-pachd:dev"
+    assert pachd["build"]["dockerfile"] == "images/stages/Dockerfile"
+    assert pachd["build"]["context"] == str(REPO)
+    assert pachd["build"]["target"] == "local-pachd"
+    for name in AIRFLOW_SERVICES:
         assert services[name]["build"]["context"] == str(REPO)
         assert services[name]["build"]["args"]["AIRFLOW_VERSION"] == dockerfile_airflow_version()
 
@@ -369,7 +327,7 @@ def test_every_python_module_command_exists_here(defaults: dict[str, Any]) -> No
         for line in init_script(defaults)
         if line.startswith("/entrypoint python -m ")
     ]
-    assert len(argvs) == 2
+    assert len(argvs) == 3  # pachd, the bookkeeping upgrade, the FreeSolv source
     for argv in argvs:
         assert argv[:2] == ["python", "-m"]
         module = argv[2]

@@ -83,3 +83,46 @@ def test_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_labels_are_distinct_and_no_section_is_named_like_airflows_own():
+    from collections import Counter
+
+    params = training_params()
+    titles = Counter(p.schema["title"] for p in params.values())
+    assert [t for t, n in titles.items() if n > 1] == []
+    descriptions = Counter(p.description for p in params.values())
+    assert [d for d, n in descriptions.items() if n > 1] == []
+    sections = {p.schema["section"].lower() for p in params.values()}
+    # Airflow's trigger form has its own "Advanced Options" section
+    assert not any(s.startswith("advanced") for s in sections)
+
+
+def test_form_defaults_come_from_the_configured_file(tmp_path, monkeypatch):
+    import json
+
+    import pytest
+
+    from cpsign_airflow.cpsign.params import form_defaults
+    from cpsign_airflow.demo_data import demo_configuration
+
+    assert form_defaults() is None  # not configured: the LogD example
+    path = tmp_path / "form.json"
+    path.write_text(json.dumps(demo_configuration(tmp_path / "freesolv.db", "FreeSolv")))
+    monkeypatch.setenv("AIRFLOW__CPSIGN__FORM_CONFIGURATION", str(path))
+    values = _values(training_params(defaults=form_defaults()))
+    assert (values["workflow_name"], values["db_dialect"]) == ("FreeSolv", "sqlite")
+
+    # the form's values, untouched, make exactly that configuration
+    def meaning(config: dict) -> dict:  # null fields and the form's explicit defaults aside
+        config = validate_configuration(config)
+        config["train"].setdefault("reseed_on_retrain", False)
+        config["preprocessing"]["query"] = {
+            k: v for k, v in config["preprocessing"]["query"].items() if v is not None
+        }
+        return config
+
+    assert meaning(configuration_from_params(values)) == meaning(json.loads(path.read_text()))
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=f"form_configuration.*{path}"):
+        form_defaults()

@@ -4,12 +4,12 @@ stand-ins, and bookkeeping in MariaDB (and once in SQLite)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from dag_env import logd_source_db, use_bundled_dags
 from dag_runner import load_dag, run_dag
 
 from cpsign_airflow.bookkeeping.ledger import TrainingLedger
@@ -27,39 +27,29 @@ mysql_only = pytest.mark.parametrize("bookkeeping_backend", ["mysql"], indirect=
 @pytest.fixture
 def bundled(airflow_db, pachyderm_conn, pachd, bookkeeping_conn_id, monkeypatch, tmp_path):
     """The bundled DAG files in Airflow's DAGs folder, wired to this test's pachd and database."""
-    source_db = tmp_path / "source.db"
-    import sqlite3
-
-    with sqlite3.connect(source_db) as db:
-        db.execute("CREATE TABLE compound_structures (molregno INTEGER, canonical_smiles TEXT)")
-        db.execute("CREATE TABLE compound_properties (molregno INTEGER, acd_logd REAL)")
-    monkeypatch.setenv("AIRFLOW_CONN_CPSIGN_SOURCE_DB", f"sqlite:///{source_db}")
-    monkeypatch.setenv("AIRFLOW__CPSIGN__BOOKKEEPING_CONN_ID", bookkeeping_conn_id)
-    monkeypatch.setenv("AIRFLOW__CPSIGN__POKE_INTERVAL", "0.2")
-    monkeypatch.setenv("AIRFLOW__CPSIGN__SENSOR_MODE", "poke")
-    monkeypatch.setenv("AIRFLOW__CPSIGN__TRAINING_DEADLINE_MINUTES", "0")
-    monkeypatch.setenv("AIRFLOW__CPSIGN__RETRY_DELAY_SECONDS", "0")
     alerts = tmp_path / "alerts.jsonl"
     monkeypatch.setenv(
         "AIRFLOW__CPSIGN__ALERTING",
         json.dumps(
             {
-                "on_failure": [
+                f"on_{event}": [
                     {
                         "type": "class",
                         "class": "recording_notifier.RecordingNotifier",
                         "path": str(alerts),
                     }
                 ]
+                for event in ("failure", "success")
             }
         ),
     )
     configure_local_pachd(pachd, WORKFLOW)
-    folder = airflow_db / "dags"
-    for old in folder.glob("*.py"):
-        old.unlink()
-    for path in DAG_FILES:
-        shutil.copy(path, folder / path.name)
+    folder = use_bundled_dags(
+        monkeypatch,
+        airflow_db / "dags",
+        bookkeeping_conn_id=bookkeeping_conn_id,
+        source_db_uri=logd_source_db(tmp_path / "source.db"),
+    )
     return {
         "dags": folder,
         "alerts": alerts,
@@ -213,6 +203,10 @@ def test_training_run_records_everything(bundled):
             e.extra for e in session.query(AssetEvent).all() if e.extra.get("commit_id") == commit
         ]
     assert events and events[0]["workflow"] == WORKFLOW
+    # on_success is wired: one alert naming the workflow and the run
+    [alert] = [json.loads(line) for line in bundled["alerts"].read_text().splitlines()]
+    assert alert["subject"] == f"[cpsign] {WORKFLOW} training succeeded"
+    assert f"DAG run: cpsign_training / {result.run_id}" in alert["message"]
 
 
 @mysql_only
@@ -238,8 +232,16 @@ def test_pipeline_failure_fails_run_names_pipeline_and_alerts(bundled, pachd, mo
     assert result.tries["training_run.wait_for_training"] == 1  # a failed job is not retried
     with ledger(bundled) as book:
         [run] = book.runs_for_airflow_run("cpsign_training", result.run_id)
+        jobs = {j.pipeline: j for j in book.list_jobs(run.id)}
     assert run.status == "failed"
     assert f"{WORKFLOW}-train" in run.error
+    # the failed run has its job rows; the failed job's row carries pachd's reason and
+    # the stage's own error line from the datum's log
+    assert len(jobs) == 6 and jobs[f"{WORKFLOW}-ingestion"].state == "JOB_SUCCESS"
+    failed = jobs[f"{WORKFLOW}-train"]
+    assert failed.state == "JOB_FAILURE" and "simulated failure" in failed.reason
+    assert "stand-in train: ERROR simulated failure" in failed.log_tail
+    assert jobs[f"{WORKFLOW}-ingestion"].log_tail is None
     alerts = [json.loads(line) for line in bundled["alerts"].read_text().splitlines()]
     assert len(alerts) == 1
     assert f"Failed pipeline: {WORKFLOW}-train job {run.commit_id}" in alerts[0]["message"]
@@ -265,7 +267,16 @@ def test_invalid_configuration_commits_nothing(bundled):
     assert result.task_states["training_run.put_config"] == "upstream_failed"
     assert _commits(bundled["hook"], f"{WORKFLOW}-config") == before
     with ledger(bundled) as book:
-        assert book.runs_for_airflow_run("cpsign_training", result.run_id) == []
+        [run] = book.runs_for_airflow_run("cpsign_training", result.run_id)
+    # recorded as rejected, with every reason, and nothing committed
+    assert (run.status, run.commit_id, run.trigger_kind) == ("rejected", None, "manual")
+    assert "ptype" in run.error and "database_query" in run.error
+    assert run.configuration["cpsign"]["ptype"] == 4
+    # the alert carries every validation error, not only the first line
+    alerts = [json.loads(line) for line in bundled["alerts"].read_text().splitlines()]
+    assert len(alerts) == 1
+    for reason in run.error.splitlines()[1:]:
+        assert reason.strip() in alerts[0]["message"]
 
 
 @mysql_only
@@ -332,7 +343,8 @@ def test_retraining_recommits_the_last_good_configuration(bundled):
         [retrained] = book.runs_for_airflow_run("cpsign_retraining", result.run_id)
         [_, earlier_good] = book.list_runs(WORKFLOW, status="succeeded")
     assert recommitted == earlier_good.configuration  # not the failed run's configuration
-    assert retrained.status == "succeeded" and retrained.trigger_kind == "scheduled"
+    # dag.test() makes a manual run: recorded as manual, as it happened
+    assert retrained.status == "succeeded" and retrained.trigger_kind == "manual"
     assert retrained.commit_id == commit != earlier_good.commit_id
 
 
@@ -417,3 +429,95 @@ def test_training_deploys_prediction_service_when_asked(
     assert model.publication_url == deployed["url"]
     assert model.publication_status in ("published", "pending")
     assert model.published_version == commit
+
+
+@mysql_only
+def test_setup_force_kills_a_running_training_and_fails_its_run(bundled, pachd, monkeypatch):
+    """in_flight=force: the update kills the running job; bookkeeping says who killed it."""
+    from job_gate import JobGate
+
+    monkeypatch.setenv("AIRFLOW__CPSIGN__SETUP_WAIT_MINUTES", "0.01")
+    dag = load_dag(bundled["dags"] / "cpsign_setup.py", "cpsign_setup")
+    assert (dag.params["in_flight"], dag.params["in_flight_wait_minutes"]) == ("wait", 0.01)
+    setup(bundled)
+    hook, ingestion = bundled["hook"], f"{WORKFLOW}-ingestion"
+    hook.wait_for_jobs(hook.list_unfinished_jobs([ingestion]), timeout=60)  # setup's own
+    configuration = load_example("logd-flat")
+    with JobGate() as gate:
+        pachd.configure_pipeline(ingestion, handler=gate.handler)
+        commit = hook.put_file(
+            f"{WORKFLOW}-config", "/configuration.json", data=json.dumps(configuration)
+        )
+        gate.wait_started()
+        with ledger(bundled) as book:
+            run = book.record_pending_run(WORKFLOW, configuration)
+            book.mark_committed(run, commit, commit)
+        version = hook.inspect_pipeline(ingestion)["version"]
+        changed = {"ingestion_image": "registry.example/cpsign-stage:changed"}
+
+        waited = run_dag(
+            bundled["dags"] / "cpsign_setup.py",
+            "cpsign_setup",
+            run_conf={"workflow_name": WORKFLOW, **changed},
+        )
+        assert waited.task_states["pipelines"] == "failed"  # default: wait, limit from config
+        assert hook.inspect_pipeline(ingestion)["version"] == version
+        assert hook.inspect_job(ingestion, commit)["state"] == "JOB_RUNNING"
+
+        result = setup(bundled, in_flight="force", **changed)
+
+    outcomes = {r["pipeline"]: r for r in result.xcom["pipelines"]}
+    assert outcomes[ingestion]["action"] == "updated"
+    assert outcomes[ingestion]["killed_jobs"] == [commit]
+    assert hook.inspect_job(ingestion, commit)["state"] == "JOB_KILLED"
+    assert result.xcom["record_killed_runs"] == [
+        {"job_id": commit, "pipelines": [ingestion], "failed_runs": [run]}
+    ]
+    with ledger(bundled) as book:
+        record = book.get_run(run)
+    assert record.status == "failed"
+    assert record.error == (
+        f"killed by cpsign_setup run {result.run_id}: pipeline {ingestion} was updated "
+        f"while job {commit} ran (in_flight=force)"
+    )
+
+
+@mysql_only
+def test_a_commit_set_without_a_model_fails_once_not_retried(bundled, pachd):
+    setup(bundled)
+    # the aggregate job succeeds but writes no model: no retry can change that
+    pachd.configure_pipeline(f"{WORKFLOW}-aggregate", outputs={"/readme.txt": b"no model"})
+    pachd.configure_pipeline(f"{WORKFLOW}-validate", outputs={"/readme.txt": b"nothing"})
+    pachd.configure_pipeline(f"{WORKFLOW}-publish", outputs={"/readme.txt": b"nothing"})
+    result = train(bundled, load_example("logd-flat"))
+    assert result.state == "failed"
+    assert result.task_states["training_run.find_model"] == "failed"
+    assert result.tries["training_run.find_model"] == 1
+    with ledger(bundled) as book:
+        [run] = book.runs_for_airflow_run("cpsign_training", result.run_id)
+    assert run.status == "failed" and "produced no model" in run.error
+
+
+@mysql_only
+def test_a_pipeline_that_cannot_start_fails_the_run_within_the_grace(
+    bundled, pachd, monkeypatch
+):
+    """pachd keeps a CRASHING pipeline's job waiting; the wait ends after the grace period."""
+    monkeypatch.setenv("AIRFLOW__CPSIGN__PIPELINE_GRACE_MINUTES", "0.01")  # 0.6 s
+    monkeypatch.setenv("AIRFLOW__CPSIGN__PIPELINE_CHECK_SECONDS", "0.2")
+    setup(bundled)
+    hook = bundled["hook"]
+    spec = hook.inspect_pipeline(f"{WORKFLOW}-precompute")["user_spec"]
+    spec["transform"]["cmd"] = ["cpsign-no-such-binary"]  # like an image that cannot be pulled
+    pachd.unconfigure_pipeline(f"{WORKFLOW}-precompute")  # its own command, not the stand-in
+    hook.create_or_update_pipeline(spec)
+    result = train(bundled, load_example("logd-flat"))
+    assert result.state == "failed"
+    assert result.task_states["training_run.wait_for_training"] == "failed"
+    assert result.tries["training_run.wait_for_training"] == 1
+    with ledger(bundled) as book:
+        [run] = book.runs_for_airflow_run("cpsign_training", result.run_id)
+    assert run.status == "failed" and f"{WORKFLOW}-precompute" in run.error
+    assert "CRASHING" in run.error and "cpsign-no-such-binary" in run.error
+    [alert] = [json.loads(line) for line in bundled["alerts"].read_text().splitlines()]
+    assert f"{WORKFLOW}-precompute" in alert["message"]

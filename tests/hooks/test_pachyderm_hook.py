@@ -405,3 +405,18 @@ def test_put_file_waits_for_another_writers_open_commit(hook, pachd, unique_name
     info = other.pfs.inspect_commit(commit=pfs.Commit.from_uri(f"{unique_name}@{result['id']}"))
     assert info.parent_commit.id == opened.id  # committed after the other writer's commit
     assert hook.read_file(unique_name, result["id"], "/c.json") == b"{}"
+
+
+def test_sdk_callback_noise_is_dropped_but_other_grpc_errors_are_kept(hook, caplog):
+    """pachyderm-sdk re-raises a stream's error in a done-callback, which grpc logs at ERROR."""
+    import logging
+
+    grpc_log = logging.getLogger("grpc._channel")
+    hook.get_conn()  # installs the filter
+    callback = "<function MetadataClientInterceptor.intercept.<locals>.<lambda> at 0x7f>"
+    with caplog.at_level(logging.ERROR, logger="grpc._channel"):
+        grpc_log.error("Exception in callback %s: %s", callback, "<NOT_FOUND branch master>")
+        grpc_log.error("Exception in callback %s: %s", "<function other>", "<boom>")
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("MetadataClientInterceptor" in m for m in messages)
+    assert any("<function other>" in m for m in messages)

@@ -52,7 +52,9 @@ def test_entry_points_exist_on_path_of_this_install() -> None:
 def test_dockerfile_builds_the_runtime_and_installs_the_package() -> None:
     text = DOCKERFILE.read_text()
     froms = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, re.M)
-    assert len(froms) == 2 and froms[0][1] == "cpsign"  # multi-stage: Maven, then runtime
+    # multi-stage: Maven, the stage runtime, then docker-compose's local pachd on top of it
+    assert [name for _, name in froms] == ["cpsign", "stages", "local-pachd"]
+    assert "--target stages" in text  # the documented build of the stage image
     assert "cpsign_airflow/stages/runtime" in text and "install.sh /opt/cpsign" in text
     assert (REPO / "cpsign_airflow" / "stages" / "runtime" / "install.sh").is_file()
     assert "COPY --from=cpsign /opt/cpsign /opt/cpsign" in text
@@ -63,8 +65,12 @@ def test_dockerfile_builds_the_runtime_and_installs_the_package() -> None:
         env = spec["transform"].get("env", {})
         if "CPSIGN_HOME" in env:
             assert env["CPSIGN_HOME"] == "/opt/cpsign"
-    cmd = re.search(r'^CMD \["([^"]+)"', text, re.M)
+    stage_part = text.split("AS local-pachd", 1)[0]
+    cmd = re.search(r'^CMD \["([^"]+)"', stage_part, re.M)
     assert cmd and cmd.group(1) in entry_points()
+    pachd_part = text.split("AS local-pachd", 1)[1]
+    assert "bubblewrap" in pachd_part and "pachyderm-sdk" in pachd_part
+    assert '"cpsign_airflow.testing.pachd"' in pachd_part
 
 
 def test_stages_import_without_airflow_or_the_pachyderm_client() -> None:

@@ -20,44 +20,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pipeline_specs import copy_spec as spec
 
 from cpsign_airflow.exceptions import PachydermError, PachydermJobFailed
 from cpsign_airflow.hooks import pachyderm as hook_module
-from cpsign_airflow.hooks.pachyderm import PachydermHook, aclose_shared_channels
+from cpsign_airflow.hooks.pachyderm import PachydermHook
 from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
 from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
 
 #: Safety bound on any single await in these tests (never reached when things work).
 TIMEOUT = 30
-
-
-def spec(name: str, repo: str) -> dict:
-    return {
-        "pipeline": {"name": name},
-        "input": {"pfs": {"repo": repo, "glob": "/*"}},
-        "transform": {
-            "image": "busybox",
-            "cmd": [
-                "sh",
-                "-c",
-                'for d in /pfs/*; do [ "$d" = /pfs/out ] || cp -r "$d"/. /pfs/out/; done',
-            ],
-        },
-    }
-
-
-@pytest.fixture(autouse=True)
-async def _close_shared_channels():
-    """Each test runs in its own loop: close its shared channels before the loop closes."""
-    yield
-    await aclose_shared_channels()
-
-
-@pytest.fixture
-def hook(pachyderm_conn) -> PachydermHook:
-    hook = PachydermHook(pachyderm_conn, retry_backoff=0.01, retry_backoff_max=0.05)
-    yield hook
-    hook.close()
 
 
 def make_chain(hook: PachydermHook, name: str, stages: int = 2) -> tuple[str, list[str]]:

@@ -331,3 +331,39 @@ def test_quality_gate_task_records_verdicts_against_the_previous_accepted_model(
         third, arts = recorded(3, {"standin": True})
         verdict = gate(third, arts)["FreeSolv_acp"]
         assert verdict["quality"] == PASSED and "no validity metrics" in verdict["reason"]
+
+
+# ------------------------------------------------------------------ unchanged models
+
+
+class _Previous:
+    def __init__(self, sha256: str, quality: str | None, reason: str | None = None) -> None:
+        self.run_id, self.sha256, self.quality, self.quality_reason = 7, sha256, quality, reason
+
+
+def test_same_sha256_as_the_previous_model_is_unchanged_and_names_that_run():
+    from cpsign_airflow.workflow.quality import UNCHANGED, unchanged_verdict
+
+    verdict, reason = unchanged_verdict({"sha256": "ab" * 32}, _Previous("ab" * 32, PASSED))
+    assert verdict == UNCHANGED and f"run 7 (sha256 {'ab' * 32})" in reason
+    assert unchanged_verdict({"sha256": "cd" * 32}, _Previous("ab" * 32, PASSED)) is None
+    assert unchanged_verdict({"sha256": "ab" * 32}, None) is None
+    assert unchanged_verdict({}, _Previous("ab" * 32, PASSED)) is None
+    # a model held back before stays held back, with the earlier reason
+    verdict, reason = unchanged_verdict(
+        {"sha256": "ab" * 32}, _Previous("ab" * 32, HELD_BACK, "error rate 0.3")
+    )
+    assert verdict == HELD_BACK and "error rate 0.3" in reason
+
+
+def test_deployment_request_skips_an_unchanged_model():
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from cpsign_airflow.workflow.training import deployment_request
+
+    models = [{"model_name": "FreeSolv_acp", "location": "r@c:/model/FreeSolv_acp.jar"}]
+    same = {"FreeSolv_acp": {"quality": "unchanged", "reason": "same model as run 7"}}
+    with pytest.raises(AirflowSkipException, match="unchanged, not deployed again.*run 7"):
+        deployment_request.function(
+            models, {"train": {"ptype": 2}}, "c" * 32, same, dag_run=_DagRun()
+        )

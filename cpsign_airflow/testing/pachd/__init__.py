@@ -58,14 +58,18 @@ Reproduced (pachd 2.x, SDK 2.12):
   effect); updating a pipeline kills its unfinished jobs ("all jobs killed
   because pipeline was updated for user unknown_username"). InspectJob ``wait``,
   ListJob, InspectJobSet (``wait``; an unknown id streams nothing, OK),
-  ListJobSet, GetLogs (``tail``, ``datum``).
+  ListJobSet, GetLogs (``tail``, ``datum``; for a pipeline without a job: the
+  lines of all its jobs, as pachd reads all of the pipeline's pods).
 * Pipelines: each has output, ``spec`` and ``meta`` repos; output and meta
   branches share the provenance (inputs + spec), so a commit set holds the meta
   commits too. State PIPELINE_STARTING, then RUNNING, or CRASHING with a reason
   when ``transform.cmd`` cannot be found on this machine (the analogue of an
   image that cannot be pulled): its jobs wait in JOB_STARTING with their output
-  commits open until an update or StopJob. CreatePipeline and CreatePipelineV2
-  (``update``, ``reprocess``, ``dry_run``); pachd's built-in defaults
+  commits open until an update or StopJob. As pachd's master does, a CRASHING
+  pipeline is checked again every ``LocalPachd.crashing_backoff`` seconds (pachd's
+  ``crashingBackoff``, 15 s) and turns RUNNING once its command can start (an image
+  that could finally be pulled); its waiting jobs then run. CreatePipeline and
+  CreatePipelineV2 (``update``, ``reprocess``, ``dry_run``); pachd's built-in defaults
   (``transform.image`` ubuntu:20.04, ``outputBranch``, ``datumTries`` "3",
   ``reprocessSpec`` until_success) merged into a compact, key-sorted effective
   JSON; ``version`` bumps on update, ``salt`` changes only on reprocess.

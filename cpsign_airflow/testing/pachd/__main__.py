@@ -1,9 +1,10 @@
 """``python -m cpsign_airflow.testing.pachd --port N [--host H] [--auth-token-env VAR]
-[--data-dir DIR]``.
+[--data-dir DIR] [--secret NAME:KEY=VALUE ...]``.
 
 Prints ``grpc://HOST:PORT`` as the first stdout line, serves until SIGTERM/SIGINT,
 then exits 0. With ``--data-dir`` the state is saved in DIR and loaded from it at
-the next start; without it, the state is lost at exit.
+the next start; without it, the state is lost at exit. Each ``--secret`` creates
+that secret (as ``pachctl create secret`` would) unless one of that name exists.
 """
 
 from __future__ import annotations
@@ -31,7 +32,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="keep the state (metadata and file contents) in DIR across restarts",
     )
+    parser.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE",
+        help="create this secret at start unless it exists (repeat for more keys or secrets)",
+    )
     args = parser.parse_args(argv)
+    secrets: dict[str, dict[str, str]] = {}
+    for item in args.secret:
+        name, sep, pair = item.partition(":")
+        key, eq, value = pair.partition("=")
+        if not (name and sep and key and eq):
+            parser.error(f"--secret {item!r}: expected NAME:KEY=VALUE")
+        secrets.setdefault(name, {})[key] = value
     token = None
     if args.auth_token_env:
         token = os.environ.get(args.auth_token_env)
@@ -46,12 +61,24 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host, port=args.port, auth_token=token, data_dir=args.data_dir
     ).start()
     try:
+        if secrets:
+            _create_secrets(pachd.address, token, secrets)
         print(pachd.address, flush=True)
         while not stop.wait(3600):
             pass
     finally:
         pachd.stop()
     return 0
+
+
+def _create_secrets(address: str, token: str | None, secrets: dict[str, dict[str, str]]) -> None:
+    from pachyderm_sdk import Client
+
+    client = Client.from_pachd_address(address, auth_token=token)
+    existing = {info.secret.name for info in client.pps.list_secret().secret_info}
+    for name, data in secrets.items():
+        if name not in existing:
+            client.pps.create_secret(name=name, data=data)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,11 @@ class JobRunner:
         with self._lock:
             self._behaviours[pipeline] = behaviour
 
+    def forget(self, pipeline: str) -> None:
+        """Run ``pipeline``'s own transform again, as pachd does."""
+        with self._lock:
+            self._behaviours.pop(pipeline, None)
+
     def behaviour(self, pipeline: str) -> PipelineBehaviour | None:
         with self._lock:
             return self._behaviours.get(pipeline)

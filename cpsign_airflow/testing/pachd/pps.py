@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -26,14 +26,26 @@ KILLED_BY_UPDATE = "all jobs killed because pipeline was updated for user {user}
 
 SPEC_FILE = "/spec.json"
 
+#: pachd's master re-checks a CRASHING pipeline's workers this often (its
+#: ``crashingBackoff``, src/server/pps/server/master.go) and moves it to RUNNING
+#: once they are up (monitorCrashingPipeline, src/server/pps/server/monitor.go).
+CRASHING_BACKOFF = 15.0
+
 
 class PpsService:
     service = "pps_v2.API"
 
-    def __init__(self, state: State, runner: JobRunner, auth: AuthConfig | None = None) -> None:
+    def __init__(
+        self,
+        state: State,
+        runner: JobRunner,
+        auth: AuthConfig | None = None,
+        crashing_backoff: Callable[[], float] = lambda: CRASHING_BACKOFF,
+    ) -> None:
         self.state = state
         self.runner = runner
         self.auth = auth
+        self.crashing_backoff = crashing_backoff
 
     @property
     def user(self) -> str:
@@ -193,7 +205,12 @@ class PpsService:
         return effective_json
 
     def _workers_up(self, rec: PipelineRec, version: int) -> None:
-        """STARTING -> RUNNING, or CRASHING when the transform cannot start on this machine."""
+        """STARTING -> RUNNING, or CRASHING when the transform cannot start on this machine.
+
+        A CRASHING pipeline is checked again every ``crashing_backoff`` seconds, as
+        pachd's master does, and turns RUNNING once its command can start (the
+        analogue of an image that can finally be pulled); its waiting jobs then run.
+        """
         if rec.version != version or self.state.pipelines.get(rec.key) is not rec:
             return
         env = dict(os.environ)
@@ -201,11 +218,22 @@ class PpsService:
             env.update(rec.spec.transform.env)
         problem = command_problem(rec.spec.transform, env)
         if problem and self.runner.behaviour(rec.name) is None:
-            rec.state, rec.reason = pps.PipelineState.PIPELINE_CRASHING, problem
+            new = (pps.PipelineState.PIPELINE_CRASHING, problem)
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.crashing_backoff(), self._workers_up, rec, version)
         else:
-            rec.state, rec.reason = pps.PipelineState.PIPELINE_RUNNING, ""
-        self.state.notify(rec)
-        self.state.mark_dirty()
+            new = (pps.PipelineState.PIPELINE_RUNNING, "")
+        if (rec.state, rec.reason) != new:
+            rec.state, rec.reason = new
+            self.state.notify(rec)
+            self.state.mark_dirty()
+
+    def monitor_crashing(self) -> None:
+        """Resume the checks of CRASHING pipelines (after loading a saved state)."""
+        loop = asyncio.get_running_loop()
+        for rec in self.state.pipelines.values():
+            if rec.state == pps.PipelineState.PIPELINE_CRASHING:
+                loop.call_soon(self._workers_up, rec, rec.version)
 
     def _kill_for_update(self, rec: PipelineRec) -> None:
         for job in list(self.state.jobs.values()):

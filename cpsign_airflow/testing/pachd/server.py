@@ -19,7 +19,7 @@ from .errors import PachdError
 from .faults import Faults
 from .jobs import JobContext, JobRunner, PipelineBehaviour
 from .pfs import PfsService
-from .pps import PpsService
+from .pps import CRASHING_BACKOFF, PpsService
 from .state import JobRec, State
 from .version import VersionService
 
@@ -53,6 +53,8 @@ class LocalPachd:
         self.port = port
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.faults = Faults()
+        #: seconds between checks of a CRASHING pipeline (pachd's crashingBackoff: 15 s)
+        self.crashing_backoff = CRASHING_BACKOFF
         self.calls: list[str] = []
         self._auth = AuthConfig(auth_token)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -105,6 +107,12 @@ class LocalPachd:
         self._pending_config[name] = behaviour
         if self._runner is not None:
             self._runner.configure(name, behaviour)
+
+    def unconfigure_pipeline(self, name: str) -> None:
+        """Undo :meth:`configure_pipeline`: future jobs of ``name`` run its transform."""
+        self._pending_config.pop(name, None)
+        if self._runner is not None:
+            self._runner.forget(name)
 
     def job_states(self, job_id: str, pipeline: str, project: str = "default") -> list[str]:
         """Names of the JobStates job ``pipeline@job_id`` passed through, in order."""
@@ -187,9 +195,11 @@ class LocalPachd:
 
     async def _start_server(self) -> None:
         resume: list[JobRec] = []
+        loaded = False
         if self._state is None:
-            loaded = persistence.load(self.data_dir) if self.data_dir is not None else None
-            self._state = loaded or State()
+            saved = persistence.load(self.data_dir) if self.data_dir is not None else None
+            loaded = saved is not None
+            self._state = saved or State()
             self._runner = JobRunner(self._state)
             for name, behaviour in self._pending_config.items():
                 self._runner.configure(name, behaviour)
@@ -202,9 +212,14 @@ class LocalPachd:
         assert self._runner is not None
         self._state.restarting = False
         server = aio.server(options=SERVER_OPTIONS)
+        pps_service = PpsService(
+            self._state, self._runner, self._auth, lambda: self.crashing_backoff
+        )
+        if loaded:
+            pps_service.monitor_crashing()
         services = [
             PfsService(self._state),
-            PpsService(self._state, self._runner, self._auth),
+            pps_service,
             VersionService(),
             AuthService(self._auth),
         ]

@@ -1,0 +1,84 @@
+"""What alerts say: deadline alerts from Airflow's dict context, full error texts, workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from cpsign_airflow.notifications import deadline_missed, describe, send_alert
+
+
+@pytest.fixture
+def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Every alert event goes to a RecordingNotifier; returns a reader of what was sent."""
+    path = tmp_path / "alerts.jsonl"
+    entry = [{"type": "class", "class": "recording_notifier.RecordingNotifier", "path": str(path)}]
+    monkeypatch.setenv(
+        "AIRFLOW__CPSIGN__ALERTING",
+        json.dumps({f"on_{e}": entry for e in ("failure", "success", "deadline", "held_back")}),
+    )
+    return lambda: (
+        [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    )
+
+
+def deadline_context(state: str, minutes_late: float) -> dict:
+    """What Airflow 3.3's Deadline.handle_miss hands the callback: the DAG run as a dict."""
+    deadline = datetime.now(timezone.utc) - timedelta(minutes=minutes_late)
+    return {
+        "dag_run": {
+            "dag_run_id": "manual__2026-12-01T10:00:00+00:00",
+            "dag_id": "cpsign_training",
+            "state": state,
+            "conf": {"configuration": {"workflow_name": "FreeSolv"}},
+            "queued_at": "2026-12-01T10:00:00Z",
+        },
+        "deadline": {"id": "0195", "deadline_time": deadline},
+    }
+
+
+def test_deadline_alert_names_workflow_run_and_how_late(recorded):
+    asyncio.run(deadline_missed(context=deadline_context("running", 75)))
+    [alert] = recorded()
+    assert alert["subject"] == "[cpsign] FreeSolv training missed its deadline"
+    body = alert["message"]
+    assert "Workflow: FreeSolv" in body
+    assert "DAG run: cpsign_training / manual__2026-12-01T10:00:00+00:00" in body
+    assert "1 h 15 min late" in body and "Run state: running" in body
+
+
+@pytest.mark.parametrize("state", ["failed", "success"])
+def test_no_deadline_alert_for_a_run_that_already_finished(recorded, state):
+    asyncio.run(deadline_missed(context=deadline_context(state, 5)))
+    assert recorded() == []
+
+
+def test_the_whole_error_text_is_sent_with_every_validation_error(recorded):
+    from cpsign_airflow.cpsign.configuration import ConfigurationError, validate_configuration
+
+    with pytest.raises(ConfigurationError) as info:
+        validate_configuration({"workflow_name": "bad name!", "train": {"ptype": 9}})
+    reasons = str(info.value).splitlines()[1:]
+    assert len(reasons) >= 2  # several errors, one per line
+    send_alert({"workflow": "x", "exception": info.value}, "failure")
+    [alert] = recorded()
+    for reason in reasons:
+        assert reason.strip() in alert["message"]
+
+
+class _TI:
+    dag_id, run_id, task_id, map_index = "cpsign_retraining", "scheduled__1", "training_run.x", 1
+
+    def xcom_pull(self, task_ids: str, key: str, map_indexes: int):
+        assert (task_ids, key, map_indexes) == ("training_run.validate", "workflow", 1)
+        return "hERG"
+
+
+def test_a_mapped_retraining_alert_names_its_workflow():
+    subject, body = describe({"ti": _TI(), "exception": RuntimeError("boom")}, "failure")
+    assert subject == "[cpsign] hERG training failed"
+    assert "Workflow: hERG" in body and "Error: boom" in body

@@ -5,7 +5,10 @@ one table; each also runs alone::
 
     python -m benchmarks.detection_latency [--samples 20] [--poll-samples 5]
     python -m benchmarks.waiting_at_scale [--count 1000] [--idle 30] [--baseline-count 300]
+        [--check-interval 15] [--check-idle 60]
     python -m benchmarks.put_file_throughput [--size-mib 1024] [--repeats 2]
+    python -m benchmarks.orchestration_overhead [--duration 5] [--runs 2] [--set KEY=VALUE]
+        [--keep]
 
 These are measurements, not pass/fail tests: each figure is printed beside a
 baseline measured in the same run, with the target it is meant to meet. The

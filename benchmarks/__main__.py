@@ -13,6 +13,7 @@ from benchmarks import (
     _common,
     dag_parse_time,
     detection_latency,
+    orchestration_overhead,
     put_file_throughput,
     waiting_at_scale,
 )
@@ -20,7 +21,13 @@ from benchmarks import (
 
 def main() -> int:
     rows = []
-    for module in (detection_latency, waiting_at_scale, put_file_throughput, dag_parse_time):
+    for module in (
+        detection_latency,
+        waiting_at_scale,
+        put_file_throughput,
+        dag_parse_time,
+        orchestration_overhead,
+    ):
         started = time.monotonic()
         print(f"running {module.__name__} ...", flush=True)
         rows += module.main([])

@@ -102,7 +102,28 @@ def workflow_of(context: Mapping[str, Any]) -> str | None:
             workflow = workflow[0] if workflow else None
         if isinstance(workflow, str):
             return workflow
-    return None
+    return _recorded_workflow(context)
+
+
+def _recorded_workflow(context: Mapping[str, Any]) -> str | None:
+    """The workflow(s) bookkeeping recorded for this DAG run: a run triggered with the
+    form's defaults carries no workflow in its conf, and a deadline callback has no task."""
+    dag_run = context.get("dag_run")
+    ti = context.get("ti") or context.get("task_instance")
+    dag_id = _field(dag_run, "dag_id") or getattr(ti, "dag_id", None)
+    run_id = _field(dag_run, "run_id", "dag_run_id") or getattr(ti, "run_id", None)
+    if not dag_id or not run_id:
+        return None
+    try:
+        from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+        from cpsign_airflow.workflow import settings
+
+        with TrainingLedger.from_conn_id(settings.load().bookkeeping_conn_id) as ledger:
+            names = sorted({run.workflow for run in ledger.runs_for_airflow_run(dag_id, run_id)})
+    except Exception as err:  # an alert is never lost for want of a name
+        log.warning("Workflow of %s/%s not found in bookkeeping: %s", dag_id, run_id, err)
+        return None
+    return ", ".join(names) or None
 
 
 def _lateness(context: Mapping[str, Any]) -> str | None:
@@ -115,12 +136,10 @@ def _lateness(context: Mapping[str, Any]) -> str | None:
         deadline = datetime.fromisoformat(deadline)
     if deadline.tzinfo is None:
         deadline = deadline.replace(tzinfo=timezone.utc)
-    late = datetime.now(timezone.utc) - deadline
-    minutes = max(0, int(late.total_seconds() // 60))
-    return (
-        f"Deadline: {deadline.isoformat(timespec='seconds')}, now "
-        f"{minutes // 60} h {minutes % 60} min late"
-    )
+    seconds = max(0, int((datetime.now(timezone.utc) - deadline).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    late = f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
+    return f"Deadline: {deadline.isoformat(timespec='seconds')}, now {late} late"
 
 
 def describe(context: Mapping[str, Any], event: str) -> tuple[str, str]:
@@ -225,7 +244,8 @@ def send_alert(context: Mapping[str, Any], event: str) -> int:
     subject, message = describe(context, event)
     entries = alerting_config().get(f"on_{event}", [{"type": "log"}] if event != "success" else [])
     sent = 0
-    log.log(logging.ERROR if event != "success" else logging.INFO, "%s\n%s", subject, message)
+    level = {"failure": logging.ERROR, "success": logging.INFO}.get(event, logging.WARNING)
+    log.log(level, "%s\n%s", subject, message)
     for entry in entries:
         try:
             notifier = _build(entry, subject, message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -49,6 +50,28 @@ def test_deadline_alert_names_workflow_run_and_how_late(recorded):
     assert "Workflow: FreeSolv" in body
     assert "DAG run: cpsign_training / manual__2026-12-01T10:00:00+00:00" in body
     assert "1 h 15 min late" in body and "Run state: running" in body
+
+
+def test_deadline_alert_finds_the_workflow_in_bookkeeping(
+    recorded, bookkeeping_conn_id, monkeypatch
+):
+    """A run triggered with the form's defaults has an empty conf: bookkeeping knows."""
+    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+    from cpsign_airflow.bookkeeping.records import TaskKey
+
+    monkeypatch.setenv("AIRFLOW__CPSIGN__BOOKKEEPING_CONN_ID", bookkeeping_conn_id)
+    context = deadline_context("running", 0.5)
+    context["dag_run"]["conf"] = {}
+    run_id = context["dag_run"]["dag_run_id"]
+    with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+        ledger.upgrade_schema()
+        ledger.record_pending_run(
+            "hERG", {"workflow_name": "hERG"}, task=TaskKey("cpsign_training", run_id, "t")
+        )
+    asyncio.run(deadline_missed(context=context))
+    [alert] = recorded()
+    assert alert["subject"] == "[cpsign] hERG training missed its deadline"
+    assert re.search(r"now 0 min 3\d s late", alert["message"]), alert["message"]
 
 
 @pytest.mark.parametrize("state", ["failed", "success"])

@@ -5,6 +5,7 @@
 #   mariadb-server                    - a throwaway MariaDB for the bookkeeping tests
 #   bubblewrap                        - the local pachd shows each datum its files at /pfs
 #   openjdk-17-jdk-headless, maven    - build and run the CPSign runtime (stages/runtime)
+#   chromium, chromium-driver         - the browser test drives the Airflow UI's forms (Selenium)
 # Installs them when run as root with apt available; otherwise prints the command.
 set -euo pipefail
 PY=${PYTHON:-python3}
@@ -21,6 +22,8 @@ fi
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "Installing system packages: ${missing[*]}"

@@ -218,12 +218,19 @@ def training_params(
             kwargs["type"] = types
             if "enum" in kwargs and None not in kwargs["enum"]:
                 kwargs["enum"] = [*kwargs["enum"], None]
+                # the form's dropdown would otherwise offer the empty choice as "null"
+                kwargs["values_display"] = {"null": "(not set)"}
         if field == "ptype":
             kwargs["values_display"] = {
                 value: f"{value}: {name}" for value, name in PREDICTOR_TYPES.items()
             }
         if field == "database_query":
             kwargs["format"] = "multiline"
+            # Airflow's multi-line widget does not check a pattern as you type, and the
+            # API then refuses the run with a bare "Bad Request". Left to the validate
+            # task, a query without its {} placeholder is rejected with the reason,
+            # recorded and alerted.
+            kwargs.pop("pattern", None)
         if field in ("train_flags", "cpsign_flags", "advanced"):
             kwargs["type"] = "object"
             kwargs.pop("items", None)

@@ -126,3 +126,16 @@ def test_form_defaults_come_from_the_configured_file(tmp_path, monkeypatch):
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match=f"form_configuration.*{path}"):
         form_defaults()
+
+
+def test_a_query_without_its_placeholder_is_left_to_validation_with_a_reason():
+    import pytest
+
+    from cpsign_airflow.cpsign.configuration import ConfigurationError
+
+    params = training_params()
+    assert "pattern" not in params["database_query"].schema  # the form accepts it...
+    values = _values(params)
+    values["database_query"] = "SELECT canonical_smiles, acd_logd FROM t"
+    with pytest.raises(ConfigurationError, match="database_query"):  # ...validation names it
+        validate_configuration(configuration_from_params(values))

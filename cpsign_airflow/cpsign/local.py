@@ -64,4 +64,3 @@ def create_stage_secrets(
         if name not in existing:
             client.pps.create_secret(name=name, data=data)
     return sorted(secrets)
-

@@ -499,9 +499,7 @@ def test_a_commit_set_without_a_model_fails_once_not_retried(bundled, pachd):
 
 
 @mysql_only
-def test_a_pipeline_that_cannot_start_fails_the_run_within_the_grace(
-    bundled, pachd, monkeypatch
-):
+def test_a_pipeline_that_cannot_start_fails_the_run_within_the_grace(bundled, pachd, monkeypatch):
     """pachd keeps a CRASHING pipeline's job waiting; the wait ends after the grace period."""
     monkeypatch.setenv("AIRFLOW__CPSIGN__PIPELINE_GRACE_MINUTES", "0.01")  # 0.6 s
     monkeypatch.setenv("AIRFLOW__CPSIGN__PIPELINE_CHECK_SECONDS", "0.2")

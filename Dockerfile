@@ -12,6 +12,7 @@ FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
 
 # An ARG before FROM is not visible after it; declare it again to keep its value.
 ARG AIRFLOW_VERSION
+ARG PYTHON_VERSION
 
 # System packages to build mysqlclient (MySqlHook's driver), should pip need to build it;
 # bubblewrap gives the local pachd's transforms their /pfs (compose's pachd service).
@@ -29,5 +30,9 @@ RUN apt-get update \
 USER airflow
 COPY --chown=airflow:root . /opt/cpsign-airflow
 # Pinning apache-airflow in the same command keeps pip from up- or downgrading the image's
-# Airflow while it resolves this package's dependencies.
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/cpsign-airflow
+# Airflow while it resolves this package's dependencies; the constraints (make constraints)
+# give every dependency the version the test suite passed with. They pin Airflow 3.3.2: for
+# another AIRFLOW_VERSION or PYTHON_VERSION, generate constraints/constraints-<python>.txt
+# in a venv with that Airflow and Python first.
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/cpsign-airflow \
+        -c "/opt/cpsign-airflow/constraints/constraints-${PYTHON_VERSION}.txt"

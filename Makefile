@@ -5,15 +5,29 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+# The versions the test suite passed with (make constraints). `make test CONSTRAINTS=`
+# installs without them, e.g. to take up a changed dependency before regenerating them.
+CONSTRAINTS ?= constraints/constraints-3.11.txt
 
-.PHONY: demo test lint format bench clean system-deps
+.PHONY: demo test lint format bench clean system-deps constraints
 
-$(STAMP): pyproject.toml scripts/system-deps.sh
+$(STAMP): pyproject.toml scripts/system-deps.sh $(CONSTRAINTS)
 	PYTHON=$(PYTHON) bash scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	touch $(STAMP)
+
+# Freeze $(VENV), the environment the tests pass in, into constraints/constraints-<python>.txt.
+constraints:
+	@test -x $(BIN)/python || { echo "no $(VENV): run make test first" >&2; exit 1; }
+	@py=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	out=constraints/constraints-$$py.txt; mkdir -p constraints; \
+	{ echo "# Versions cpsign-airflow's test suite passed with (Python $$py, $$(uname -s) $$(uname -m))."; \
+	  echo "# Generated $$(date -u +%Y-%m-%d) by \`make constraints\`: pip freeze --exclude-editable of $(VENV),"; \
+	  echo "# without the package itself. Use: pip install -e '.[test]' -c $$out"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -vi '^cpsign[-_]airflow[=@ ]'; \
+	} > $$out.tmp && mv $$out.tmp $$out && echo "wrote $$out"
 
 system-deps:
 	PYTHON=$(PYTHON) bash scripts/system-deps.sh

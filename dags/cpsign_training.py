@@ -8,9 +8,9 @@ or sectioned), as the API and ``cpsign_retraining`` do.
 The run validates the configuration, checks the source query, records a
 pending run, writes ``configuration.json`` to the workflow's config repo (one
 commit, even when retried), waits for every downstream pipeline job, records
-the jobs and the model (location, size, sha256) and emits an Asset event for
-``cpsign-model-<workflow>``. A failure marks the run failed with its error
-and sends the configured alerts.
+the jobs and the model (location, size, sha256) and emits an event of the
+``cpsign-models`` Asset, whose extra names the workflow. A failure marks the
+run failed with its error and sends the configured alerts.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Example DAGs for the Pachyderm operators, sensor and trigger (run as tests)."""

@@ -44,6 +44,16 @@ class _PachydermOperator(BaseOperator):
 
         return PachydermHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
 
+    #: (inputs, outputs) as (project, repo) pairs, set by ``execute`` for OpenLineage.
+    _lineage: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The repos this task read and wrote, as ``pachyderm://host:port`` datasets."""
+        from cpsign_airflow.lineage.pachyderm import operator_lineage
+
+        inputs, outputs = self._lineage or ([], [])
+        return operator_lineage(self.get_hook(), inputs, outputs)
+
     def _push_console_url(self, context: Context, url: str | None) -> None:
         # Pushed even when empty, so rendering the link finds a value, not an error.
         context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url or "")
@@ -253,6 +263,12 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
             results.append(result)
         last = results[-1]["pipeline"] if results else None
         self._push_console_url(context, hook.console_pipeline_url(last) if last else None)
+        outputs = [(r["project"], r["pipeline"]) for r in results]
+        inputs = sorted(
+            {(r["project"], repo) for r, (_, spec) in zip(results, ordered, strict=True)
+             for repo in input_repos(spec)} - set(outputs)
+        )  # fmt: skip
+        self._lineage = (inputs, outputs)
         return results
 
     def _settle_in_flight(
@@ -399,4 +415,5 @@ class PachydermPutFileOperator(_PachydermOperator):
             dedupe_key=key,
         )
         self._push_console_url(context, hook.console_commit_url(self.repo, commit_id, self.project))
+        self._lineage = ([], [(self.project or hook.project, self.repo)])
         return commit_id

@@ -1,0 +1,1 @@
+"""OpenLineage datasets for Pachyderm repos."""

@@ -1,0 +1,44 @@
+"""OpenLineage: the operators report the repos they read and wrote as Pachyderm datasets."""
+
+from __future__ import annotations
+
+from pipeline_specs import copy_spec
+
+from cpsign_airflow.operators.pachyderm import (
+    PachydermCreatePipelineOperator,
+    PachydermPutFileOperator,
+)
+
+
+class _TI:
+    dag_id, run_id, task_id, map_index, try_number = "lineage", "manual__1", "t", -1, 1
+
+    def xcom_push(self, key, value):
+        pass
+
+
+def _names(datasets) -> list[tuple[str, str]]:
+    return [(d.namespace, d.name) for d in datasets]
+
+
+def test_put_file_and_pipelines_report_their_repos(pachd, pachyderm_conn, unique_name):
+    namespace = "pachyderm://" + pachd.address.split("://", 1)[1]
+    source, pipeline = f"{unique_name}-in", f"{unique_name}-copy"
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+    PachydermHook(pachyderm_conn).ensure_repo(source)
+    create = PachydermCreatePipelineOperator(
+        task_id="pipelines", specs=copy_spec(pipeline, source)
+    )
+    create.execute({"ti": _TI()})
+    lineage = create.get_openlineage_facets_on_complete(None)
+    assert _names(lineage.inputs) == [(namespace, f"default/{source}")]
+    assert _names(lineage.outputs) == [(namespace, f"default/{pipeline}")]
+
+    put = PachydermPutFileOperator(task_id="put", repo=source, path="/a.txt", content="a")
+    put.execute({"ti": _TI()})
+    lineage = put.get_openlineage_facets_on_complete(None)
+    assert (_names(lineage.inputs), _names(lineage.outputs)) == (
+        [],
+        [(namespace, f"default/{source}")],
+    )

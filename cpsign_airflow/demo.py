@@ -60,9 +60,9 @@ def _run(dags: Path, dag_id: str, conf: dict[str, Any]) -> Any:
 
 
 def _print_record(dag_run: Any) -> dict[str, Any]:
-    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+    from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
-    with TrainingLedger.from_conn_id("cpsign_bookkeeping") as ledger:
+    with BookkeepingHook("cpsign_bookkeeping").get_ledger() as ledger:
         runs = ledger.runs_for_airflow_run("cpsign_training", dag_run.run_id)
         if not runs:
             raise SystemExit("No training run was recorded")

@@ -115,10 +115,10 @@ def _recorded_workflow(context: Mapping[str, Any]) -> str | None:
     if not dag_id or not run_id:
         return None
     try:
-        from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+        from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
         from cpsign_airflow.workflow import settings
 
-        with TrainingLedger.from_conn_id(settings.load().bookkeeping_conn_id) as ledger:
+        with BookkeepingHook(settings.load().bookkeeping_conn_id).get_ledger() as ledger:
             names = sorted({run.workflow for run in ledger.runs_for_airflow_run(dag_id, run_id)})
     except Exception as err:  # an alert is never lost for want of a name
         log.warning("Workflow of %s/%s not found in bookkeeping: %s", dag_id, run_id, err)

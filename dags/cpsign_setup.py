@@ -31,6 +31,7 @@ from cpsign_airflow.cpsign.pipelines import spec_folder as bundled_spec_folder
 from cpsign_airflow.operators.bookkeeping import (
     BookkeepingSchemaOperator,
     RecordDeploymentsOperator,
+    RecordKilledRunsOperator,
 )
 from cpsign_airflow.operators.kubernetes import (
     KubernetesCheckPipelineSecretsOperator,
@@ -177,32 +178,13 @@ with DAG(
         bookkeeping_conn_id=settings.bookkeeping_conn_id,
     )
     [schema, variables] >> repo >> pipelines >> record
-
-    @task
-    def record_killed_runs(results: list, **context) -> list[dict]:
-        """Mark the training runs whose jobs the pipeline updates killed failed, saying why."""
-        killed: dict[str, list[str]] = {}  # job id (= commit set id) -> pipelines updated
-        for result in results or []:
-            for job_id in result.get("killed_jobs") or []:
-                killed.setdefault(job_id, []).append(result["pipeline"])
-        if not killed:
-            return []
-        from cpsign_airflow.bookkeeping.ledger import TrainingLedger
-
-        mode = context["params"].get("in_flight")
-        recorded = []
-        with TrainingLedger.from_conn_id(settings.bookkeeping_conn_id) as ledger:
-            for job_id, names in sorted(killed.items()):
-                error = (
-                    f"killed by cpsign_setup run {context['run_id']}: "
-                    f"pipeline {', '.join(names)} was updated while job {job_id} ran "
-                    f"(in_flight={mode})"
-                )
-                runs = ledger.fail_runs_by_commit_set([job_id], error)
-                recorded.append({"job_id": job_id, "pipelines": names, "failed_runs": runs})
-        return recorded
-
-    record_killed_runs(pipelines.output)
+    # with in_flight=force: the training runs whose jobs the updates killed are failed
+    RecordKilledRunsOperator(
+        task_id="record_killed_runs",
+        results=pipelines.output,
+        in_flight="{{ params.in_flight }}",
+        bookkeeping_conn_id=settings.bookkeeping_conn_id,
+    )
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def kubernetes_enabled(**context) -> bool:

@@ -65,7 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.url:
             ledger = TrainingLedger.from_url(args.url, retry=retry)
         else:
-            ledger = TrainingLedger.from_conn_id(args.conn_id or DEFAULT_CONN_ID, retry=retry)
+            from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
+
+            hook = BookkeepingHook(args.conn_id or DEFAULT_CONN_ID, retry=retry)
+            ledger = hook.get_ledger()
         with ledger:
             if args.command == "upgrade":
                 result = ledger.upgrade_schema(args.revision)

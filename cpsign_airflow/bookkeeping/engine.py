@@ -1,10 +1,10 @@
 """Engines for the bookkeeping store, and the retry rule for its transactions.
 
-An Airflow connection of type ``mysql`` goes through ``MySqlHook`` (so its
-extras, SSL and IAM options apply); type ``sqlite`` is a file path (``Host`` or
-``Schema`` field), for the demo and a laptop. A plain SQLAlchemy URL is also
-accepted, for tests and the CLI. Everything heavy is imported inside functions,
-because DAG files import the operators that import this module.
+Engines are made from a SQLAlchemy URL here; an Airflow connection (type
+``mysql`` through ``MySqlHook``, or ``sqlite``) becomes one in
+:class:`~cpsign_airflow.hooks.bookkeeping.BookkeepingHook`. A plain SQLAlchemy
+URL is also accepted, for tests and the CLI. Everything heavy is imported
+inside functions, because DAG files import the operators that import this module.
 """
 
 from __future__ import annotations
@@ -106,36 +106,6 @@ def sqlite_url_from_connection(conn: Any) -> str:
             f"sqlite connection {conn.conn_id!r} names no database file; put its path in Host"
         )
     return URL.create("sqlite", database=path).render_as_string()
-
-
-def engine_from_conn_id(conn_id: str) -> tuple[Engine, str]:
-    """Engine for an Airflow connection, and a password-free description of it."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        raise BookkeepingConfigError(
-            f"Airflow connection {conn_id!r} is not defined; create it (type mysql or sqlite), "
-            f"e.g. AIRFLOW_CONN_{conn_id.upper()}=mysql://user:password@host:3306/database"
-        ) from None
-    if conn.conn_type in ("mysql", "mariadb"):
-        from airflow.providers.mysql.hooks.mysql import MySqlHook
-        from sqlalchemy.engine import make_url
-
-        # MySqlHook turns the connection (client choice, extras such as ssl) into the
-        # URL. The engine is made here rather than by hook.get_sqlalchemy_engine(),
-        # which logs that URL, password included, at DEBUG level.
-        url = make_url(MySqlHook(mysql_conn_id=conn_id).get_uri())
-        return engine_from_url(url), describe_url(url, conn_id)
-    if conn.conn_type == "sqlite":
-        url = sqlite_url_from_connection(conn)
-        return engine_from_url(url), describe_url(url, conn_id)
-    raise BookkeepingConfigError(
-        f"Airflow connection {conn_id!r} has type {conn.conn_type!r}; "
-        "the bookkeeping store needs type 'mysql' or 'sqlite'"
-    )
 
 
 def is_transient(exc: BaseException) -> bool:

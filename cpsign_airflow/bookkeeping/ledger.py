@@ -21,7 +21,6 @@ from cpsign_airflow.bookkeeping import records as r
 from cpsign_airflow.bookkeeping.engine import (
     RetryPolicy,
     describe_url,
-    engine_from_conn_id,
     engine_from_url,
     run_transaction,
 )
@@ -72,8 +71,9 @@ def _from_db(value: datetime | None) -> datetime | None:
 class TrainingLedger:
     """Record of workflows, pipeline deployments, training runs, their jobs and models.
 
-    Build it with :meth:`from_conn_id` in Airflow (``mysql`` connections go
-    through ``MySqlHook``) or :meth:`from_url` elsewhere. The schema must be
+    In Airflow get it from :meth:`BookkeepingHook.get_ledger
+    <cpsign_airflow.hooks.bookkeeping.BookkeepingHook.get_ledger>` (a connection
+    of type mysql or sqlite); elsewhere use :meth:`from_url`. The schema must be
     at the newest revision (:meth:`upgrade_schema`); the first call checks.
     """
 
@@ -95,14 +95,6 @@ class TrainingLedger:
     def from_url(cls, url: URL | str, *, retry: RetryPolicy | None = None) -> TrainingLedger:
         """Ledger on a SQLAlchemy URL (tests, demo, CLI)."""
         return cls(engine_from_url(url), target=describe_url(url), retry=retry)
-
-    @classmethod
-    def from_conn_id(
-        cls, conn_id: str = r.DEFAULT_CONN_ID, *, retry: RetryPolicy | None = None
-    ) -> TrainingLedger:
-        """Ledger on an Airflow connection of type ``mysql`` (via MySqlHook) or ``sqlite``."""
-        engine, target = engine_from_conn_id(conn_id)
-        return cls(engine, target=target, retry=retry)
 
     def dispose(self) -> None:
         """Close pooled connections."""

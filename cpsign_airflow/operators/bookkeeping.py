@@ -1,12 +1,24 @@
 """Operators that write the bookkeeping record (MySQL/MariaDB, or SQLite) from DAGs.
 
 Thin wrappers over :class:`~cpsign_airflow.bookkeeping.ledger.TrainingLedger`:
-each opens the ledger on ``bookkeeping_conn_id`` (default ``cpsign_bookkeeping``)
-inside ``execute``, so a DAG file importing this module loads neither
-SQLAlchemy engines, Alembic nor MySqlHook. Writes are keyed by the task
-instance, so a retried task never doubles a record. Arguments that are not
-templated are checked when the DAG is parsed; templated ones before the first
-write.
+each gets the ledger from :class:`~cpsign_airflow.hooks.bookkeeping.BookkeepingHook`
+on ``bookkeeping_conn_id`` (default ``cpsign_bookkeeping``) inside ``execute``,
+so a DAG file importing this module loads neither SQLAlchemy engines, Alembic
+nor MySqlHook. Writes are keyed by the task instance, so a retried task never
+doubles a record. Arguments that are not templated are checked when the DAG is
+parsed; templated ones before the first write.
+
+The bundled DAGs use :class:`BookkeepingSchemaOperator`,
+:class:`RecordDeploymentsOperator` and :class:`RecordKilledRunsOperator`
+(``cpsign_setup``); :class:`RecordPendingRunOperator`,
+:class:`MarkRunCommittedOperator`, :class:`RecordJobsOperator`,
+:class:`RecordArtifactsOperator`, :class:`FinishRunOperator`,
+:class:`RecordPublicationOperator` and :func:`mark_runs_failed` (the training
+task group). :class:`MarkRunRunningOperator`,
+:class:`LatestSuccessfulConfigurationOperator` and
+:func:`bookkeeping_failure_callback` are public API for your own DAGs: the
+running state between commit and finish, one workflow's configuration to
+re-commit, and the failure callback without alerting.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -30,6 +43,7 @@ from cpsign_airflow.bookkeeping.records import (
     check_workflow,
     trigger_kind_from_context,
 )
+from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
 if TYPE_CHECKING:
     from cpsign_airflow.bookkeeping.ledger import TrainingLedger
@@ -65,10 +79,13 @@ class BookkeepingBaseOperator(BaseOperator):
         super().__init__(**kwargs)
         self.bookkeeping_conn_id = bookkeeping_conn_id
 
-    def ledger(self) -> TrainingLedger:
-        from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+    @cached_property
+    def hook(self) -> BookkeepingHook:
+        return BookkeepingHook(bookkeeping_conn_id=self.bookkeeping_conn_id)
 
-        return TrainingLedger.from_conn_id(self.bookkeeping_conn_id)
+    def ledger(self) -> TrainingLedger:
+        """The ledger on the hook's engine; ``with self.ledger() as ledger:`` closes its pool."""
+        return self.hook.get_ledger()
 
 
 class BookkeepingSchemaOperator(BookkeepingBaseOperator):
@@ -238,25 +255,55 @@ class RecordArtifactsOperator(BookkeepingBaseOperator):
         return [rec.as_dict() for rec in records]
 
 
-class RecordPublicationOperator(BookkeepingBaseOperator):
-    """Record a model's publication (model store upload or prediction service) and its URL."""
+#: A prediction service's rollout status -> the model's publication status.
+_SERVICE_PUBLICATION = {"ready": "published", "failed": "failed"}
 
-    template_fields: Sequence[str] = ("run_id", "model_name", "url", "error", "location")
+
+class RecordPublicationOperator(BookkeepingBaseOperator):
+    """Record a model's publication (model store upload or prediction service): status, URL, version.
+
+    Give ``status`` (and ``url``, ``version``, ``error``) directly, or
+    ``deployment``: the return value of
+    :class:`~cpsign_airflow.operators.kubernetes.CPSignPredictionServiceOperator`
+    (its ``.output``). Then its ``url`` and ``model_version`` are recorded, its
+    rollout status ``ready`` as ``published``, ``failed`` as ``failed`` and any
+    other as ``pending``, with target ``prediction_service``; arguments given
+    take precedence. ``location`` picks one artifact when the run has several
+    of that name. Returns the model's artifact rows.
+    """
+
+    template_fields: Sequence[str] = (
+        "run_id",
+        "model_name",
+        "url",
+        "error",
+        "location",
+        "version",
+        "deployment",
+    )
 
     def __init__(
         self,
         *,
         run_id: int | str,
         model_name: str,
-        status: str,
+        status: str | None = None,
         target: str | None = None,
         url: str | None = None,
         error: str | None = None,
         location: str | None = None,
+        version: str | None = None,
+        deployment: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_choice("status", status, PUBLICATION_STATUSES)
+        if status is None and deployment is None:
+            raise BookkeepingInputError(
+                "status",
+                "is required unless a deployment gives it (the prediction service's result)",
+            )
+        if status is not None:
+            check_choice("status", status, PUBLICATION_STATUSES)
         if target is not None:
             check_choice("target", target, PUBLICATION_TARGETS)
         self.run_id = run_id
@@ -266,18 +313,42 @@ class RecordPublicationOperator(BookkeepingBaseOperator):
         self.url = url
         self.error = error
         self.location = location
+        self.version = version
+        self.deployment = deployment
 
     def execute(self, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+        status, target, url, version = self.status, self.target, self.url, self.version
+        if self.deployment is not None:
+            deployment = self.deployment
+            if not isinstance(deployment, Mapping):
+                raise BookkeepingInputError(
+                    "deployment",
+                    f"must be the prediction service's result (a mapping), "
+                    f"got {type(deployment).__name__}",
+                )
+            status = status or _SERVICE_PUBLICATION.get(deployment.get("status"), "pending")
+            target = target or "prediction_service"
+            url = url or deployment.get("url")
+            version = version or deployment.get("model_version")
         with self.ledger() as ledger:
             records = ledger.record_publication(
                 self.run_id,
                 self.model_name,
-                status=self.status,
-                target=self.target,
-                url=self.url or None,
+                status=status,
+                target=target,
+                url=url or None,
                 error=self.error or None,
                 location=self.location or None,
+                version=version or None,
             )
+        self.log.info(
+            "Model %s of run %s (version %s): %s at %s",
+            self.model_name,
+            self.run_id,
+            version,
+            status,
+            url,
+        )
         return [rec.as_dict() for rec in records]
 
 
@@ -344,6 +415,60 @@ class RecordDeploymentsOperator(BookkeepingBaseOperator):
         return [rec.as_dict() for rec in records]
 
 
+class RecordKilledRunsOperator(BookkeepingBaseOperator):
+    """Mark failed the training runs whose jobs a pipeline update killed, saying why.
+
+    ``results`` is :class:`~cpsign_airflow.operators.pachyderm.PachydermCreatePipelineOperator`'s
+    return value: each updated pipeline lists the jobs it killed in ``killed_jobs``
+    (a job's id is its commit set's id, so it finds the run). The error reads
+    "killed by <dag> run <run id>: pipeline <names> was updated while job <id>
+    ran (in_flight=<in_flight>)". Returns ``[{job_id, pipelines, failed_runs}]``,
+    empty when nothing was killed (then the database is not touched).
+    """
+
+    template_fields: Sequence[str] = ("results", "in_flight")
+
+    def __init__(
+        self,
+        *,
+        results: Sequence[Mapping[str, Any]] | str,
+        in_flight: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.results = results
+        self.in_flight = in_flight
+
+    def execute(self, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+        killed: dict[str, list[str]] = {}  # job id (= commit set id) -> pipelines updated
+        for result in _native_list("results", self.results or []):
+            if not isinstance(result, Mapping):
+                raise BookkeepingInputError(
+                    "results", f"holds a {type(result).__name__}, not a pipeline's result"
+                )
+            for job_id in result.get("killed_jobs") or []:
+                killed.setdefault(job_id, []).append(result["pipeline"])
+        if not killed:
+            return []
+        ti = context.get("ti") or context.get("task_instance")
+        dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag_run"), "dag_id", "")
+        run_id = context.get("run_id") or getattr(ti, "run_id", None)
+        mode = f" (in_flight={self.in_flight})" if self.in_flight else ""
+        recorded = []
+        with self.ledger() as ledger:
+            for job_id, names in sorted(killed.items()):
+                error = (
+                    f"killed by {dag_id} run {run_id}: pipeline {', '.join(names)} "
+                    f"was updated while job {job_id} ran{mode}"
+                )
+                runs = ledger.fail_runs_by_commit_set([job_id], error)
+                self.log.info(
+                    "Job %s killed by the update of %s: runs %s failed", job_id, names, runs
+                )
+                recorded.append({"job_id": job_id, "pipelines": names, "failed_runs": runs})
+        return recorded
+
+
 class LatestSuccessfulConfigurationOperator(BookkeepingBaseOperator):
     """Return the configuration of a workflow's latest succeeded run (scheduled retraining).
 
@@ -395,7 +520,7 @@ def mark_runs_failed(
             error = f"{where} failed: {type(exc).__name__}: {exc}"
         else:
             error = f"{where} failed: {context.get('reason') or 'no reason given'}"
-        from cpsign_airflow.bookkeeping.ledger import JOB_FIELDS, TrainingLedger
+        from cpsign_airflow.bookkeeping.ledger import JOB_FIELDS
 
         map_index = getattr(ti, "map_index", None)
         jobs = [
@@ -403,7 +528,7 @@ def mark_runs_failed(
             for job in getattr(exc, "jobs", None) or []
             if isinstance(job, Mapping)
         ]
-        with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+        with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
             failed = ledger.fail_open_runs(
                 dag_id, run_id, error, map_index=map_index if isinstance(map_index, int) else None
             )

@@ -21,14 +21,14 @@ def retraining_requests(
     """Requests for the training task group; skips the DAG run when there is nothing to retrain."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
     from cpsign_airflow.bookkeeping.records import trigger_kind_from_context
     from cpsign_airflow.cpsign.configuration import with_new_seed
+    from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
     kind = trigger_kind_from_context(context)
     seed = retraining_seed(context["dag_run"].run_id)
     requests = []
-    with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+    with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
         for workflow in ledger.list_workflows():
             configuration = ledger.latest_successful_configuration(workflow.name)
             if configuration is None:

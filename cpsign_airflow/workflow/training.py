@@ -103,9 +103,9 @@ def validate(
         raise AirflowFailException(problem)
     config_repo = request.get("config_repo")
     if not config_repo:
-        from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+        from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
-        with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+        with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
             record = ledger.get_workflow(workflow)
         config_repo = (record.config_repo if record else None) or f"{workflow}-config"
     text = json.dumps(configuration, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -132,8 +132,8 @@ def _record_rejection(
     request's. A refusal without any usable name is only logged (and alerted).
     """
     from cpsign_airflow.bookkeeping.errors import BookkeepingInputError
-    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
     from cpsign_airflow.bookkeeping.records import TaskKey, trigger_kind_from_context
+    from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
     configuration = request.get("configuration")
     names = [
@@ -146,7 +146,7 @@ def _record_rejection(
         if not isinstance(name, str):
             continue
         try:
-            with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+            with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
                 run_id = ledger.record_rejected_run(
                     name,
                     configuration
@@ -277,11 +277,11 @@ def quality_gate(
     (a retraining without new rows: pachd skipped every datum after ingestion)
     and is neither judged again nor deployed again.
     """
-    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+    from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
     from cpsign_airflow.workflow.quality import HELD_BACK, quality_verdict, unchanged_verdict
 
     verdicts: dict[str, dict[str, str]] = {}
-    with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+    with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
         previous = ledger.last_published_metrics(workflow, before_run_id=training_run_id)
         for artifact in artifacts:
             name = artifact["model_name"]
@@ -360,35 +360,6 @@ def deployment_request(
     }
 
 
-@task
-def record_publication(
-    training_run_id: int, deployment: Mapping[str, Any], location: str, bookkeeping_conn_id: str
-) -> str:
-    """Store the service URL, model version and status on the model-artifact row."""
-    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
-
-    status = {"ready": "published", "failed": "failed"}.get(deployment.get("status"), "pending")
-    model_name = location.rsplit("/", 1)[-1].removesuffix(".jar")
-    with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
-        ledger.record_publication(
-            training_run_id,
-            model_name,
-            status=status,
-            target="prediction_service",
-            url=deployment["url"],
-            location=location,
-            version=deployment.get("model_version"),
-        )
-    log.info(
-        "Model %s (version %s) %s at %s",
-        model_name,
-        deployment.get("model_version"),
-        status,
-        deployment["url"],
-    )
-    return status
-
-
 @task_group(group_id="training_run")
 def training_run(request: Any, settings: Settings) -> None:
     """The chain for one workflow's run; ``request`` is ``{"configuration", ...}``."""
@@ -398,6 +369,7 @@ def training_run(request: Any, settings: Settings) -> None:
         RecordArtifactsOperator,
         RecordJobsOperator,
         RecordPendingRunOperator,
+        RecordPublicationOperator,
     )
     from cpsign_airflow.operators.pachyderm import PachydermPutFileOperator
     from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
@@ -482,7 +454,12 @@ def training_run(request: Any, settings: Settings) -> None:
         pachyderm_token_secret=settings.prediction_token_secret,
         kubernetes_conn_id=settings.kubernetes_conn_id,
     )
-    published = record_publication(
-        pending.output, deploy.output, target["location"], settings.bookkeeping_conn_id
+    published = RecordPublicationOperator(
+        task_id="record_publication",
+        run_id=pending.output,
+        model_name=target["model_name"],
+        location=target["location"],
+        deployment=deploy.output,
+        **conns,
     )
     finish >> target >> deploy >> published

@@ -18,6 +18,7 @@ from cpsign_airflow.bookkeeping.engine import RetryPolicy
 from cpsign_airflow.bookkeeping.errors import BookkeepingUnavailable
 from cpsign_airflow.bookkeeping.ledger import TrainingLedger
 from cpsign_airflow.bookkeeping.records import TaskKey
+from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 from cpsign_airflow.testing.mariadb import _connect
 
 TASK = TaskKey("cpsign_train_LogD", "manual__1", "record_pending_run")
@@ -166,9 +167,9 @@ def test_airflow_connection_unreachable_names_conn_id_not_password(monkeypatch, 
         "AIRFLOW_CONN_CPSIGN_BOOKKEEPING_DOWN", f"mysql://cpsign:{PASSWORD}@127.0.0.1:1/bk"
     )
     caplog.set_level(logging.DEBUG)
-    ledger = TrainingLedger.from_conn_id(
+    ledger = BookkeepingHook(
         "cpsign_bookkeeping_down", retry=RetryPolicy(attempts=2, backoff=0.01)
-    )
+    ).get_ledger()
 
     with pytest.raises(BookkeepingUnavailable) as info:
         ledger.get_run(1)

@@ -1,4 +1,5 @@
-"""Bookkeeping operators over an Airflow connection (MySqlHook for mysql, a file for sqlite)."""
+"""Bookkeeping operators over an Airflow connection (BookkeepingHook: MySqlHook for mysql, a file
+for sqlite)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 
 from cpsign_airflow.bookkeeping.errors import (
-    BookkeepingConfigError,
     BookkeepingInputError,
+    RunNotFound,
     RunStateConflict,
 )
-from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 from cpsign_airflow.operators.bookkeeping import (
     BookkeepingSchemaOperator,
     FinishRunOperator,
@@ -23,6 +24,7 @@ from cpsign_airflow.operators.bookkeeping import (
     RecordArtifactsOperator,
     RecordDeploymentsOperator,
     RecordJobsOperator,
+    RecordKilledRunsOperator,
     RecordPendingRunOperator,
     RecordPublicationOperator,
     bookkeeping_failure_callback,
@@ -119,7 +121,7 @@ def test_operators_record_a_whole_run(conn_id, bookkeeping_backend):
     )
     assert latest == config
 
-    with TrainingLedger.from_conn_id(conn_id.id) as ledger:
+    with BookkeepingHook(conn_id.id).get_ledger() as ledger:
         run = ledger.get_run(run_id)
         [art] = ledger.list_artifacts(run_id)
     assert (run.status, run.trigger_kind, run.dag_id, run.airflow_run_id, run.task_id) == (
@@ -143,7 +145,7 @@ def test_trigger_kind_follows_the_dag_run_type(conn_id):
             task_id="p", workflow="LogD", configuration={"a": 1}, bookkeeping_conn_id=conn_id.id
         )
         rid = op.execute(context("p", run_type=run_type, run_id=f"{run_type}__1"))
-        with TrainingLedger.from_conn_id(conn_id.id) as ledger:
+        with BookkeepingHook(conn_id.id).get_ledger() as ledger:
             kinds[run_type] = ledger.get_run(rid).trigger_kind
     assert kinds == {
         "manual": "manual",
@@ -165,7 +167,7 @@ def test_failure_callback_marks_the_dag_runs_open_runs_failed(conn_id):
     callback = bookkeeping_failure_callback(conn_id.id)
     callback(context("wait_for_training", exception=error))
 
-    with TrainingLedger.from_conn_id(conn_id.id) as ledger:
+    with BookkeepingHook(conn_id.id).get_ledger() as ledger:
         run = ledger.get_run(rid)
     assert run.status == "failed"
     assert run.error == (
@@ -231,30 +233,118 @@ def test_templated_arguments_are_checked_before_writing(conn_id):
         op.execute(context("j"))
 
 
-def test_connection_errors_are_clear(monkeypatch):
-    with pytest.raises(BookkeepingConfigError, match="AIRFLOW_CONN_CPSIGN_MISSING"):
-        TrainingLedger.from_conn_id("cpsign_missing")
-    monkeypatch.setenv("AIRFLOW_CONN_CPSIGN_PG", "postgres://u:p@h/db")
-    with pytest.raises(BookkeepingConfigError, match="type 'postgres'.*'mysql' or 'sqlite'"):
-        TrainingLedger.from_conn_id("cpsign_pg")
+def _run_with_model(conn_id, **kw) -> int:
+    """A committed run with one recorded model, as the training task group leaves it."""
+    kw = {"bookkeeping_conn_id": conn_id.id, **kw}
+    rid = RecordPendingRunOperator(
+        task_id="p", workflow="LogD", configuration={"a": 1}, **kw
+    ).execute(context("p"))
+    MarkRunCommittedOperator(
+        task_id="c", run_id=rid, commit_id="c" * 32, commit_set_id="c" * 32, **kw
+    ).execute(context("c"))
+    RecordArtifactsOperator(
+        task_id="a", run_id=rid, artifacts=[{"model_name": "LogD", "location": MODEL}], **kw
+    ).execute(context("a"))
+    return rid
 
 
-def test_sqlite_connection_path_from_the_host_field(tmp_path, monkeypatch):
-    """In the UI a sqlite connection's file goes in Host; as a URI it lands in Schema."""
-    path = tmp_path / "dir with space" / "bk.db"
-    path.parent.mkdir()
-    monkeypatch.setenv("AIRFLOW_CONN_CPSIGN_BK_UI", f'{{"conn_type": "sqlite", "host": "{path}"}}')
-    with TrainingLedger.from_conn_id("cpsign_bk_ui") as ledger:
-        ledger.upgrade_schema()
-        assert ledger.schema_revision() == "0006"
-        assert str(path) in ledger.target
-    assert path.exists()
+@pytest.mark.parametrize(
+    "service_status, recorded",
+    [("ready", "published"), ("failed", "failed"), ("rolling", "pending")],
+)
+def test_publication_from_the_prediction_services_result(conn_id, service_status, recorded):
+    """The training task group passes CPSignPredictionServiceOperator's result as it is."""
+    rid = _run_with_model(conn_id)
+    deployment = {
+        "url": "http://logd.cpsign-models.svc:8080",
+        "model_version": "c" * 32,
+        "status": service_status,
+        "action": "created",
+    }
+    [row] = RecordPublicationOperator(
+        task_id="record_publication",
+        run_id=rid,
+        model_name="LogD",
+        location=MODEL,
+        deployment=deployment,
+        bookkeeping_conn_id=conn_id.id,
+    ).execute(context("record_publication"))
+    assert (
+        row["publication_status"],
+        row["publication_target"],
+        row["publication_url"],
+        row["published_version"],
+    ) == (recorded, "prediction_service", deployment["url"], "c" * 32)
+
+
+def test_publication_needs_a_status_or_a_deployment():
+    with pytest.raises(BookkeepingInputError) as info:
+        RecordPublicationOperator(task_id="t", run_id=1, model_name="LogD")
+    assert info.value.field == "status"
+    op = RecordPublicationOperator(task_id="t", run_id=1, model_name="LogD", deployment="x")
+    with pytest.raises(BookkeepingInputError, match="^deployment:"):
+        op.execute(context("t"))  # refused before the database is opened
+
+
+def test_killed_runs_are_failed_naming_the_setup_run_and_pipeline(conn_id):
+    kw = {"bookkeeping_conn_id": conn_id.id}
+    killed = _run_with_model(conn_id)
+    other = RecordPendingRunOperator(
+        task_id="p", workflow="LogD", configuration={"b": 2}, **kw
+    ).execute(context("p", run_id="manual__other"))
+    MarkRunCommittedOperator(
+        task_id="c", run_id=other, commit_id="d" * 32, commit_set_id="d" * 32, **kw
+    ).execute(context("c", run_id="manual__other"))
+    results = [
+        {"pipeline": "LogD-ingestion", "action": "updated", "killed_jobs": ["c" * 32]},
+        {"pipeline": "LogD-train", "action": "updated", "killed_jobs": ["c" * 32]},
+        {"pipeline": "LogD-validate", "action": "unchanged"},
+    ]
+    ctx = {**context("record_killed_runs", run_id="manual__setup"), "run_id": "manual__setup"}
+    op = RecordKilledRunsOperator(
+        task_id="record_killed_runs", results=results, in_flight="force", **kw
+    )
+    assert op.execute(ctx) == [
+        {"job_id": "c" * 32, "pipelines": ["LogD-ingestion", "LogD-train"], "failed_runs": [killed]}
+    ]
+    with BookkeepingHook(conn_id.id).get_ledger() as ledger:
+        run, untouched = ledger.get_run(killed), ledger.get_run(other)
+    assert (run.status, run.error) == (
+        "failed",
+        f"killed by {DAG_ID} run manual__setup: pipeline LogD-ingestion, LogD-train was "
+        f"updated while job {'c' * 32} ran (in_flight=force)",
+    )
+    assert untouched.status == "committed"
+    assert op.execute(ctx)[0]["failed_runs"] == []  # a retry: already failed, kept
+
+
+def test_killed_runs_without_kills_touch_no_database():
+    op = RecordKilledRunsOperator(
+        task_id="k",
+        results=[{"pipeline": "LogD-train", "action": "updated", "killed_jobs": []}],
+        bookkeeping_conn_id="cpsign_no_such_conn",
+    )
+    assert op.execute(context("k")) == []
+
+
+def test_latest_configuration_of_a_workflow_without_success(conn_id):
+    kw = {"bookkeeping_conn_id": conn_id.id}
+    with pytest.raises(RunNotFound, match="LogQ has no succeeded training run"):
+        LatestSuccessfulConfigurationOperator(task_id="l", workflow="LogQ", **kw).execute(
+            context("l")
+        )
+    assert (
+        LatestSuccessfulConfigurationOperator(
+            task_id="l", workflow="LogQ", fail_if_missing=False, **kw
+        ).execute(context("l"))
+        is None
+    )
 
 
 def test_importing_the_operators_loads_no_engine_alembic_or_mysql_hook():
     """DAG files import the operators: parsing them must stay cheap."""
     code = (
-        "import sys, cpsign_airflow.operators.bookkeeping\n"
+        "import sys, cpsign_airflow.operators.bookkeeping, cpsign_airflow.hooks.bookkeeping\n"
         "heavy = ['alembic', 'MySQLdb', 'airflow.providers.mysql.hooks.mysql',"
         " 'cpsign_airflow.bookkeeping.ledger', 'cpsign_airflow.bookkeeping.tables',"
         " 'cpsign_airflow.bookkeeping.engine']\n"

@@ -16,6 +16,7 @@ from cpsign_airflow.bookkeeping.ledger import TrainingLedger
 from cpsign_airflow.cpsign.configuration import load_example
 from cpsign_airflow.cpsign.pipelines import STAGES
 from cpsign_airflow.cpsign.standins import configure_local_pachd
+from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 from cpsign_airflow.hooks.pachyderm import PachydermHook
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +60,7 @@ def bundled(airflow_db, pachyderm_conn, pachd, bookkeeping_conn_id, monkeypatch,
 
 
 def ledger(env) -> TrainingLedger:
-    return TrainingLedger.from_conn_id(env["conn_id"])
+    return BookkeepingHook(env["conn_id"]).get_ledger()
 
 
 def setup(env, **conf):

@@ -24,9 +24,9 @@ from dag_env import logd_source_db, use_bundled_dags
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
-from cpsign_airflow.bookkeeping.ledger import TrainingLedger
 from cpsign_airflow.cpsign import standins
 from cpsign_airflow.cpsign.configuration import load_example
+from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
 RUNS = {"LogD": 3, "LogP": 2}
 
@@ -143,7 +143,7 @@ def test_three_runs_of_one_workflow_and_two_of_another(
 
     client = Client.from_pachd_address(pachd.address)
     commit_sets = set()
-    with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+    with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
         for configuration, run_id in zip(configurations, run_ids, strict=True):
             [record] = ledger.runs_for_airflow_run("cpsign_training", run_id)
             workflow = configuration["workflow_name"]

@@ -20,8 +20,8 @@ from dag_env import use_bundled_dags
 from dag_runner import run_dag
 
 from cpsign_airflow import demo_data
-from cpsign_airflow.bookkeeping.ledger import TrainingLedger
 from cpsign_airflow.cpsign.local import create_stage_secrets, install_cpsign, stage_environment
+from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 from cpsign_airflow.testing.pachd import LocalPachd
 
 WORKFLOW = "FreeSolvRe"
@@ -56,7 +56,7 @@ def real_env(
 
 
 def _record(env: dict[str, Any], dag_id: str, run_id: str) -> dict[str, Any]:
-    with TrainingLedger.from_conn_id(env["conn_id"]) as ledger:
+    with BookkeepingHook(env["conn_id"]).get_ledger() as ledger:
         [run] = ledger.runs_for_airflow_run(dag_id, run_id)
         return {
             "run": run,

@@ -56,14 +56,14 @@ def test_deadline_alert_finds_the_workflow_in_bookkeeping(
     recorded, bookkeeping_conn_id, monkeypatch
 ):
     """A run triggered with the form's defaults has an empty conf: bookkeeping knows."""
-    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
     from cpsign_airflow.bookkeeping.records import TaskKey
+    from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
     monkeypatch.setenv("AIRFLOW__CPSIGN__BOOKKEEPING_CONN_ID", bookkeeping_conn_id)
     context = deadline_context("running", 0.5)
     context["dag_run"]["conf"] = {}
     run_id = context["dag_run"]["dag_run_id"]
-    with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+    with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
         ledger.upgrade_schema()
         ledger.record_pending_run(
             "hERG", {"workflow_name": "hERG"}, task=TaskKey("cpsign_training", run_id, "t")

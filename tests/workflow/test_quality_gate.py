@@ -290,11 +290,11 @@ def test_deployment_request_skips_a_held_back_model_with_the_reason():
 def test_quality_gate_task_records_verdicts_against_the_previous_accepted_model(
     bookkeeping_conn_id, caplog
 ):
-    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+    from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
     from cpsign_airflow.workflow.training import quality_gate
 
     config = {"workflow_name": "FreeSolv"}
-    with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+    with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
         ledger.upgrade_schema()
 
         def recorded(i: int, metrics: dict | None) -> tuple[int, list[dict]]:

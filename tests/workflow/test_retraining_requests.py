@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cpsign_airflow.bookkeeping.ledger import TrainingLedger
 from cpsign_airflow.cpsign.configuration import load_example
+from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 from cpsign_airflow.workflow.retraining import retraining_requests
 
 
@@ -19,7 +19,7 @@ class _DagRun:
     [("manual", "manual"), ("scheduled", "scheduled"), ("asset_triggered", "asset")],
 )
 def test_trigger_kind_is_recorded_as_it_happened(bookkeeping_conn_id, run_type, kind):
-    with TrainingLedger.from_conn_id(bookkeeping_conn_id) as ledger:
+    with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
         ledger.upgrade_schema()
         run_id = ledger.record_pending_run("LogD", load_example("logd-flat"))
         ledger.mark_committed(run_id, "a" * 32)

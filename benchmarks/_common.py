@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import resource
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 MIB = 1024 * 1024
 
@@ -118,3 +119,35 @@ def spec(name: str, repo: str) -> dict:
         "input": {"pfs": {"repo": repo, "glob": "/"}},
         "transform": {"image": "cpsign", "cmd": ["true"]},
     }
+
+
+def signalling_trigger(on_open: Callable[[], None]) -> Any:
+    """``PachydermCommitSetTrigger`` calling ``on_open()`` when a stream of its wait
+    delivers its first commit (the stream is open on pachd); otherwise unchanged."""
+    import contextlib
+
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
+    from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
+
+    class SignallingHook(PachydermHook):
+        @contextlib.asynccontextmanager
+        async def async_session(self) -> Any:
+            async with super().async_session() as session:
+                wait = session.wait_commit_set
+
+                async def signalling(commit_set_id: str) -> Any:
+                    first = True
+                    async for commit in wait(commit_set_id):
+                        if first:
+                            first = False
+                            on_open()
+                        yield commit
+
+                session.wait_commit_set = signalling
+                yield session
+
+    class Trigger(PachydermCommitSetTrigger):
+        def _hook(self) -> Any:
+            return SignallingHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
+
+    return Trigger

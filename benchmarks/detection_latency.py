@@ -50,21 +50,9 @@ TARGET_MEDIAN = 0.050
 
 
 def _instrumented_trigger(commit_set_id: str, opened: asyncio.Event) -> Any:
-    """The real trigger, whose hook signals when the stream delivers its first commit."""
-    from cpsign_airflow.hooks.pachyderm import PachydermHook
-    from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
-
-    class SignallingHook(PachydermHook):
-        async def async_wait_commit_set(self, channel: Any, commit_set_id: str) -> Any:
-            async for commit in super().async_wait_commit_set(channel, commit_set_id):
-                opened.set()
-                yield commit
-
-    class Trigger(PachydermCommitSetTrigger):
-        def _hook(self) -> Any:
-            return SignallingHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
-
-    return Trigger(commit_set_id=commit_set_id, reconnect_backoff=0.1)
+    """The real trigger, signalling when its stream delivers its first commit."""
+    trigger_cls = _common.signalling_trigger(opened.set)
+    return trigger_cls(commit_set_id=commit_set_id, reconnect_backoff=0.1)
 
 
 async def trigger_wait(commit_set_id: str, opened: asyncio.Event) -> tuple[float, dict]:
@@ -79,14 +67,21 @@ async def trigger_wait(commit_set_id: str, opened: asyncio.Event) -> tuple[float
 async def poll_wait(
     commit_set_id: str, repo: str, opened: asyncio.Event, interval: float
 ) -> tuple[float, dict]:
-    """Baseline: InspectCommit every ``interval`` seconds until finished."""
+    """Baseline: InspectCommit every ``interval`` seconds until finished.
+
+    The poll is an RPC the provider never makes, so it goes over a channel of its
+    own (the local pachd asks for no token); the jobs are then listed as the
+    trigger's session lists them.
+    """
+    import grpc
     from pachyderm_sdk.api import pfs
 
     from cpsign_airflow.hooks.pachyderm import PachydermHook
-    from cpsign_airflow.triggers.pachyderm import summarize
+    from cpsign_airflow.hooks.pachyderm_outcome import summarize
 
     hook = PachydermHook()
-    channel = await hook.async_channel()
+    address = await hook.aget_address()
+    channel = grpc.aio.insecure_channel(f"{address.host}:{address.port}")
     try:
         rpc = channel.unary_unary(
             "/pfs_v2.API/InspectCommit",
@@ -96,9 +91,10 @@ async def poll_wait(
         repo_msg = pfs.Repo(name=repo, type="user", project=pfs.Project(name="default"))
         request = pfs.InspectCommitRequest(commit=pfs.Commit(repo=repo_msg, id=commit_set_id))
         while True:
-            info = await rpc(request, metadata=hook._metadata())
+            info = await rpc(request)
             if info.finished is not None and info.finished.timestamp() > 0:
-                jobs = await hook.async_list_jobs(channel, commit_set_id)
+                async with hook.async_session() as session:
+                    jobs = await session.list_jobs(commit_set_id)
                 return time.time(), summarize(jobs, [])
             opened.set()
             await asyncio.sleep(interval)

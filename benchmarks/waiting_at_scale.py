@@ -49,7 +49,6 @@ import gc
 import multiprocessing
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -95,26 +94,6 @@ def _make_commit_sets(pachd: PachdProcess, n: int) -> list[str]:
 # ---------------------------------------------------------------- trigger variant
 
 
-def _trigger_class(on_open: Callable[[], None]) -> Any:
-    from cpsign_airflow.hooks.pachyderm import PachydermHook
-    from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
-
-    class SignallingHook(PachydermHook):
-        async def async_wait_commit_set(self, channel: Any, commit_set_id: str) -> Any:
-            first = True
-            async for commit in super().async_wait_commit_set(channel, commit_set_id):
-                if first:
-                    first = False
-                    on_open()
-                yield commit
-
-    class Trigger(PachydermCommitSetTrigger):
-        def _hook(self) -> Any:
-            return SignallingHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
-
-    return Trigger
-
-
 async def _trigger_main(
     pachd: PachdProcess,
     commits: list[str],
@@ -132,7 +111,7 @@ async def _trigger_main(
         if opened == n:
             all_open.set()
 
-    trigger_cls = _trigger_class(on_open)
+    trigger_cls = _common.signalling_trigger(on_open)
     trigger_kwargs = trigger_kwargs or {}
     results: list[tuple[float, dict]] = []
 

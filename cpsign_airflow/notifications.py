@@ -78,7 +78,8 @@ def _field(obj: Any, *names: str) -> Any:
 
 
 def workflow_of(context: Mapping[str, Any]) -> str | None:
-    """The workflow a run trains: given, from the run's conf or form, or its mapped request."""
+    """The workflow a run trains: given in the context (``workflow``), else from the run's
+    conf or form, else as bookkeeping recorded it for the DAG run."""
     if context.get("workflow"):
         return context["workflow"]
     conf = _field(context.get("dag_run"), "conf") or {}
@@ -87,21 +88,6 @@ def workflow_of(context: Mapping[str, Any]) -> str | None:
     for source in (configuration, conf, params):
         if isinstance(source, Mapping) and isinstance(source.get("workflow_name"), str):
             return source["workflow_name"]
-    ti = context.get("ti") or context.get("task_instance")
-    map_index = getattr(ti, "map_index", -1)
-    if ti is not None and isinstance(map_index, int) and map_index >= 0:
-        # a mapped retraining: its validate task returned the workflow
-        group = ti.task_id.rsplit(".", 1)[0] + "." if "." in ti.task_id else ""
-        try:
-            workflow = ti.xcom_pull(
-                task_ids=f"{group}validate", key="workflow", map_indexes=map_index
-            )
-        except Exception:
-            workflow = None
-        if isinstance(workflow, list):
-            workflow = workflow[0] if workflow else None
-        if isinstance(workflow, str):
-            return workflow
     return _recorded_workflow(context)
 
 
@@ -186,28 +172,10 @@ def describe(context: Mapping[str, Any], event: str) -> tuple[str, str]:
         lines.extend(f"  {line}" for line in rest)
     elif exception is not None:
         lines.append(f"Error: {str(exception).splitlines()[0]}")
-    console = _console_link(context)
+    console = context.get("console_url")
     if console:
         lines.append(f"Pachyderm Console: {console}")
     return subject, "\n".join(lines)
-
-
-def _console_link(context: Mapping[str, Any]) -> str | None:
-    ti = context.get("ti")
-    if ti is None:
-        return None
-    from cpsign_airflow.links.pachyderm import CONSOLE_URL_XCOM_KEY
-
-    # The training tasks live in a task group: look beside the failed task.
-    group = ti.task_id.rsplit(".", 1)[0] + "." if "." in ti.task_id else ""
-    for task_id in (f"{group}wait_for_training", f"{group}put_config"):
-        try:
-            url = ti.xcom_pull(task_ids=task_id, key=CONSOLE_URL_XCOM_KEY)
-        except Exception:
-            url = None
-        if url:
-            return url[0] if isinstance(url, list) else url
-    return None
 
 
 def _build(entry: Mapping[str, Any], subject: str, message: str) -> BaseNotifier | None:

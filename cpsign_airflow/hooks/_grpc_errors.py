@@ -1,6 +1,6 @@
 """Turn gRPC failures from pachd into the provider's exception types.
 
-Shared by the synchronous hook and the asyncio trigger so both name the
+Shared by the synchronous hook and its asyncio session so both name the
 resource involved and neither ever echoes the auth token.
 """
 
@@ -99,33 +99,3 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
-
-
-class _SdkCallbackNoise:
-    """Drop grpc's "Exception in callback MetadataClientInterceptor..." log records.
-
-    pachyderm-sdk's interceptor re-raises a unary call's error from a future's
-    done-callback as well as to the caller; grpc logs the callback's copy at
-    ERROR level. The caller gets (and we translate) the same error, so the
-    record only adds error-level noise to healthy runs, e.g. for an expected
-    NOT_FOUND. The SDK offers no switch for it; this filter is the one place.
-    """
-
-    def filter(self, record: Any) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        return not (
-            str(record.msg).startswith("Exception in callback")
-            and any("MetadataClientInterceptor" in str(arg) for arg in args)
-        )
-
-
-_NOISE_FILTER = _SdkCallbackNoise()
-
-
-def quiet_sdk_callback_noise() -> None:
-    """Install the filter on grpc's channel logger (idempotent)."""
-    import logging
-
-    logger = logging.getLogger("grpc._channel")
-    if _NOISE_FILTER not in logger.filters:
-        logger.addFilter(_NOISE_FILTER)

@@ -1,4 +1,4 @@
-"""Fast protobuf coding of the few pachd messages the asyncio (trigger) path uses.
+"""Fast protobuf decoding of the pachd replies the asyncio (trigger) path reads.
 
 Why this exists: pachyderm-sdk's message classes are betterproto, which parses
 the wire format in pure Python and builds a dataclass for every nested message.
@@ -9,8 +9,8 @@ decoding replies before it could fire the events (the 1 s target was missed
 by several seconds).
 
 Here the same bytes are decoded by google.protobuf (its C/upb implementation)
-into small message classes built at runtime from a ``FileDescriptorProto``
-that declares only the fields :func:`~cpsign_airflow.hooks.pachyderm.commit_to_dict`,
+into small message classes built at runtime from :data:`FIELDS`, declaring only
+the fields :func:`~cpsign_airflow.hooks.pachyderm.commit_to_dict`,
 :func:`~cpsign_airflow.hooks.pachyderm.job_to_dict` and
 :func:`~cpsign_airflow.hooks.pachyderm.pipeline_state_to_dict` read (every other field
 is skipped as unknown), with the field numbers and types of pachyderm-sdk's
@@ -31,150 +31,143 @@ One difference is left: a non-repeated message field that occurs twice in one
 message is merged by protobuf (as the spec says) but replaced by betterproto;
 pachd's Go encoder never writes a field twice.
 
-Requests are tiny and are encoded with the same classes. google.protobuf is
-imported on first use, not when the hook module is imported; the classes live
-in a private descriptor pool, so nothing clashes with other protobuf users.
+Requests are small and sent once per wait or check; they are pachyderm-sdk's
+own messages. google.protobuf is imported on first use, not when the hook
+module is imported; the classes live in a private descriptor pool, so nothing
+clashes with other protobuf users.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 DEFAULT_PROJECT = "default"
 _PACKAGE = "cpsign_airflow.pachd_wire"
 
-# (name, number, type, message type or None, repeated); types as in descriptor_pb2
-_STRING, _BOOL, _INT32, _INT64, _UINT64, _MESSAGE = (
-    "string",
-    "bool",
-    "int32",
-    "int64",
-    "uint64",
-    "message",
-)
 
-#: The subset of pfs_v2 / pps_v2 that is decoded; numbers from pachyderm-sdk 2.12
-#: (pachyderm_sdk/api/pfs/__init__.py, pachyderm_sdk/api/pps/__init__.py).
-_MESSAGES: dict[str, list[tuple[str, int, str, str | None]]] = {
+class Field(NamedTuple):
+    """One field of a pfs_v2 / pps_v2 message."""
+
+    name: str
+    number: int
+    #: "string", "bool", "int32", "int64", "uint64", or the name of a message in FIELDS
+    kind: str
+    repeated: bool = False
+    #: proto3 ``optional``: presence tracked
+    optional: bool = False
+
+
+#: The fields of pfs_v2 / pps_v2 messages that the provider decodes and the local pachd
+#: (:mod:`cpsign_airflow.testing.pachd.wire`) encodes fast, with the numbers and types of
+#: pachyderm-sdk 2.12 (pachyderm_sdk/api/pfs/__init__.py, pachyderm_sdk/api/pps/__init__.py).
+#: Enums are ``uint64`` (see the module docstring). The one table both build from.
+FIELDS: dict[str, tuple[Field, ...]] = {
     # Copy of google.protobuf.Timestamp (same numbers and types).
-    "Timestamp": [("seconds", 1, _INT64, None), ("nanos", 2, _INT32, None)],
+    "Timestamp": (Field("seconds", 1, "int64"), Field("nanos", 2, "int32")),
     # pfs_v2: Project, Repo, Branch, Commit are complete (every field), because
     # job_to_dict asks whether an output_commit has any non-default field.
-    "Project": [("name", 1, _STRING, None)],
-    "Repo": [
-        ("name", 1, _STRING, None),
-        ("type", 2, _STRING, None),  # with presence: see _PRESENCE
-        ("project", 3, _MESSAGE, "Project"),
-    ],
-    "Branch": [("repo", 1, _MESSAGE, "Repo"), ("name", 2, _STRING, None)],
-    "Commit": [
-        ("branch", 1, _MESSAGE, "Branch"),
-        ("id", 2, _STRING, None),
-        ("repo", 3, _MESSAGE, "Repo"),
-    ],
-    "CommitOrigin": [("kind", 1, _UINT64, None)],  # enum OriginKind
-    "CommitInfo": [
-        ("commit", 1, _MESSAGE, "Commit"),
-        ("origin", 2, _MESSAGE, "CommitOrigin"),
-        ("description", 3, _STRING, None),
-        ("started", 6, _MESSAGE, "Timestamp"),
-        ("finished", 8, _MESSAGE, "Timestamp"),
-        ("error", 10, _STRING, None),
-        ("size_bytes_upper_bound", 11, _INT64, None),
-    ],
-    "CommitSet": [("id", 1, _STRING, None)],
-    "InspectCommitSetRequest": [
-        ("commit_set", 1, _MESSAGE, "CommitSet"),
-        ("wait", 2, _BOOL, None),
-    ],
+    "Project": (Field("name", 1, "string"),),
+    "Repo": (
+        Field("name", 1, "string"),
+        # pachyderm-sdk's Repo.__post_init__ makes an absent type "user", but keeps
+        # a type sent as "": only presence tells them apart.
+        Field("type", 2, "string", optional=True),
+        Field("project", 3, "Project"),
+    ),
+    "Branch": (Field("repo", 1, "Repo"), Field("name", 2, "string")),
+    "Commit": (Field("branch", 1, "Branch"), Field("id", 2, "string"), Field("repo", 3, "Repo")),
+    "CommitOrigin": (Field("kind", 1, "uint64"),),  # enum OriginKind
+    "CommitInfoDetails": (Field("size_bytes", 1, "int64"),),
+    "CommitInfo": (
+        Field("commit", 1, "Commit"),
+        Field("origin", 2, "CommitOrigin"),
+        Field("description", 3, "string"),
+        Field("parent_commit", 4, "Commit"),
+        Field("child_commits", 5, "Commit", repeated=True),
+        Field("started", 6, "Timestamp"),
+        Field("finishing", 7, "Timestamp"),
+        Field("finished", 8, "Timestamp"),
+        Field("error", 10, "string"),
+        Field("size_bytes_upper_bound", 11, "int64"),
+        Field("details", 12, "CommitInfoDetails"),
+        Field("direct_provenance", 13, "Commit", repeated=True),
+        Field("direct_subvenance", 15, "Commit", repeated=True),
+        Field("created_at", 17, "Timestamp"),
+        Field("updated_at", 18, "Timestamp"),
+    ),
     # pps_v2
-    "Pipeline": [("name", 1, _STRING, None), ("project", 2, _MESSAGE, "Project")],
-    "Job": [("pipeline", 1, _MESSAGE, "Pipeline"), ("id", 2, _STRING, None)],
-    "JobInfo": [
-        ("job", 1, _MESSAGE, "Job"),
-        ("pipeline_version", 2, _UINT64, None),
-        ("output_commit", 3, _MESSAGE, "Commit"),
-        ("data_processed", 5, _INT64, None),
-        ("data_skipped", 6, _INT64, None),
-        ("data_total", 7, _INT64, None),
-        ("data_failed", 8, _INT64, None),
-        ("data_recovered", 9, _INT64, None),
-        ("state", 11, _UINT64, None),  # enum JobState
-        ("reason", 12, _STRING, None),
-        ("created", 13, _MESSAGE, "Timestamp"),
-        ("started", 14, _MESSAGE, "Timestamp"),
-        ("finished", 15, _MESSAGE, "Timestamp"),
-    ],
-    "JobSet": [("id", 1, _STRING, None)],
-    "PipelineInfo": [
-        ("pipeline", 1, _MESSAGE, "Pipeline"),
-        ("version", 2, _UINT64, None),
-        ("state", 5, _UINT64, None),  # enum PipelineState
-        ("reason", 6, _STRING, None),
-    ],
-    "InspectJobSetRequest": [
-        ("job_set", 1, _MESSAGE, "JobSet"),
-        ("wait", 2, _BOOL, None),
-        ("details", 3, _BOOL, None),
-    ],
+    "Pipeline": (Field("name", 1, "string"), Field("project", 2, "Project")),
+    "Job": (Field("pipeline", 1, "Pipeline"), Field("id", 2, "string")),
+    "JobInfo": (
+        Field("job", 1, "Job"),
+        Field("pipeline_version", 2, "uint64"),
+        Field("output_commit", 3, "Commit"),
+        Field("data_processed", 5, "int64"),
+        Field("data_skipped", 6, "int64"),
+        Field("data_total", 7, "int64"),
+        Field("data_failed", 8, "int64"),
+        Field("data_recovered", 9, "int64"),
+        Field("state", 11, "uint64"),  # enum JobState
+        Field("reason", 12, "string"),
+        Field("created", 13, "Timestamp"),
+        Field("started", 14, "Timestamp"),
+        Field("finished", 15, "Timestamp"),
+    ),
+    "PipelineInfo": (
+        Field("pipeline", 1, "Pipeline"),
+        Field("version", 2, "uint64"),
+        Field("state", 5, "uint64"),  # enum PipelineState
+        Field("reason", 6, "string"),
+    ),
 }
 
+#: CommitInfo fields that commit_to_dict reads; its provenance, children and the rest
+#: are left undecoded (skipped as unknown), which keeps decoding cheap.
+_DECODED_COMMIT_INFO = frozenset(
+    {"commit", "origin", "description", "started", "finished", "error", "size_bytes_upper_bound"}
+)
 
-#: proto3 ``optional`` (presence tracked): pachyderm-sdk's ``Repo.__post_init__``
-#: makes an absent ``type`` "user", but keeps a ``type`` sent as "".
-_PRESENCE = frozenset({("Repo", "type")})
 
-
-def build_messages(
-    package: str,
-    messages: dict[str, list[tuple[str, int, str, str | None]]],
-    presence: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
-    repeated: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
-) -> SimpleNamespace:
-    """google.protobuf message classes for ``messages`` (name -> fields), in a
-    private descriptor pool. ``presence`` fields are proto3 ``optional``,
-    ``repeated`` ones repeated; the local pachd builds its encoder with this too."""
+def build_messages(messages: Mapping[str, Sequence[Field]]) -> SimpleNamespace:
+    """google.protobuf message classes for ``messages`` (name -> fields, as in
+    :data:`FIELDS`), in a private descriptor pool of their own."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     fdp = descriptor_pb2.FileDescriptorProto(
-        name=f"{package.replace('.', '/')}.proto", package=package, syntax="proto3"
+        name=f"{_PACKAGE.replace('.', '/')}.proto", package=_PACKAGE, syntax="proto3"
     )
     field_type = descriptor_pb2.FieldDescriptorProto
-    types = {
-        _STRING: field_type.TYPE_STRING,
-        _BOOL: field_type.TYPE_BOOL,
-        _INT32: field_type.TYPE_INT32,
-        _INT64: field_type.TYPE_INT64,
-        _UINT64: field_type.TYPE_UINT64,
-        _MESSAGE: field_type.TYPE_MESSAGE,
+    scalars = {
+        "string": field_type.TYPE_STRING,
+        "bool": field_type.TYPE_BOOL,
+        "int32": field_type.TYPE_INT32,
+        "int64": field_type.TYPE_INT64,
+        "uint64": field_type.TYPE_UINT64,
     }
     for name, fields in messages.items():
         msg = fdp.message_type.add(name=name)
-        for field_name, number, kind, type_name in fields:
+        for field in fields:
             f = msg.field.add(
-                name=field_name,
-                number=number,
-                type=types[kind],
-                label=(
-                    field_type.LABEL_REPEATED
-                    if (name, field_name) in repeated
-                    else field_type.LABEL_OPTIONAL
-                ),
+                name=field.name,
+                number=field.number,
+                type=scalars.get(field.kind, field_type.TYPE_MESSAGE),
+                label=field_type.LABEL_REPEATED if field.repeated else field_type.LABEL_OPTIONAL,
             )
-            if type_name is not None:
-                f.type_name = f".{package}.{type_name}"
-            if (name, field_name) in presence:
+            if field.kind not in scalars:
+                f.type_name = f".{_PACKAGE}.{field.kind}"
+            if field.optional:
                 f.proto3_optional = True
                 f.oneof_index = len(msg.oneof_decl)
-                msg.oneof_decl.add(name=f"_{field_name}")
+                msg.oneof_decl.add(name=f"_{field.name}")
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     return SimpleNamespace(
         **{
-            name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
+            name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
             for name in messages
         }
     )
@@ -182,8 +175,12 @@ def build_messages(
 
 @functools.cache
 def _classes() -> SimpleNamespace:
-    """Message classes for :data:`_MESSAGES` (built once per process)."""
-    return build_messages(_PACKAGE, _MESSAGES, _PRESENCE)
+    """Decoding classes (built once per process): :data:`FIELDS`, CommitInfo trimmed."""
+    messages = dict(FIELDS)
+    messages["CommitInfo"] = tuple(
+        f for f in FIELDS["CommitInfo"] if f.name in _DECODED_COMMIT_INFO
+    )
+    return build_messages(messages)
 
 
 @functools.cache
@@ -307,29 +304,11 @@ def pipeline_info_to_dict(data: bytes) -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------- requests
-
-
-def inspect_commit_set_request(commit_set_id: str, wait: bool) -> bytes:
-    """Wire bytes of ``pfs.InspectCommitSetRequest(commit_set=CommitSet(id), wait)``."""
-    cls = _classes()
-    return cls.InspectCommitSetRequest(
-        commit_set=cls.CommitSet(id=commit_set_id), wait=wait
-    ).SerializeToString()
-
-
-def inspect_job_set_request(job_set_id: str, wait: bool = False) -> bytes:
-    """Wire bytes of ``pps.InspectJobSetRequest(job_set=JobSet(id), wait)``."""
-    cls = _classes()
-    return cls.InspectJobSetRequest(
-        job_set=cls.JobSet(id=job_set_id), wait=wait
-    ).SerializeToString()
-
-
 __all__ = [
+    "FIELDS",
+    "Field",
+    "build_messages",
     "commit_info_to_dict",
-    "inspect_commit_set_request",
-    "inspect_job_set_request",
     "job_info_to_dict",
     "pipeline_info_to_dict",
 ]

@@ -8,21 +8,23 @@ must not pay for them at parse time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hashlib
+import importlib
 import io
 import json
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 from airflow.sdk import BaseHook
@@ -36,12 +38,14 @@ from cpsign_airflow.exceptions import (
     PachydermTimeout,
     PachydermUnavailable,
 )
-from cpsign_airflow.hooks import _grpc_errors
+from cpsign_airflow.hooks import _grpc_errors, _sdk
 
 if TYPE_CHECKING:
     from pachyderm_sdk import Client
 
 T = TypeVar("T")
+#: How a read names its commit: by ``commit`` id, or by ``branch`` (its head commit).
+RefType = Literal["commit", "branch"]
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 30650
@@ -204,6 +208,9 @@ class PachydermHook(BaseHook):
     Calls answered UNAVAILABLE (or refused connections) are retried with
     bounded exponential backoff; other gRPC errors become
     :mod:`cpsign_airflow.exceptions` types that name the resource involved.
+    Reads name a commit by id, or a branch with ``ref_type="branch"``; nothing
+    is guessed from how a name looks. asyncio code (the trigger) uses
+    :meth:`async_session` instead.
 
     :param pachyderm_conn_id: Airflow connection id.
     :param project: Pachyderm project; overrides the connection's ``project``.
@@ -232,18 +239,27 @@ class PachydermHook(BaseHook):
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
         self._client: Client | None = None
+        self._address: PachdAddress | None = None  # resolved on first use
 
     # ------------------------------------------------------------------ connection
 
-    @cached_property
+    @property
     def address(self) -> PachdAddress:
-        conn = self.get_connection(self.pachyderm_conn_id)
-        address = address_from_connection(conn)
-        if address.token:
-            from airflow.sdk.log import mask_secret
+        """Where pachd is, from the connection (looked up once per hook)."""
+        if self._address is None:
+            self._address = _masked(
+                address_from_connection(self.get_connection(self.pachyderm_conn_id))
+            )
+        return self._address
 
-            mask_secret(address.token)
-        return address
+    async def aget_address(self) -> PachdAddress:
+        """:attr:`address` without blocking the event loop."""
+        if self._address is None:
+            conn = await self.aget_connection(self.pachyderm_conn_id)
+            # In a thread: Kubernetes discovery, when configured, is a blocking HTTP call.
+            address = await asyncio.to_thread(address_from_connection, conn)
+            self._address = _masked(address)
+        return self._address
 
     @property
     def project(self) -> str:
@@ -254,9 +270,7 @@ class PachydermHook(BaseHook):
         if self._client is None:
             from pachyderm_sdk import Client
 
-            from cpsign_airflow.hooks._grpc_errors import quiet_sdk_callback_noise
-
-            quiet_sdk_callback_noise()
+            _sdk.quiet_callback_noise()
             addr = self.address
             self._client = Client(
                 host=addr.host,
@@ -269,7 +283,7 @@ class PachydermHook(BaseHook):
 
     def close(self) -> None:
         if self._client is not None:
-            self._client._channel.close()
+            _sdk.close(self._client)
             self._client = None
 
     def _secrets(self) -> tuple[str, ...]:
@@ -311,28 +325,61 @@ class PachydermHook(BaseHook):
         """Like _call for streaming RPCs: the stream is drained inside the retry."""
         return self._call(action, lambda: list(fn()))
 
+    def _call_by_deadline(
+        self,
+        action: str,
+        method: str,
+        request: Any,
+        response: Any,
+        deadline: float | None,
+        *,
+        stream: bool = False,
+    ) -> Any:
+        """Call ``method`` (``"/pfs_v2.API/InspectCommitSet"``), which pachd must answer by
+        ``deadline`` (``time.monotonic()``; None: no limit), as :meth:`_call` does (a
+        stream is drained); PachydermTimeout once the deadline has passed. For the waits
+        that need a deadline, which pachyderm-sdk's stubs cannot take (see ``_sdk``)."""
+        rpc = _sdk.timed_rpc(self.get_conn(), method, response, stream=stream)
+
+        def run() -> Any:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise PachydermTimeout(f"Pachyderm could not {action}: no time left")
+            reply = rpc(request, timeout=remaining)
+            return list(reply) if stream else reply
+
+        return self._call(action, run)
+
     # ------------------------------------------------------------------ messages
 
-    def _repo(self, name: str, project: str | None = None, repo_type: str = "user") -> Any:
+    def _project_msg(self, project: str | None = None) -> Any:
+        return _project_message(project or self.project)
+
+    def _pipeline_msg(self, name: str, project: str | None = None) -> Any:
+        return _pipeline_message(name, project or self.project)
+
+    def _repo(self, name: str, project: str | None = None) -> Any:
         from pachyderm_sdk.api import pfs
 
-        return pfs.Repo(
-            name=name, type=repo_type, project=pfs.Project(name=project or self.project)
-        )
+        return pfs.Repo(name=name, type="user", project=self._project_msg(project))
 
     def _branch(self, repo: str, branch: str, project: str | None = None) -> Any:
         from pachyderm_sdk.api import pfs
 
         return pfs.Branch(repo=self._repo(repo, project), name=branch)
 
-    def _commit(self, repo: str, ref: str, project: str | None = None) -> Any:
-        """A commit named by id, or by branch name (its head)."""
+    def _commit(
+        self, repo: str, ref: str, project: str | None = None, ref_type: RefType = "commit"
+    ) -> Any:
+        """The commit ``ref`` names: a commit id, or a branch name (its head commit)."""
         from pachyderm_sdk.api import pfs
 
         repo_msg = self._repo(repo, project)
-        if re.fullmatch(r"[0-9a-f]{32}", ref):
+        if ref_type == "branch":
+            return pfs.Commit(repo=repo_msg, branch=pfs.Branch(repo=repo_msg, name=ref))
+        if ref_type == "commit":
             return pfs.Commit(repo=repo_msg, id=ref)
-        return pfs.Commit(repo=repo_msg, branch=pfs.Branch(repo=repo_msg, name=ref))
+        raise ValueError(f"ref_type must be 'commit' or 'branch', not {ref_type!r}")
 
     def _where(self, repo: str, project: str | None = None) -> str:
         return f"{project or self.project}/{repo}"
@@ -354,14 +401,12 @@ class PachydermHook(BaseHook):
 
     def ensure_project(self, project: str | None = None) -> bool:
         """Create the project unless it exists. Returns whether it was created."""
-        from pachyderm_sdk.api import pfs
-
         name = project or self.project
         client = self.get_conn()
         try:
             self._call(
                 f"inspect project {name!r}",
-                lambda: client.pfs.inspect_project(project=pfs.Project(name=name)),
+                lambda: client.pfs.inspect_project(project=self._project_msg(name)),
             )
             return False
         except PachydermNotFound:
@@ -369,7 +414,7 @@ class PachydermHook(BaseHook):
         try:
             self._call(
                 f"create project {name!r}",
-                lambda: client.pfs.create_project(project=pfs.Project(name=name)),
+                lambda: client.pfs.create_project(project=self._project_msg(name)),
             )
         except PachydermAlreadyExists:  # created concurrently
             return False
@@ -412,12 +457,11 @@ class PachydermHook(BaseHook):
             return False
 
     def list_repos(self, project: str | None = None) -> list[str]:
-        from pachyderm_sdk.api import pfs
-
-        name = project or self.project
         infos = self._list(
             "list repos",
-            lambda: self.get_conn().pfs.list_repo(type="user", projects=[pfs.Project(name=name)]),
+            lambda: self.get_conn().pfs.list_repo(
+                type="user", projects=[self._project_msg(project)]
+            ),
         )
         return sorted(i.repo.name for i in infos)
 
@@ -427,7 +471,7 @@ class PachydermHook(BaseHook):
         """``{"pipeline", "project", "version", "state", "user_spec"}``; NotFound if absent."""
         from pachyderm_sdk.api import pps
 
-        msg = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        msg = self._pipeline_msg(pipeline, project)
         info = self._call(
             f"inspect pipeline {self._where(pipeline, project)!r}",
             lambda: self.get_conn().pps.inspect_pipeline(pipeline=msg, details=True),
@@ -448,11 +492,9 @@ class PachydermHook(BaseHook):
         One InspectPipeline each, without details (pachd then skips its Kubernetes and
         worker look-ups); a pipeline that no longer exists is left out.
         """
-        from pachyderm_sdk.api import pfs, pps
-
         states = []
         for project, name in pipelines:
-            msg = pps.Pipeline(name=name, project=pfs.Project(name=project))
+            msg = self._pipeline_msg(name, project)
             try:
                 info = self._call(
                     f"inspect pipeline {project + '/' + name!r}",
@@ -571,9 +613,7 @@ class PachydermHook(BaseHook):
         }
 
     def delete_pipeline(self, pipeline: str, project: str | None = None) -> None:
-        from pachyderm_sdk.api import pps
-
-        msg = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        msg = self._pipeline_msg(pipeline, project)
         self._call(
             f"delete pipeline {self._where(pipeline, project)!r}",
             lambda: self.get_conn().pps.delete_pipeline(pipeline=msg, force=True),
@@ -710,7 +750,7 @@ class PachydermHook(BaseHook):
         self, repo: str, branch: str, project: str | None, mark: str, depth: int = 50
     ) -> dict[str, Any] | None:
         client = self.get_conn()
-        head = self._commit(repo, branch, project)
+        head = self._commit(repo, branch, project, ref_type="branch")
         try:
             self._call(
                 f"inspect branch {self._where(repo, project)}@{branch}",
@@ -727,11 +767,20 @@ class PachydermHook(BaseHook):
                 return commit_to_dict(info)
         return None
 
-    def read_file(self, repo: str, ref: str, path: str, project: str | None = None) -> bytes:
-        """Content of ``repo@ref:path``; ``ref`` is a commit id or branch name."""
+    def read_file(
+        self,
+        repo: str,
+        ref: str,
+        path: str,
+        project: str | None = None,
+        *,
+        ref_type: RefType = "commit",
+    ) -> bytes:
+        """Content of ``repo@ref:path``: ``ref`` is a commit id, or with
+        ``ref_type="branch"`` a branch name (its head commit)."""
         from pachyderm_sdk.api import pfs
 
-        file = pfs.File(commit=self._commit(repo, ref, project), path=path)
+        file = pfs.File(commit=self._commit(repo, ref, project, ref_type), path=path)
         chunks = self._list(
             f"read {self._where(repo, project)}@{ref}:{path}",
             lambda: (msg.value for msg in self.get_conn().pfs.get_file(file=file)),
@@ -739,12 +788,19 @@ class PachydermHook(BaseHook):
         return b"".join(chunks)
 
     def list_files(
-        self, repo: str, ref: str, path: str = "/", project: str | None = None
+        self,
+        repo: str,
+        ref: str,
+        path: str = "/",
+        project: str | None = None,
+        *,
+        ref_type: RefType = "commit",
     ) -> list[dict[str, Any]]:
-        """Entries directly under ``path``: ``{"path", "type", "size_bytes"}``."""
+        """Entries directly under ``repo@ref:path``: ``{"path", "type", "size_bytes"}``
+        (``ref`` as in :meth:`read_file`)."""
         from pachyderm_sdk.api import pfs
 
-        file = pfs.File(commit=self._commit(repo, ref, project), path=path)
+        file = pfs.File(commit=self._commit(repo, ref, project, ref_type), path=path)
         infos = self._list(
             f"list files in {self._where(repo, project)}@{ref}:{path}",
             lambda: self.get_conn().pfs.list_file(file=file),
@@ -758,8 +814,11 @@ class PachydermHook(BaseHook):
             for i in infos
         ]
 
-    def inspect_commit(self, repo: str, ref: str, project: str | None = None) -> dict[str, Any]:
-        commit = self._commit(repo, ref, project)
+    def inspect_commit(
+        self, repo: str, ref: str, project: str | None = None, *, ref_type: RefType = "commit"
+    ) -> dict[str, Any]:
+        """One commit (:func:`commit_to_dict`); ``ref`` as in :meth:`read_file`."""
+        commit = self._commit(repo, ref, project, ref_type)
         info = self._call(
             f"inspect commit {self._where(repo, project)}@{ref}",
             lambda: self.get_conn().pfs.inspect_commit(commit=commit),
@@ -788,23 +847,14 @@ class PachydermHook(BaseHook):
         from pachyderm_sdk.api import pfs
 
         request = pfs.InspectCommitSetRequest(commit_set=pfs.CommitSet(id=commit_set_id), wait=wait)
-        client = self.get_conn()
-        # The generated stub has no timeout parameter, so call the method on the
-        # client's (token-carrying) channel directly.
-        rpc = client._channel.unary_stream(
-            "/pfs_v2.API/InspectCommitSet",
-            request_serializer=bytes,
-            response_deserializer=pfs.CommitInfo.FromString,
-        )
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def run() -> list[Any]:
-            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-            return list(rpc(request, timeout=remaining))
-
         try:
-            infos = self._call(
-                f"{'wait for' if wait else 'inspect'} commit set {commit_set_id}", run
+            infos = self._call_by_deadline(
+                f"{'wait for' if wait else 'inspect'} commit set {commit_set_id}",
+                "/pfs_v2.API/InspectCommitSet",
+                request,
+                pfs.CommitInfo,
+                None if timeout is None else time.monotonic() + timeout,
+                stream=True,
             )
         except PachydermTimeout:
             raise PachydermTimeout(
@@ -828,7 +878,7 @@ class PachydermHook(BaseHook):
         """Last log lines of a job, where pachd keeps them; [] when it has none."""
         from pachyderm_sdk.api import pps
 
-        pipe = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        pipe = self._pipeline_msg(pipeline, project)
         try:
             messages = self._list(
                 f"read logs of job {pipeline}@{job_id}",
@@ -850,9 +900,7 @@ class PachydermHook(BaseHook):
         never started has none, and pachd may answer with an error then, which is
         taken as "no lines".
         """
-        from pachyderm_sdk.api import pps
-
-        pipe = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        pipe = self._pipeline_msg(pipeline, project)
         try:
             messages = self._list(
                 f"read logs of pipeline {self._where(pipeline, project)}",
@@ -866,7 +914,7 @@ class PachydermHook(BaseHook):
     def stop_job(self, pipeline: str, job_id: str, project: str | None = None) -> None:
         from pachyderm_sdk.api import pps
 
-        pipe = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        pipe = self._pipeline_msg(pipeline, project)
         self._call(
             f"stop job {pipeline}@{job_id}",
             lambda: self.get_conn().pps.stop_job(job=pps.Job(pipeline=pipe, id=job_id)),
@@ -878,7 +926,7 @@ class PachydermHook(BaseHook):
         """One job as it stands now (:func:`job_to_dict`); NotFound if there is none."""
         from pachyderm_sdk.api import pps
 
-        pipe = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
+        pipe = self._pipeline_msg(pipeline, project)
         info = self._call(
             f"inspect job {pipeline}@{job_id}",
             lambda: self.get_conn().pps.inspect_job(job=pps.Job(pipeline=pipe, id=job_id)),
@@ -895,12 +943,10 @@ class PachydermHook(BaseHook):
         unfinished jobs of every version when a pipeline is updated); a pipeline
         that does not exist has none. Oldest first, as :func:`job_to_dict` dicts.
         """
-        from pachyderm_sdk.api import pfs, pps
-
         jobs: list[dict[str, Any]] = []
         for item in pipelines:
             proj, name = item if isinstance(item, tuple) else (project or self.project, item)
-            pipe = pps.Pipeline(name=name, project=pfs.Project(name=proj))
+            pipe = self._pipeline_msg(name, proj)
             try:
                 infos = self._list(
                     f"list jobs of pipeline {proj}/{name}",
@@ -924,32 +970,22 @@ class PachydermHook(BaseHook):
         remaining deadline. Returns every job as it stands at the end: finished,
         or, once time ran out, its current (unfinished) state.
         """
-        from pachyderm_sdk.api import pfs, pps
+        from pachyderm_sdk.api import pps
 
-        client = self.get_conn()
-        # The generated stub has no timeout parameter, so call the method on the
-        # client's (token-carrying) channel directly, as _commit_set does.
-        rpc = client._channel.unary_unary(
-            "/pps_v2.API/InspectJob",
-            request_serializer=bytes,
-            response_deserializer=pps.JobInfo.FromString,
-        )
         deadline = None if timeout is None else time.monotonic() + timeout
         results = []
         for job in jobs:
             name, job_id = job["pipeline"], job["job_id"]
             project = job.get("project") or self.project
-            pipe = pps.Pipeline(name=name, project=pfs.Project(name=project))
-            request = pps.InspectJobRequest(job=pps.Job(pipeline=pipe, id=job_id), wait=True)
-
-            def run(request: Any = request) -> Any:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise PachydermTimeout("no time left")
-                return rpc(request, timeout=remaining)
-
+            pipe = self._pipeline_msg(name, project)
             try:
-                info = self._call(f"wait for job {name}@{job_id}", run)
+                info = self._call_by_deadline(
+                    f"wait for job {name}@{job_id}",
+                    "/pps_v2.API/InspectJob",
+                    pps.InspectJobRequest(job=pps.Job(pipeline=pipe, id=job_id), wait=True),
+                    pps.JobInfo,
+                    deadline,
+                )
             except PachydermTimeout:
                 results.append(self.inspect_job(name, job_id, project))
             else:
@@ -958,165 +994,27 @@ class PachydermHook(BaseHook):
 
     # ------------------------------------------------------------------ asyncio (triggers)
 
-    async def aget_address(self) -> PachdAddress:
-        """Resolve the connection without blocking the event loop."""
-        if "address" not in self.__dict__:
-            import asyncio
-
-            conn = await self.aget_connection(self.pachyderm_conn_id)
-            # In a thread: Kubernetes discovery, when configured, is a blocking HTTP call.
-            address = await asyncio.to_thread(address_from_connection, conn)
-            if address.token:
-                from airflow.sdk.log import mask_secret
-
-                mask_secret(address.token)
-            self.__dict__["address"] = address
-        return self.address
-
-    async def async_channel(self) -> Any:
-        """A grpc.aio channel to pachd carrying the auth token, for triggers."""
-        import grpc
-        from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
-
-        addr = await self.aget_address()
-        target = f"{addr.host}:{addr.port}"
-        if addr.tls:
-            credentials = grpc.ssl_channel_credentials(root_certificates=addr.root_certs)
-            return grpc.aio.secure_channel(target, credentials, options=GRPC_CHANNEL_OPTIONS)
-        return grpc.aio.insecure_channel(target, options=GRPC_CHANNEL_OPTIONS)
-
     @contextlib.asynccontextmanager
-    async def async_shared_channel(self) -> AsyncIterator[Any]:
-        """Lease a grpc.aio channel to pachd shared by every waiter in this event loop.
+    async def async_session(self) -> AsyncIterator[AsyncPachydermSession]:
+        """An :class:`AsyncPachydermSession` on a grpc.aio channel shared in this event loop.
 
+        The first session in a process imports grpc and the SDK's messages (about a
+        second) in a thread, so other waits in the loop are not held up meanwhile.
         Channels are pooled per (running loop, pachd target, TLS, root certificates):
         a grpc.aio channel is bound to the loop it was made on, and the auth token is
-        per-call metadata (:meth:`_metadata`), so tokens never enter the key. One
-        channel carries at most :data:`STREAMS_PER_CHANNEL` leases at a time. Leave the
-        channel open after use; it is other waiters' too. A channel found shut down or
-        in TRANSIENT_FAILURE (pachd gone; grpc would otherwise hold off reconnecting
-        for up to 2 min) is replaced by a fresh one. Pools of closed loops are dropped
-        (grpc closes a channel when it is collected); :func:`aclose_shared_channels`
-        closes the running loop's pool explicitly.
+        per-call metadata, so tokens never enter the key. One channel carries at most
+        :data:`STREAMS_PER_CHANNEL` sessions at a time, and stays open when a session
+        ends: it is other sessions' too. A channel found shut down or in
+        TRANSIENT_FAILURE (pachd gone; grpc would otherwise hold off reconnecting for
+        up to 2 min) is replaced by a fresh one, so a session opened again after
+        :class:`~cpsign_airflow.exceptions.PachydermUnavailable` gets a working one.
+        Pools of closed loops are dropped (grpc closes a channel when it is collected);
+        :func:`aclose_shared_channels` closes the running loop's pool explicitly.
         """
-        import asyncio
-
-        import grpc
-
-        addr = await self.aget_address()
-        loop = asyncio.get_running_loop()
-        for closed in [other for other in _SHARED_CHANNELS if other.is_closed()]:
-            del _SHARED_CHANNELS[closed]
-        pool = _SHARED_CHANNELS.setdefault(loop, {}).setdefault(_channel_key(addr), [])
-        broken = (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN)
-        pool[:] = [s for s in pool if s.channel.get_state() not in broken]
-        shared = next((s for s in pool if s.users < STREAMS_PER_CHANNEL), None)
-        if shared is None:
-            shared = _SharedChannel(await self.async_channel())
-            pool.append(shared)
-        shared.users += 1
-        try:
-            yield shared.channel
-        finally:
-            shared.users -= 1
-
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
-        token = self.address.token
-        return (("authn-token", token),) if token else ()
-
-    async def async_wait_commit_set(
-        self, channel: Any, commit_set_id: str
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Yield each commit of the set as pachd reports it finished (streaming wait).
-
-        Replies are decoded by :mod:`cpsign_airflow.hooks._wire` (google.protobuf),
-        not betterproto: same dicts as :func:`commit_to_dict`, ~100x less CPU,
-        which matters with many triggers in one event loop.
-        """
-        from cpsign_airflow.hooks import _wire
-
-        rpc = channel.unary_stream(
-            "/pfs_v2.API/InspectCommitSet",
-            request_serializer=bytes,
-            response_deserializer=_wire.commit_info_to_dict,
-        )
-        request = _wire.inspect_commit_set_request(commit_set_id, wait=True)
-        call = rpc(request, metadata=self._metadata())
-        try:
-            async for commit in call:
-                if commit["repo_type"] == "user":
-                    yield commit
-        finally:
-            call.cancel()  # a no-op once the stream ended; the channel may be shared
-
-    async def async_list_jobs(self, channel: Any, commit_set_id: str) -> list[dict[str, Any]]:
-        """Current jobs of the set, one InspectJobSet call (no waiting).
-
-        Decoded like :meth:`async_wait_commit_set`: same dicts as :func:`job_to_dict`.
-        """
-        from cpsign_airflow.hooks import _wire
-
-        rpc = channel.unary_stream(
-            "/pps_v2.API/InspectJobSet",
-            request_serializer=bytes,
-            response_deserializer=_wire.job_info_to_dict,
-        )
-        request = _wire.inspect_job_set_request(commit_set_id, wait=False)
-        return [job async for job in rpc(request, metadata=self._metadata())]
-
-    async def async_inspect_pipelines(
-        self, channel: Any, pipelines: Iterable[tuple[str, str]]
-    ) -> list[dict[str, Any]]:
-        """State and reason of each ``(project, name)`` pipeline, as :meth:`pipeline_states`.
-
-        One InspectPipeline (without details) per pipeline, sent concurrently; decoded
-        like :meth:`async_wait_commit_set`. A pipeline that no longer exists is left
-        out; any other failure is raised as the provider's exception type (see
-        :mod:`cpsign_airflow.hooks._grpc_errors`), naming the pipeline.
-        """
-        import asyncio
-
-        import grpc
-
-        from cpsign_airflow.hooks import _wire
-
+        await _import_async_modules()
         address = await self.aget_address()
-        rpc = channel.unary_unary(
-            "/pps_v2.API/InspectPipeline",
-            request_serializer=bytes,
-            response_deserializer=_wire.pipeline_info_to_dict,
-        )
-
-        async def one(project: str, name: str) -> dict[str, Any] | None:
-            request = _inspect_pipeline_request(project, name)
-            try:
-                return await rpc(request, metadata=self._metadata())
-            except grpc.aio.AioRpcError as err:
-                error = _grpc_errors.translate(
-                    err,
-                    f"inspect pipeline {project + '/' + name!r}",
-                    address=address.url,
-                    secrets=(address.token,) if address.token else (),
-                )
-                if isinstance(error, PachydermNotFound):
-                    return None
-                raise error from None
-
-        found = await asyncio.gather(*(one(project, name) for project, name in pipelines))
-        return [state for state in found if state is not None]
-
-    async def async_stop_job(self, channel: Any, pipeline: str, job_id: str, project: str) -> None:
-        from pachyderm_sdk.api import pps
-
-        rpc = channel.unary_unary(
-            "/pps_v2.API/StopJob",
-            request_serializer=bytes,
-            response_deserializer=lambda data: data,
-        )
-        pipe = pps.Pipeline(name=pipeline, project=self._repo("x", project).project)
-        await rpc(
-            pps.StopJobRequest(job=pps.Job(pipeline=pipe, id=job_id)), metadata=self._metadata()
-        )
+        async with _lease_shared_channel(address) as channel:
+            yield AsyncPachydermSession(channel, address)
 
     # ------------------------------------------------------------------ links
 
@@ -1141,7 +1039,148 @@ class PachydermHook(BaseHook):
         return f"{base}/lineage/{project or self.project}/commit-sets/{commit_set_id}"
 
 
-#: Leases one shared channel carries at most before another is opened. HTTP/2 servers
+def _project_message(project: str) -> Any:
+    """The pfs.Project message: the one place one is built."""
+    from pachyderm_sdk.api import pfs
+
+    return pfs.Project(name=project)
+
+
+def _pipeline_message(name: str, project: str) -> Any:
+    from pachyderm_sdk.api import pps
+
+    return pps.Pipeline(name=name, project=_project_message(project))
+
+
+def _masked(address: PachdAddress) -> PachdAddress:
+    """``address``, its token registered with Airflow's secrets masker."""
+    if address.token:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(address.token)
+    return address
+
+
+# ---------------------------------------------------------------------- asyncio session
+
+
+class AsyncPachydermSession:
+    """pachd calls for asyncio code (the trigger), made by :meth:`PachydermHook.async_session`
+    and valid inside its ``async with`` block.
+
+    Every failure is raised as a :mod:`cpsign_airflow.exceptions` type naming what failed,
+    the auth token scrubbed (see :mod:`~cpsign_airflow.hooks._grpc_errors`):
+    :class:`~cpsign_airflow.exceptions.PachydermUnavailable` when pachd could not be
+    reached or the stream broke (worth opening a new session and trying again), another
+    :class:`~cpsign_airflow.exceptions.PachydermError` otherwise. Nothing is retried here.
+
+    Replies are decoded by :mod:`cpsign_airflow.hooks._wire` (google.protobuf), not
+    betterproto: the same dicts as :func:`commit_to_dict`, :func:`job_to_dict` and
+    :func:`pipeline_state_to_dict`, at ~100x less CPU, which matters with many waits in
+    one event loop.
+    """
+
+    def __init__(self, channel: Any, address: PachdAddress) -> None:
+        self._channel = channel
+        self._address = address
+        self._metadata = _sdk.token_metadata(address.token)
+
+    @contextlib.contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        """grpc errors raised inside become the provider's exceptions, for ``action``."""
+        import grpc
+
+        try:
+            yield
+        except grpc.RpcError as err:
+            token = self._address.token
+            raise _grpc_errors.translate(
+                err, action, address=self._address.url, secrets=(token,) if token else ()
+            ) from None
+
+    async def wait_commit_set(self, commit_set_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Yield each user-repo commit of the set as pachd reports it finished.
+
+        pachd's own streaming wait (InspectCommitSet with ``wait``): nothing is sent
+        while nothing changes; the iteration ends once the last commit has finished.
+        """
+        from pachyderm_sdk.api import pfs
+
+        from cpsign_airflow.hooks import _wire
+
+        rpc = self._channel.unary_stream(
+            "/pfs_v2.API/InspectCommitSet",
+            request_serializer=bytes,
+            response_deserializer=_wire.commit_info_to_dict,
+        )
+        request = pfs.InspectCommitSetRequest(commit_set=pfs.CommitSet(id=commit_set_id), wait=True)
+        call = rpc(request, metadata=self._metadata)
+        try:
+            with self._translated(f"wait for commit set {commit_set_id}"):
+                async for commit in call:
+                    if commit["repo_type"] == "user":
+                        yield commit
+        finally:
+            call.cancel()  # a no-op once the stream ended; the channel may be shared
+
+    async def list_jobs(self, commit_set_id: str) -> list[dict[str, Any]]:
+        """Current jobs of the set (:meth:`PachydermHook.list_jobs`), one InspectJobSet."""
+        from pachyderm_sdk.api import pps
+
+        from cpsign_airflow.hooks import _wire
+
+        rpc = self._channel.unary_stream(
+            "/pps_v2.API/InspectJobSet",
+            request_serializer=bytes,
+            response_deserializer=_wire.job_info_to_dict,
+        )
+        request = pps.InspectJobSetRequest(job_set=pps.JobSet(id=commit_set_id), wait=False)
+        with self._translated(f"list jobs of job set {commit_set_id}"):
+            return [job async for job in rpc(request, metadata=self._metadata)]
+
+    async def inspect_pipelines(self, pipelines: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+        """State and reason of each ``(project, name)`` pipeline, as
+        :meth:`PachydermHook.pipeline_states`: one InspectPipeline (without details) each,
+        sent concurrently. A pipeline that no longer exists is left out."""
+        from cpsign_airflow.hooks import _wire
+
+        rpc = self._channel.unary_unary(
+            "/pps_v2.API/InspectPipeline",
+            request_serializer=bytes,
+            response_deserializer=_wire.pipeline_info_to_dict,
+        )
+
+        async def one(project: str, name: str) -> dict[str, Any] | None:
+            try:
+                with self._translated(f"inspect pipeline {project + '/' + name!r}"):
+                    return await rpc(
+                        _inspect_pipeline_request(project, name), metadata=self._metadata
+                    )
+            except PachydermNotFound:
+                return None
+
+        found = await asyncio.gather(*(one(project, name) for project, name in pipelines))
+        return [state for state in found if state is not None]
+
+
+#: Modules the asyncio session needs, imported off the event loop by the first session.
+_ASYNC_MODULES = (
+    "grpc.aio",
+    "pachyderm_sdk.api.pfs",
+    "pachyderm_sdk.api.pps",
+    "pachyderm_sdk.constants",
+    "google.protobuf.message_factory",
+    "cpsign_airflow.hooks._wire",
+)
+
+
+async def _import_async_modules() -> None:
+    missing = [name for name in _ASYNC_MODULES if name not in sys.modules]
+    if missing:
+        await asyncio.to_thread(lambda: [importlib.import_module(name) for name in missing])
+
+
+#: Sessions one shared channel carries at most before another is opened. HTTP/2 servers
 #: and proxies may cap concurrent streams per connection (RFC 9113 recommends no fewer
 #: than 100); past the cap, new waits would queue behind waits that last hours.
 STREAMS_PER_CHANNEL = 100
@@ -1155,7 +1194,7 @@ class _SharedChannel:
         self.users = 0
 
 
-#: event loop -> channel key -> channels open on that loop (see async_shared_channel).
+#: event loop -> channel key -> channels open on that loop (see async_session).
 _SHARED_CHANNELS: dict[Any, dict[tuple[Any, ...], list[_SharedChannel]]] = {}
 
 
@@ -1164,10 +1203,30 @@ def _channel_key(addr: PachdAddress) -> tuple[Any, ...]:
     return (addr.host, addr.port, addr.tls, certs)
 
 
-async def aclose_shared_channels() -> None:
-    """Close the running loop's shared channels (tests, shutdown); later leases open anew."""
-    import asyncio
+@contextlib.asynccontextmanager
+async def _lease_shared_channel(addr: PachdAddress) -> AsyncIterator[Any]:
+    """A grpc.aio channel to ``addr`` from the running loop's pool (see async_session)."""
+    import grpc
 
+    loop = asyncio.get_running_loop()
+    for closed in [other for other in _SHARED_CHANNELS if other.is_closed()]:
+        del _SHARED_CHANNELS[closed]
+    pool = _SHARED_CHANNELS.setdefault(loop, {}).setdefault(_channel_key(addr), [])
+    broken = (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN)
+    pool[:] = [s for s in pool if s.channel.get_state() not in broken]
+    shared = next((s for s in pool if s.users < STREAMS_PER_CHANNEL), None)
+    if shared is None:
+        shared = _SharedChannel(_sdk.async_channel(addr.host, addr.port, addr.tls, addr.root_certs))
+        pool.append(shared)
+    shared.users += 1
+    try:
+        yield shared.channel
+    finally:
+        shared.users -= 1
+
+
+async def aclose_shared_channels() -> None:
+    """Close the running loop's shared channels (tests, shutdown); later sessions open anew."""
     for pool in _SHARED_CHANNELS.pop(asyncio.get_running_loop(), {}).values():
         for shared in pool:
             await shared.channel.close()
@@ -1177,9 +1236,9 @@ async def aclose_shared_channels() -> None:
 def _inspect_pipeline_request(project: str, name: str) -> bytes:
     """InspectPipelineRequest without details, encoded once: a waiting trigger sends the
     same one every check, and betterproto spends ~0.1 ms encoding it."""
-    from pachyderm_sdk.api import pfs, pps
+    from pachyderm_sdk.api import pps
 
-    pipe = pps.Pipeline(name=name, project=pfs.Project(name=project))
+    pipe = _pipeline_message(name, project)
     return bytes(pps.InspectPipelineRequest(pipeline=pipe, details=False))
 
 
@@ -1201,6 +1260,7 @@ def _key_token(key: str) -> str:
 
 
 __all__ = [
+    "AsyncPachydermSession",
     "PachdAddress",
     "PachydermHook",
     "address_from_connection",

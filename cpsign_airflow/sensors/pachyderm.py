@@ -4,29 +4,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
+from cpsign_airflow.hooks.pachyderm_outcome import (
+    UnhealthyPipelines,
+    job_summary,
+    stop_unfinished_jobs,
+    summarize,
+)
 from cpsign_airflow.links.pachyderm import CONSOLE_URL_XCOM_KEY, PachydermConsoleLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from cpsign_airflow.hooks.pachyderm import PachydermHook
-
-
-def job_summary(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-pipeline outcome for XCom and bookkeeping: state, datums, duration."""
-    summary = []
-    for job in jobs:
-        duration = None
-        if job.get("started") and job.get("finished"):
-            started = datetime.fromisoformat(job["started"])
-            duration = (datetime.fromisoformat(job["finished"]) - started).total_seconds()
-        summary.append({**job, "duration_seconds": duration})
-    return summary
 
 
 #: Task state store key (reschedule mode) of the first-seen times of unhealthy pipelines.
@@ -71,6 +66,9 @@ class PachydermCommitSetSensor(BaseSensorOperator):
     one read per poke, a write when a pipeline turns unhealthy or recovers), as
     Airflow clears a task's XComs at the start of each poke. Without a task state
     store, reschedule mode only logs an unhealthy pipeline.
+
+    The task uses one hook (:attr:`hook`), closed when ``execute``,
+    ``execute_complete`` or ``on_kill`` ends.
 
     .. code-block:: python
 
@@ -117,36 +115,42 @@ class PachydermCommitSetSensor(BaseSensorOperator):
         self._next_pipeline_check: float | None = None  # poke mode
         self._unhealthy_since: dict[str, float] = {}  # poke mode
 
-    def get_hook(self) -> PachydermHook:
+    @cached_property
+    def hook(self) -> PachydermHook:
+        """The task's one hook (one pachd connection), closed when the task is done."""
         from cpsign_airflow.hooks.pachyderm import PachydermHook
 
         return PachydermHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
 
     # -- poke mode --------------------------------------------------------------------
 
-    def poke(self, context: Context) -> bool:
-        hook = self.get_hook()
-        commits = hook.inspect_commit_set(self.commit_set_id)
-        jobs = hook.list_jobs(self.commit_set_id)
+    def poke(self, context: Context) -> PokeReturnValue:
+        """Not done while a commit of the set is unfinished; then done, with the
+        jobs' summary as the task's return value (or the failure raised)."""
+        commits = self.hook.inspect_commit_set(self.commit_set_id)
+        jobs = self.hook.list_jobs(self.commit_set_id)
         self._log_progress(jobs)
         if any(c["finished"] is None for c in commits):
             if self.pipeline_grace_period:
-                self._check_pipelines(context, hook, jobs)
-            return False
-        self._result = self._complete(hook, jobs, commits)
-        return True
+                self._check_pipelines(context, jobs)
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._complete(jobs, commits))
 
     def execute(self, context: Context) -> Any:
-        self._push_console_url(context)
-        if not self.deferrable:
-            super().execute(context)
-            return self._result
+        try:
+            self._push_console_url(context)
+            if not self.deferrable:
+                return super().execute(context)
+            commits = self.hook.inspect_commit_set(self.commit_set_id)
+            if commits and all(c["finished"] for c in commits):
+                return self._complete(self.hook.list_jobs(self.commit_set_id), commits)
+            self._defer()
+        finally:
+            self.hook.close()
+
+    def _defer(self) -> None:
         from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
 
-        hook = self.get_hook()
-        commits = hook.inspect_commit_set(self.commit_set_id)
-        if commits and all(c["finished"] for c in commits):
-            return self._complete(hook, hook.list_jobs(self.commit_set_id), commits)
         self.log.info("Deferring until commit set %s finishes", self.commit_set_id)
         self.defer(
             trigger=PachydermCommitSetTrigger(
@@ -174,23 +178,23 @@ class PachydermCommitSetSensor(BaseSensorOperator):
 
         if event.get("status") == "error":
             raise PachydermError(event.get("message", f"Waiting for {self.commit_set_id} failed"))
-        if event.get("status") == "pipeline_unhealthy":
-            raise self._unhealthy(
-                self.get_hook(),
-                event.get("pipelines") or [event],
-                event.get("grace_period", self.pipeline_grace_period),
-            )
-        hook = self.get_hook()
-        commit_set_id = event.get("commit_set_id", self.commit_set_id)
-        return self._complete(hook, hook.list_jobs(commit_set_id), event.get("commits", []))
+        try:
+            if event.get("status") == "pipeline_unhealthy":
+                raise self._unhealthy(
+                    event.get("pipelines") or [event],
+                    event.get("grace_period", self.pipeline_grace_period),
+                )
+            commit_set_id = event.get("commit_set_id", self.commit_set_id)
+            return self._complete(self.hook.list_jobs(commit_set_id), event.get("commits", []))
+        finally:
+            self.hook.close()
 
     # -- shared -----------------------------------------------------------------------
 
     def _complete(
-        self, hook: PachydermHook, jobs: list[dict[str, Any]], commits: list[dict[str, Any]]
+        self, jobs: list[dict[str, Any]], commits: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         from cpsign_airflow.exceptions import PachydermJobFailed
-        from cpsign_airflow.triggers.pachyderm import summarize
 
         self._log_progress(jobs, final=True)
         outcome = summarize(jobs, commits)
@@ -199,7 +203,9 @@ class PachydermCommitSetSensor(BaseSensorOperator):
             return job_summary(jobs)
         lines = []
         for job in outcome["failed_jobs"]:
-            tail = hook.get_job_logs(job["pipeline"], job["job_id"], self.log_tail, job["project"])
+            tail = self.hook.get_job_logs(
+                job["pipeline"], job["job_id"], self.log_tail, job["project"]
+            )
             job["log_tail"] = tail  # the alert shows it: the stage's own error line
             text = f"pipeline {job['pipeline']!r} job {job['job_id']} ended {job['state']}"
             if job.get("reason"):
@@ -215,12 +221,8 @@ class PachydermCommitSetSensor(BaseSensorOperator):
             jobs=job_summary(jobs),
         )
 
-    def _check_pipelines(
-        self, context: Context, hook: PachydermHook, jobs: list[dict[str, Any]]
-    ) -> None:
+    def _check_pipelines(self, context: Context, jobs: list[dict[str, Any]]) -> None:
         """Poke/reschedule mode's pipeline check; raises once one outlasts the grace."""
-        from cpsign_airflow.triggers.pachyderm import UnhealthyPipelines
-
         now = _now()
         if not self.reschedule:
             if self._next_pipeline_check is None:  # the first poke starts the clock
@@ -231,7 +233,7 @@ class PachydermCommitSetSensor(BaseSensorOperator):
         pending = sorted({(j["project"], j["pipeline"]) for j in jobs if j["finished"] is None})
         if not pending:
             return
-        states = hook.pipeline_states(pending)
+        states = self.hook.pipeline_states(pending)
         grace = float(self.pipeline_grace_period or 0)
         store = context.get("task_state_store") if self.reschedule else None
         scope = {"try_number": getattr(context.get("ti"), "try_number", None)}
@@ -271,11 +273,9 @@ class PachydermCommitSetSensor(BaseSensorOperator):
         if over:
             if store is not None:
                 store.delete(UNHEALTHY_SINCE_KEY)
-            raise self._unhealthy(hook, over, grace)
+            raise self._unhealthy(over, grace)
 
-    def _unhealthy(
-        self, hook: PachydermHook, pipelines: list[dict[str, Any]], grace: float | None
-    ) -> Exception:
+    def _unhealthy(self, pipelines: list[dict[str, Any]], grace: float | None) -> Exception:
         """The failure for pipelines that outlasted the grace: each named with its
         state, pachd's reason and its log tail."""
         from cpsign_airflow.exceptions import PachydermPipelineUnhealthy
@@ -284,7 +284,7 @@ class PachydermCommitSetSensor(BaseSensorOperator):
         named = []
         for item in pipelines:
             project = item.get("project") or None
-            tail = hook.get_pipeline_logs(item["pipeline"], self.log_tail, project)
+            tail = self.hook.get_pipeline_logs(item["pipeline"], self.log_tail, project)
             named.append({**item, "log_tail": tail})
             text = f"pipeline {item['pipeline']!r} has been {item['state']}"
             if item.get("unhealthy_seconds") is not None:
@@ -320,9 +320,8 @@ class PachydermCommitSetSensor(BaseSensorOperator):
             )
 
     def _push_console_url(self, context: Context) -> None:
-        hook = self.get_hook()
         try:
-            url = hook.console_commit_set_url(self.commit_set_id)
+            url = self.hook.console_commit_set_url(self.commit_set_id)
         except Exception:  # resolved again, with a clear error, by the wait itself
             return
         context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url or "")
@@ -330,16 +329,7 @@ class PachydermCommitSetSensor(BaseSensorOperator):
     def on_kill(self) -> None:
         if not self.stop_jobs_on_kill:
             return
-        from cpsign_airflow.exceptions import PachydermError
-
-        hook = self.get_hook()
-        for job in hook.list_jobs(self.commit_set_id):
-            if job["finished"] is None:
-                self.log.info("Stopping job %s@%s", job["pipeline"], job["job_id"])
-                try:
-                    hook.stop_job(job["pipeline"], job["job_id"], job["project"])
-                except PachydermError as err:
-                    # Stopping an upstream job ends its downstream jobs (UNRUNNABLE),
-                    # and any job may finish by itself meanwhile: pachd then refuses
-                    # the stop. Carry on with the others either way.
-                    self.log.warning("%s", err)
+        try:
+            stop_unfinished_jobs(self.hook, self.commit_set_id, self.log)
+        finally:
+            self.hook.close()

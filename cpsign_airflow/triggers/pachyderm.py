@@ -8,8 +8,11 @@ reopening resumes the same wait.
 
 The trigger does nothing else at finish time: the jobs are listed, and the
 outcome decided, by the sensor's ``execute_complete`` on a worker, which
-resumes the task anyway. Streams of all triggers in one triggerer share
-grpc.aio channels (:meth:`PachydermHook.async_shared_channel`).
+resumes the task anyway. pachd is reached through
+:meth:`PachydermHook.async_session <cpsign_airflow.hooks.pachyderm.PachydermHook.async_session>`:
+streams of all triggers in one triggerer share grpc.aio channels, and every
+failure arrives as a :mod:`cpsign_airflow.exceptions` type (PachydermUnavailable:
+reopen; any other: the wait cannot go on).
 
 Fail-fast: a pipeline whose workers cannot start (pachd state PIPELINE_CRASHING:
 image not pullable, pod unschedulable...) or that pachd failed (PIPELINE_FAILURE)
@@ -29,59 +32,15 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-SUCCESS_STATES = {"JOB_SUCCESS"}
-#: Pipeline states in which a pipeline's jobs cannot make progress, failing the wait
-#: once they outlast the grace period: its workers cannot start (CRASHING: image pull
-#: failure, unschedulable pod...) or pachd gave up on it (FAILURE, which only an
-#: update leaves). pachd 2.12 PipelineState names.
-UNHEALTHY_PIPELINE_STATES = frozenset({"PIPELINE_CRASHING", "PIPELINE_FAILURE"})
+from cpsign_airflow.exceptions import PachydermError, PachydermUnavailable
+from cpsign_airflow.hooks.pachyderm_outcome import UnhealthyPipelines, stop_unfinished_jobs
 
-
-class UnhealthyPipelines:
-    """Grace bookkeeping shared by the trigger and the sensor.
-
-    ``since`` maps ``"project/pipeline"`` to the clock time of the first check
-    that saw it unhealthy. :meth:`observe` takes one check's states (pipelines
-    not in it, e.g. finished ones, are forgotten) and returns those unhealthy
-    for at least ``grace`` seconds, each with ``unhealthy_seconds``.
-    """
-
-    def __init__(self, grace: float, since: dict[str, float] | None = None) -> None:
-        self.grace = grace
-        self.since: dict[str, float] = dict(since or {})
-        #: keys first seen unhealthy by the last :meth:`observe`
-        self.newly_unhealthy: list[str] = []
-
-    def observe(self, states: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
-        since: dict[str, float] = {}
-        over = []
-        for state in sorted(states, key=lambda s: (s["project"], s["pipeline"])):
-            if state["state"] not in UNHEALTHY_PIPELINE_STATES:
-                continue
-            key = f"{state['project']}/{state['pipeline']}"
-            first = since[key] = self.since.get(key, now)
-            if now - first >= self.grace:
-                over.append({**state, "unhealthy_seconds": round(now - first, 3)})
-        self.newly_unhealthy = [k for k in since if k not in self.since]
-        self.since = since
-        return over
-
-
-def summarize(jobs: list[dict[str, Any]], commits: list[dict[str, Any]]) -> dict[str, Any]:
-    """Outcome of a finished commit set: overall status plus per-job and per-commit facts."""
-    failed = [j for j in jobs if j["state"] not in SUCCESS_STATES]
-    errored = [c for c in commits if c.get("error")]
-    return {
-        "status": "failed" if failed or errored else "success",
-        "jobs": jobs,
-        "commits": commits,
-        "failed_jobs": failed,
-        "errored_commits": errored,
-    }
+if TYPE_CHECKING:
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
 
 
 class PachydermCommitSetTrigger(BaseTrigger):
@@ -91,9 +50,9 @@ class PachydermCommitSetTrigger(BaseTrigger):
     user-repo commit of the set (as :func:`~cpsign_airflow.hooks.pachyderm.commit_to_dict`),
     a failed output commit carrying its ``error``. Whether the set succeeded is
     decided from its jobs by ``PachydermCommitSetSensor.execute_complete`` (see
-    :func:`summarize`). ``{"status": "error", "commit_set_id", "error_type",
-    "message"}`` means the wait itself could not go on (the commit set does not
-    exist, the token was refused).
+    :func:`~cpsign_airflow.hooks.pachyderm_outcome.summarize`).
+    ``{"status": "error", "commit_set_id", "error_type", "message"}`` means the wait
+    itself could not go on (the commit set does not exist, the token was refused).
 
     ``{"status": "pipeline_unhealthy", "commit_set_id", "pipeline", "project",
     "state", "reason", "unhealthy_seconds", "grace_period", "pipelines"}`` means a
@@ -151,17 +110,13 @@ class PachydermCommitSetTrigger(BaseTrigger):
             },
         )
 
-    def _hook(self) -> Any:
+    def _hook(self) -> PachydermHook:
         from cpsign_airflow.hooks.pachyderm import PachydermHook
 
         return PachydermHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        # The first trigger in a triggerer imports grpc and the SDK's messages (about a
-        # second): off the event loop, so the other triggers are not held up meanwhile.
-        await asyncio.to_thread(_load_client_modules)
         hook = self._hook()
-        await hook.aget_address()
         commits: dict[tuple[str, str], dict[str, Any]] = {}
         stream = asyncio.ensure_future(self._wait_for_commits(hook, commits))
         tasks = [stream]
@@ -179,19 +134,14 @@ class PachydermCommitSetTrigger(BaseTrigger):
         yield TriggerEvent(payload)
 
     async def _wait_for_commits(
-        self, hook: Any, commits: dict[tuple[str, str], dict[str, Any]]
+        self, hook: PachydermHook, commits: dict[tuple[str, str], dict[str, Any]]
     ) -> dict[str, Any]:
         """The streaming wait: fills ``commits`` as they finish; returns the event payload."""
-        import grpc
-
-        from cpsign_airflow.hooks import _grpc_errors
-
-        address = await hook.aget_address()
         delay = self.reconnect_backoff
         while True:
             try:
-                async with hook.async_shared_channel() as channel:
-                    async for commit in hook.async_wait_commit_set(channel, self.commit_set_id):
+                async with hook.async_session() as session:
+                    async for commit in session.wait_commit_set(self.commit_set_id):
                         commits[(commit["project"], commit["repo"])] = commit
                         self.log.info(
                             "Commit set %s: %s/%s finished%s",
@@ -202,29 +152,16 @@ class PachydermCommitSetTrigger(BaseTrigger):
                         )
                         delay = self.reconnect_backoff
                 break
-            except grpc.aio.AioRpcError as err:
-                if _grpc_errors.is_retryable(err):
-                    self.log.warning(
-                        "Wait on commit set %s at %s broke (%s); reopening in %.1fs",
-                        self.commit_set_id,
-                        address.url,
-                        err.details(),
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.reconnect_backoff_max)
-                    continue
-                error = _grpc_errors.translate(
-                    err,
-                    f"wait for commit set {self.commit_set_id}",
-                    address=address.url,
-                    secrets=(address.token,) if address.token else (),
-                )
+            except PachydermUnavailable as err:
+                self.log.warning("%s; reopening the wait in %.1fs", err, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.reconnect_backoff_max)
+            except PachydermError as err:
                 return {
                     "status": "error",
                     "commit_set_id": self.commit_set_id,
-                    "error_type": type(error).__name__,
-                    "message": str(error),
+                    "error_type": type(err).__name__,
+                    "message": str(err),
                 }
         return {
             "status": "finished",
@@ -233,16 +170,10 @@ class PachydermCommitSetTrigger(BaseTrigger):
         }
 
     async def _watch_pipelines(
-        self, hook: Any, commits: dict[tuple[str, str], dict[str, Any]]
+        self, hook: PachydermHook, commits: dict[tuple[str, str], dict[str, Any]]
     ) -> dict[str, Any] | None:
         """Check the set's unfinished pipelines every interval; return the
         ``pipeline_unhealthy`` payload, or None once no pipeline is left to check."""
-        import grpc
-
-        from cpsign_airflow.exceptions import PachydermError
-        from cpsign_airflow.hooks import _grpc_errors
-
-        address = await hook.aget_address()
         loop = asyncio.get_running_loop()
         grace = float(self.pipeline_grace_period or 0)
         tracker = UnhealthyPipelines(grace)
@@ -252,9 +183,9 @@ class PachydermCommitSetTrigger(BaseTrigger):
             await asyncio.sleep(delay)
             delay = self.pipeline_check_interval
             try:
-                async with hook.async_shared_channel() as channel:
+                async with hook.async_session() as session:
                     if pipelines is None:  # the set's pipelines: learnt once
-                        jobs = await hook.async_list_jobs(channel, self.commit_set_id)
+                        jobs = await session.list_jobs(self.commit_set_id)
                         pipelines = [
                             (job["project"], job["pipeline"])
                             for job in jobs
@@ -264,16 +195,15 @@ class PachydermCommitSetTrigger(BaseTrigger):
                     pending = [p for p in pipelines if p not in commits]
                     if not pending:
                         return None
-                    states = await hook.async_inspect_pipelines(channel, pending)
-            except (grpc.aio.AioRpcError, PachydermError) as err:
+                    states = await session.inspect_pipelines(pending)
+            except PachydermError as err:
                 # The stream is the judge of the set; a failed check is tried again.
-                error = _grpc_errors.translate(
+                self.log.warning(
+                    "Could not check the pipelines of commit set %s (%s); checking again in %.0fs",
+                    self.commit_set_id,
                     err,
-                    f"check the pipelines of commit set {self.commit_set_id}",
-                    address=address.url,
-                    secrets=(address.token,) if address.token else (),
+                    delay,
                 )
-                self.log.warning("%s; checking again in %.0fs", error, delay)
                 continue
             over = tracker.observe(states, loop.time())
             for state in states:
@@ -303,40 +233,15 @@ class PachydermCommitSetTrigger(BaseTrigger):
                 }
 
     async def on_kill(self) -> None:
-        """Stop unfinished jobs of the set, only when asked to (stop_jobs_on_kill)."""
+        """Stop unfinished jobs of the set, only when asked to (stop_jobs_on_kill).
+
+        Through the synchronous hook, in a thread: a one-off at kill time, with the
+        hook's retries, and the same code as the sensor's ``on_kill``.
+        """
         if not self.stop_jobs_on_kill:
             return
-        import grpc
-
-        from cpsign_airflow.hooks import _grpc_errors
-
         hook = self._hook()
-        address = await hook.aget_address()
-        async with hook.async_shared_channel() as channel:
-            for job in await hook.async_list_jobs(channel, self.commit_set_id):
-                if job["finished"] is not None:
-                    continue
-                self.log.info("Stopping job %s@%s", job["pipeline"], job["job_id"])
-                try:
-                    await hook.async_stop_job(
-                        channel, job["pipeline"], job["job_id"], job["project"]
-                    )
-                except grpc.aio.AioRpcError as err:
-                    # Stopping an upstream job ends its downstream jobs (UNRUNNABLE),
-                    # and any job may finish by itself meanwhile: pachd then refuses
-                    # the stop. Carry on with the others either way.
-                    error = _grpc_errors.translate(
-                        err,
-                        f"stop job {job['pipeline']}@{job['job_id']}",
-                        address=address.url,
-                        secrets=(address.token,) if address.token else (),
-                    )
-                    self.log.warning("%s", error)
-
-
-def _load_client_modules() -> None:
-    import grpc.aio  # noqa: F401
-    import pachyderm_sdk.api.pfs  # noqa: F401
-    import pachyderm_sdk.api.pps  # noqa: F401
-
-    from cpsign_airflow.hooks import _grpc_errors, _wire, pachyderm  # noqa: F401
+        try:
+            await asyncio.to_thread(stop_unfinished_jobs, hook, self.commit_set_id, self.log)
+        finally:
+            hook.close()

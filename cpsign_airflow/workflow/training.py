@@ -33,6 +33,43 @@ METRICS_PATH = "/metrics.json"
 MODELS_ASSET = Asset(name="cpsign-models")
 
 
+#: Tasks of the group whose results an alert quotes (ids within the group).
+VALIDATE_TASK = "validate"
+CONSOLE_URL_TASKS = ("wait_for_training", "put_config")
+
+
+def run_facts(context: Mapping[str, Any]) -> dict[str, Any]:
+    """What an alert about this task's training run quotes, from the group's own tasks:
+    ``workflow`` (the validate task's result; per map index in a mapped retraining)
+    and ``console_url`` (pushed by the wait or the put). Missing facts are left out."""
+    from cpsign_airflow.links.pachyderm import CONSOLE_URL_XCOM_KEY
+
+    ti = context.get("ti") or context.get("task_instance")
+    if ti is None:
+        return {}
+    group = ti.task_id.rsplit(".", 1)[0] + "." if "." in ti.task_id else ""
+    map_index = getattr(ti, "map_index", -1)
+    indexes = {"map_indexes": map_index} if isinstance(map_index, int) and map_index >= 0 else {}
+
+    def pull(task_id: str, key: str) -> Any:
+        try:
+            value = ti.xcom_pull(task_ids=f"{group}{task_id}", key=key, **indexes)
+        except Exception:  # an alert must go out even when XCom cannot be read
+            return None
+        return value[0] if isinstance(value, list) and value else value or None
+
+    facts: dict[str, Any] = {}
+    workflow = pull(VALIDATE_TASK, "workflow")
+    if isinstance(workflow, str):
+        facts["workflow"] = workflow
+    for task_id in CONSOLE_URL_TASKS:
+        url = pull(task_id, CONSOLE_URL_XCOM_KEY)
+        if url:
+            facts["console_url"] = url
+            break
+    return facts
+
+
 def training_failure_callback(bookkeeping_conn_id: str):
     """``on_failure_callback``: mark the DAG run's open training runs failed, then alert."""
 
@@ -41,7 +78,7 @@ def training_failure_callback(bookkeeping_conn_id: str):
         from cpsign_airflow.operators.bookkeeping import mark_runs_failed
 
         mark_runs_failed(context, bookkeeping_conn_id=bookkeeping_conn_id)
-        send_alert(context, "failure")
+        send_alert({**context, **run_facts(context)}, "failure")
 
     return callback
 
@@ -50,7 +87,7 @@ def training_success_callback(context: Mapping[str, Any]) -> None:
     """``on_success_callback`` of a run's last bookkeeping step: the ``on_success`` alert."""
     from cpsign_airflow.notifications import send_alert
 
-    send_alert(context, "success")
+    send_alert({**context, **run_facts(context)}, "success")
 
 
 def default_args(settings: Settings) -> dict[str, Any]:
@@ -309,7 +346,8 @@ def quality_gate(
     if held_back:
         from cpsign_airflow.notifications import send_alert
 
-        send_alert({**context, "workflow": workflow, "held_back": held_back}, "held_back")
+        facts = {**run_facts(context), "workflow": workflow, "held_back": held_back}
+        send_alert({**context, **facts}, "held_back")
     return verdicts
 
 

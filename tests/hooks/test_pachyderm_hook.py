@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from unittest import mock
 
 import grpc
 import pytest
@@ -110,7 +111,7 @@ def test_new_project(hook, unique_name):
 
 def test_not_found_and_exists_are_distinct_types(hook, unique_name):
     with pytest.raises(PachydermNotFound, match=unique_name):
-        hook.inspect_commit(unique_name, "master")
+        hook.inspect_commit(unique_name, "master", ref_type="branch")
     hook.ensure_repo(unique_name)
     client = hook.get_conn()
     from pachyderm_sdk.api import pfs
@@ -131,8 +132,10 @@ def test_put_read_and_list_files(hook, unique_name):
     c2 = hook.put_file(unique_name, "configuration.json", data=b'{"a": 2}')
     assert c1 != c2
     assert hook.read_file(unique_name, c1, "/configuration.json") == b'{"a": 1}'
-    assert hook.read_file(unique_name, "master", "/configuration.json") == b'{"a": 2}'
-    files = hook.list_files(unique_name, "master")
+    assert hook.read_file(unique_name, "master", "/configuration.json", ref_type="branch") == (
+        b'{"a": 2}'
+    )
+    files = hook.list_files(unique_name, "master", ref_type="branch")
     assert [(f["path"], f["size_bytes"]) for f in files] == [("/configuration.json", 8)]
     commit = hook.inspect_commit(unique_name, c2)
     assert commit["id"] == c2 and commit["finished"] is not None
@@ -157,7 +160,7 @@ def test_put_file_bad_input_fails_before_any_commit(hook, unique_name, tmp_path)
     with pytest.raises(ValueError, match="exactly one"):
         hook.put_file(unique_name, "/c.json")
     with pytest.raises(PachydermNotFound):
-        hook.inspect_commit(unique_name, "master")
+        hook.inspect_commit(unique_name, "master", ref_type="branch")
 
 
 def test_put_file_dedupe_key_returns_the_earlier_commit(hook, unique_name):
@@ -174,7 +177,7 @@ def test_missing_file_is_not_found(hook, unique_name):
     hook.ensure_repo(unique_name)
     hook.put_file(unique_name, "/a", data="a")
     with pytest.raises(PachydermNotFound, match="/nope"):
-        hook.read_file(unique_name, "master", "/nope")
+        hook.read_file(unique_name, "master", "/nope", ref_type="branch")
 
 
 # ---------------------------------------------------------------- pipelines, commit sets, jobs
@@ -420,3 +423,25 @@ def test_sdk_callback_noise_is_dropped_but_other_grpc_errors_are_kept(hook, capl
     messages = [r.getMessage() for r in caplog.records]
     assert not any("MetadataClientInterceptor" in m for m in messages)
     assert any("<function other>" in m for m in messages)
+
+
+def test_commit_or_branch_is_said_not_guessed(hook, unique_name):
+    hook.ensure_repo(unique_name)
+    commit = hook.put_file(unique_name, "/a", data="a")
+    assert hook.read_file(unique_name, commit, "/a", ref_type="commit") == b"a"
+    assert hook.inspect_commit(unique_name, "master", ref_type="branch")["id"] == commit
+    # a commit id is not taken for a branch of that name, however it looks
+    with pytest.raises(PachydermNotFound):
+        hook.list_files(unique_name, commit, ref_type="branch")
+    with pytest.raises(ValueError, match="ref_type"):
+        hook.inspect_commit(unique_name, commit, ref_type="tag")
+
+
+async def test_address_is_looked_up_once(pachyderm_conn):
+    hook = PachydermHook(pachyderm_conn)
+    with mock.patch.object(
+        PachydermHook, "get_connection", side_effect=AssertionError("looked up again")
+    ):
+        address = await hook.aget_address()
+        assert hook.address is address
+        assert await hook.aget_address() is address

@@ -10,7 +10,11 @@ from pachyderm_sdk.api import pfs, pps
 
 from cpsign_airflow.exceptions import PachydermAuthError
 from cpsign_airflow.hooks import _wire
-from cpsign_airflow.hooks.pachyderm import PachydermHook, pipeline_state_to_dict
+from cpsign_airflow.hooks.pachyderm import (
+    PachydermHook,
+    aclose_shared_channels,
+    pipeline_state_to_dict,
+)
 
 
 def typed(d: dict) -> dict:
@@ -115,11 +119,11 @@ async def test_pipeline_states_sync_and_async_agree(hook, pachd, unique_name):
     before = pachd.call_counts()["InspectPipeline"]
     sync = hook.pipeline_states(asked)
     assert pachd.call_counts()["InspectPipeline"] - before == 3  # one each, no other RPC
-    channel = await hook.async_channel()
     try:
-        async_states = await hook.async_inspect_pipelines(channel, asked)
+        async with hook.async_session() as session:
+            async_states = await session.inspect_pipelines(asked)
     finally:
-        await channel.close()
+        await aclose_shared_channels()
     assert [typed(s) for s in async_states] == [typed(s) for s in sync]
     by_name = {s["pipeline"]: s for s in sync}
     assert set(by_name) == {broken, fine}  # the missing one is left out
@@ -133,12 +137,14 @@ async def test_async_inspect_translates_errors(pachd, monkeypatch, unique_name):
     host_port = pachd.address.split("://", 1)[1]
     monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"grpc://:wrong@{host_port}")
     hook = PachydermHook()
-    channel = await hook.async_channel()
     try:
-        with pytest.raises(PachydermAuthError, match=f"inspect pipeline 'default/{unique_name}'"):
-            await hook.async_inspect_pipelines(channel, [("default", unique_name)])
+        async with hook.async_session() as session:
+            with pytest.raises(
+                PachydermAuthError, match=f"inspect pipeline 'default/{unique_name}'"
+            ):
+                await session.inspect_pipelines([("default", unique_name)])
     finally:
-        await channel.close()
+        await aclose_shared_channels()
 
 
 def test_pipeline_logs_without_a_job(hook, pachd, unique_name):

@@ -128,7 +128,7 @@ def test_poke_mode_checks_at_most_once_per_interval(hook, pachd, broken, monkeyp
     def poke_at(t: float) -> int:
         clock.now = t
         before = pachd.call_counts()["InspectPipeline"]
-        assert sensor.poke(context) is False
+        assert sensor.poke(context).is_done is False
         return pachd.call_counts()["InspectPipeline"] - before
 
     start = clock.now
@@ -171,19 +171,19 @@ def test_recovered_pipeline_starts_a_new_grace_period(monkeypatch):
         pipeline_grace_period=100,
         pipeline_check_interval=10,
     )
-    monkeypatch.setattr(sensor, "get_hook", lambda: fake)
+    monkeypatch.setattr(sensor, "hook", fake)
     start = clock.now
     for t in (0, 10, 20):  # clock starts; CRASHING seen at +10; RUNNING at +20
         clock.now = start + t
-        assert sensor.poke({}) is False
+        assert sensor.poke({}).is_done is False
     assert sensor._unhealthy_since == {}
     clock.now = start + 30  # CRASHING again: a new grace period from here
-    assert sensor.poke({}) is False
+    assert sensor.poke({}).is_done is False
     assert sensor._unhealthy_since == {"default/a": start + 30}
     clock.now = start + 35  # not due: one check per 10 s
-    assert sensor.poke({}) is False
+    assert sensor.poke({}).is_done is False
     clock.now = start + 129  # 99 s < 100 s
-    assert sensor.poke({}) is False
+    assert sensor.poke({}).is_done is False
     assert fake.pipeline_states.call_count == 4
     clock.now = start + 140
     with pytest.raises(PachydermPipelineUnhealthy) as failure:
@@ -209,7 +209,7 @@ def reschedule_poke(commit: str, store: Any, try_number: int = 1) -> bool:
     context = {"ti": SimpleNamespace(try_number=try_number)}
     if store is not None:
         context["task_state_store"] = store
-    return sensor.poke(context)
+    return sensor.poke(context).is_done
 
 
 def test_reschedule_mode_counts_the_grace_in_the_task_state_store(hook, pachd, broken, monkeypatch):
@@ -287,7 +287,7 @@ def test_sensor_defaults_and_turning_it_off(hook, pachd, broken):
         pipeline_grace_period=None,
     )
     before = pachd.call_counts()["InspectPipeline"]
-    assert off.poke({"ti": SimpleNamespace(try_number=1)}) is False
+    assert off.poke({"ti": SimpleNamespace(try_number=1)}).is_done is False
     assert pachd.call_counts()["InspectPipeline"] == before
 
 

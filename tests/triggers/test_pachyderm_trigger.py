@@ -22,9 +22,14 @@ from typing import Any
 import pytest
 from pipeline_specs import copy_spec as spec
 
-from cpsign_airflow.exceptions import PachydermError, PachydermJobFailed
+from cpsign_airflow.exceptions import (
+    PachydermError,
+    PachydermJobFailed,
+    PachydermNotFound,
+    PachydermUnavailable,
+)
 from cpsign_airflow.hooks import pachyderm as hook_module
-from cpsign_airflow.hooks.pachyderm import PachydermHook
+from cpsign_airflow.hooks.pachyderm import AsyncPachydermSession, PachydermHook
 from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
 from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
 
@@ -51,7 +56,7 @@ def commit_config(hook: PachydermHook, repo: str, seed: int = 1) -> str:
 
 
 class StreamSpy:
-    """Wraps PachydermHook.async_wait_commit_set to signal when commits arrive.
+    """Wraps AsyncPachydermSession.wait_commit_set to signal when commits arrive.
 
     Observes only; the trigger's behaviour is unchanged. ``opened`` counts
     streams opened, ``channels`` the channel each stream was opened on,
@@ -63,20 +68,20 @@ class StreamSpy:
         self.channels: list[Any] = []
         self.received: list[dict[str, Any]] = []
         self.first_commit = asyncio.Event()
-        original = PachydermHook.async_wait_commit_set
+        original = AsyncPachydermSession.wait_commit_set
         spy = self
 
         async def wrapped(
-            hook: PachydermHook, channel: Any, commit_set_id: str
+            session: AsyncPachydermSession, commit_set_id: str
         ) -> AsyncIterator[dict[str, Any]]:
             spy.opened += 1
-            spy.channels.append(channel)
-            async for commit in original(hook, channel, commit_set_id):
+            spy.channels.append(session._channel)
+            async for commit in original(session, commit_set_id):
                 spy.received.append(commit)
                 spy.first_commit.set()
                 yield commit
 
-        monkeypatch.setattr(PachydermHook, "async_wait_commit_set", wrapped)
+        monkeypatch.setattr(AsyncPachydermSession, "wait_commit_set", wrapped)
 
     async def wait_open(self) -> None:
         await asyncio.wait_for(self.first_commit.wait(), TIMEOUT)
@@ -372,6 +377,23 @@ async def test_reconnect_backoff_doubles_up_to_the_ceiling(hook, pachd, spy, uni
     assert 0.05 + 0.1 + 0.2 + 0.2 <= elapsed < 0.55 + 5
 
 
+async def test_session_raises_the_providers_exceptions_only(hook, pachd, unique_name):
+    """UNAVAILABLE is PachydermUnavailable (the trigger reopens on it), a missing set
+    PachydermNotFound: no grpc error reaches the trigger."""
+    import grpc
+
+    repo, [pipeline] = make_chain(hook, unique_name, stages=1)
+    commit = commit_config(hook, repo)
+    pachd.faults.fail_next(1, code=grpc.StatusCode.UNAVAILABLE, methods=["InspectJobSet"])
+    async with hook.async_session() as session:
+        with pytest.raises(PachydermUnavailable, match=f"list jobs of job set {commit}"):
+            await session.list_jobs(commit)
+        assert [j["pipeline"] for j in await session.list_jobs(commit)] == [pipeline]
+        unknown = "0123456789abcdef" * 2
+        with pytest.raises(PachydermNotFound, match=unknown):
+            [c async for c in session.wait_commit_set(unknown)]
+
+
 # ---------------------------------------------------------------- on_kill
 
 
@@ -484,14 +506,14 @@ def test_each_event_loop_gets_its_own_channel(hook, pachd, monkeypatch, unique_n
     """grpc.aio channels are bound to their loop: a new loop must not get the old one."""
     repo, _ = make_chain(hook, unique_name, stages=1)
     seen: list[tuple[asyncio.AbstractEventLoop, Any]] = []
-    original = PachydermHook.async_wait_commit_set
+    original = AsyncPachydermSession.wait_commit_set
 
-    async def wrapped(h: PachydermHook, channel: Any, commit_set_id: str) -> Any:
-        seen.append((asyncio.get_running_loop(), channel))
-        async for commit in original(h, channel, commit_set_id):
+    async def wrapped(session: AsyncPachydermSession, commit_set_id: str) -> Any:
+        seen.append((asyncio.get_running_loop(), session._channel))
+        async for commit in original(session, commit_set_id):
             yield commit
 
-    monkeypatch.setattr(PachydermHook, "async_wait_commit_set", wrapped)
+    monkeypatch.setattr(AsyncPachydermSession, "wait_commit_set", wrapped)
     events = [
         asyncio.run(first_event(trigger_for(commit_config(hook, repo, seed=i)))) for i in range(2)
     ]
@@ -508,9 +530,10 @@ def test_each_event_loop_gets_its_own_channel(hook, pachd, monkeypatch, unique_n
 async def test_channels_hold_at_most_streams_per_channel(hook, pachd, monkeypatch):
     monkeypatch.setattr(hook_module, "STREAMS_PER_CHANNEL", 2)
     async with contextlib.AsyncExitStack() as stack:
-        leased = [await stack.enter_async_context(hook.async_shared_channel()) for _ in range(5)]
+        sessions = [await stack.enter_async_context(hook.async_session()) for _ in range(5)]
+        leased = [session._channel for session in sessions]
         assert [id(c) for c in leased[:2]] == [id(leased[0])] * 2
         assert len({id(c) for c in leased}) == 3
-    # all returned: the next lease reuses the first channel
-    async with hook.async_shared_channel() as again:
-        assert again is leased[0]
+    # all returned: the next session reuses the first channel
+    async with hook.async_session() as again:
+        assert again._channel is leased[0]

@@ -23,9 +23,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from pipeline_specs import copy_spec as spec
 
 from cpsign_airflow.exceptions import PachydermPipelineUnhealthy
-from cpsign_airflow.hooks.pachyderm import PachydermHook
+from cpsign_airflow.hooks.pachyderm import AsyncPachydermSession, PachydermHook
+from cpsign_airflow.hooks.pachyderm_outcome import UnhealthyPipelines
 from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
-from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger, UnhealthyPipelines
+from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
 
 TIMEOUT = 30
 MISSING = "cpsign-no-such-binary"
@@ -64,20 +65,20 @@ class CheckSpy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.rounds: list[tuple[list[tuple[str, str]], list[dict[str, Any]]]] = []
         self.seen: dict[str, asyncio.Event] = {}
-        original = PachydermHook.async_inspect_pipelines
+        original = AsyncPachydermSession.inspect_pipelines
         spy = self
 
         async def wrapped(
-            hook: PachydermHook, channel: Any, pipelines: Iterable[tuple[str, str]]
+            session: AsyncPachydermSession, pipelines: Iterable[tuple[str, str]]
         ) -> list[dict[str, Any]]:
             asked = list(pipelines)
-            states = await original(hook, channel, asked)
+            states = await original(session, asked)
             spy.rounds.append((asked, states))
             for state in states:
                 spy.seen.setdefault(state["state"], asyncio.Event()).set()
             return states
 
-        monkeypatch.setattr(PachydermHook, "async_inspect_pipelines", wrapped)
+        monkeypatch.setattr(AsyncPachydermSession, "inspect_pipelines", wrapped)
 
     async def wait_for_state(self, state: str) -> None:
         await asyncio.wait_for(self.seen.setdefault(state, asyncio.Event()).wait(), TIMEOUT)
@@ -291,14 +292,14 @@ async def test_check_turned_off_waits_on_the_stream_only(hook, pachd, monkeypatc
     hook.create_or_update_pipeline(spec(pipeline, repo, [MISSING]))
     commit = hook.put_file(repo, "/configuration.json", data="{}")
     stream_open = asyncio.Event()
-    original = PachydermHook.async_wait_commit_set
+    original = AsyncPachydermSession.wait_commit_set
 
-    async def wrapped(h: PachydermHook, channel: Any, commit_set_id: str) -> Any:
-        async for finished in original(h, channel, commit_set_id):
+    async def wrapped(session: AsyncPachydermSession, commit_set_id: str) -> Any:
+        async for finished in original(session, commit_set_id):
             stream_open.set()  # the input commit (finished) comes first
             yield finished
 
-    monkeypatch.setattr(PachydermHook, "async_wait_commit_set", wrapped)
+    monkeypatch.setattr(AsyncPachydermSession, "wait_commit_set", wrapped)
     calls_before = len(pachd.calls)
     task = asyncio.create_task(
         first_event(trigger_for(commit, pipeline_grace_period=None, pipeline_check_interval=0.01))

@@ -97,11 +97,21 @@ class _TI:
     dag_id, run_id, task_id, map_index = "cpsign_retraining", "scheduled__1", "training_run.x", 1
 
     def xcom_pull(self, task_ids: str, key: str, map_indexes: int):
-        assert (task_ids, key, map_indexes) == ("training_run.validate", "workflow", 1)
-        return "hERG"
+        assert map_indexes == 1
+        return {
+            ("training_run.validate", "workflow"): "hERG",
+            ("training_run.wait_for_training", "pachyderm_console_url"): None,
+            ("training_run.put_config", "pachyderm_console_url"): "https://console/x",
+        }.get((task_ids, key))
 
 
 def test_a_mapped_retraining_alert_names_its_workflow():
-    subject, body = describe({"ti": _TI(), "exception": RuntimeError("boom")}, "failure")
+    """The workflow module knows its task ids; notifications only read the context."""
+    from cpsign_airflow.workflow.training import run_facts
+
+    context = {"ti": _TI(), "exception": RuntimeError("boom")}
+    assert run_facts(context) == {"workflow": "hERG", "console_url": "https://console/x"}
+    subject, body = describe({**context, **run_facts(context)}, "failure")
     assert subject == "[cpsign] hERG training failed"
     assert "Workflow: hERG" in body and "Error: boom" in body
+    assert "Pachyderm Console: https://console/x" in body

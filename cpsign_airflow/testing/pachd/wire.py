@@ -5,12 +5,12 @@ betterproto message and serialized it, ~2.5 ms per CommitInfo and ~3 ms per
 JobInfo, so with 1,000 commit-set waits finishing together the local pachd
 spent seconds of CPU encoding replies and the benchmarks measured that instead
 of the client. Here the same fields are written from the records straight into
-google.protobuf (upb) classes built at runtime (see
-:func:`cpsign_airflow.hooks._wire.build_messages`), numbers and types as in
-pachyderm-sdk 2.12. ``CommitRec.info()`` / ``JobRec.info()`` stay the reference:
-``tests/testing/test_local_pachd_wire.py`` decodes both encodings with
-betterproto and asserts equal messages. JobInfo with ``details`` still goes
-through betterproto (rare, and it carries the whole spec).
+google.protobuf (upb) classes built from the provider's own field table
+(:data:`cpsign_airflow.hooks._wire.FIELDS`: one table for the decoder and this
+encoder), numbers and types as in pachyderm-sdk 2.12. ``CommitRec.info()`` /
+``JobRec.info()`` stay the reference: ``tests/testing/test_local_pachd_wire.py``
+decodes both encodings with betterproto and asserts equal messages. JobInfo with
+``details`` still goes through betterproto (rare, and it carries the whole spec).
 """
 
 from __future__ import annotations
@@ -20,74 +20,17 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-from cpsign_airflow.hooks._wire import build_messages
+from cpsign_airflow.hooks._wire import FIELDS, build_messages
 
 if TYPE_CHECKING:
     from .state import CommitRec, JobRec
 
-_PACKAGE = "cpsign_airflow.local_pachd_wire"
-_MESSAGES: dict[str, list[tuple[str, int, str, str | None]]] = {
-    "Timestamp": [("seconds", 1, "int64", None), ("nanos", 2, "int32", None)],
-    "Project": [("name", 1, "string", None)],
-    "Repo": [
-        ("name", 1, "string", None),
-        ("type", 2, "string", None),
-        ("project", 3, "message", "Project"),
-    ],
-    "Branch": [("repo", 1, "message", "Repo"), ("name", 2, "string", None)],
-    "Commit": [
-        ("branch", 1, "message", "Branch"),
-        ("id", 2, "string", None),
-        ("repo", 3, "message", "Repo"),
-    ],
-    "CommitOrigin": [("kind", 1, "int32", None)],
-    "CommitInfoDetails": [("size_bytes", 1, "int64", None)],
-    "CommitInfo": [
-        ("commit", 1, "message", "Commit"),
-        ("origin", 2, "message", "CommitOrigin"),
-        ("description", 3, "string", None),
-        ("parent_commit", 4, "message", "Commit"),
-        ("child_commits", 5, "message", "Commit"),
-        ("started", 6, "message", "Timestamp"),
-        ("finishing", 7, "message", "Timestamp"),
-        ("finished", 8, "message", "Timestamp"),
-        ("error", 10, "string", None),
-        ("size_bytes_upper_bound", 11, "int64", None),
-        ("details", 12, "message", "CommitInfoDetails"),
-        ("direct_provenance", 13, "message", "Commit"),
-        ("direct_subvenance", 15, "message", "Commit"),
-        ("created_at", 17, "message", "Timestamp"),
-        ("updated_at", 18, "message", "Timestamp"),
-    ],
-    "Pipeline": [("name", 1, "string", None), ("project", 2, "message", "Project")],
-    "Job": [("pipeline", 1, "message", "Pipeline"), ("id", 2, "string", None)],
-    "JobInfo": [
-        ("job", 1, "message", "Job"),
-        ("pipeline_version", 2, "uint64", None),
-        ("output_commit", 3, "message", "Commit"),
-        ("data_processed", 5, "int64", None),
-        ("data_skipped", 6, "int64", None),
-        ("data_total", 7, "int64", None),
-        ("data_failed", 8, "int64", None),
-        ("state", 11, "int32", None),
-        ("reason", 12, "string", None),
-        ("created", 13, "message", "Timestamp"),
-        ("started", 14, "message", "Timestamp"),
-        ("finished", 15, "message", "Timestamp"),
-    ],
-}
-_REPEATED = frozenset(
-    {
-        ("CommitInfo", "child_commits"),
-        ("CommitInfo", "direct_provenance"),
-        ("CommitInfo", "direct_subvenance"),
-    }
-)
-
 
 @functools.cache
 def _classes() -> SimpleNamespace:
-    return build_messages(_PACKAGE, _MESSAGES, repeated=_REPEATED)
+    """Every message of the table, with all its fields (JobInfo's data_recovered is
+    never set here, so it is not written, as ``JobRec.info()`` does not write it)."""
+    return build_messages(FIELDS)
 
 
 def _ts(msg: object, value: datetime) -> None:

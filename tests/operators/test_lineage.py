@@ -27,9 +27,7 @@ def test_put_file_and_pipelines_report_their_repos(pachd, pachyderm_conn, unique
     from cpsign_airflow.hooks.pachyderm import PachydermHook
 
     PachydermHook(pachyderm_conn).ensure_repo(source)
-    create = PachydermCreatePipelineOperator(
-        task_id="pipelines", specs=copy_spec(pipeline, source)
-    )
+    create = PachydermCreatePipelineOperator(task_id="pipelines", specs=copy_spec(pipeline, source))
     create.execute({"ti": _TI()})
     lineage = create.get_openlineage_facets_on_complete(None)
     assert _names(lineage.inputs) == [(namespace, f"default/{source}")]

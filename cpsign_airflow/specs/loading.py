@@ -17,10 +17,11 @@ from cpsign_airflow.exceptions import PachydermSpecError
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 
 
-def _render(text: str, variables: Mapping[str, Any], source: str) -> str:
+def _render(text: str, variables: Mapping[str, Any], source: str, env: Any = None) -> str:
     import jinja2
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    if env is None:  # outside a task: a plain, strict environment
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     try:
         return env.from_string(text).render(**variables)
     except jinja2.TemplateError as err:
@@ -38,14 +39,14 @@ def _parse(text: str, source: str) -> Any:
         raise PachydermSpecError(f"Pipeline spec {source} is not valid JSON/YAML: {err}") from None
 
 
-def _render_obj(obj: Any, variables: Mapping[str, Any], source: str) -> Any:
+def _render_obj(obj: Any, variables: Mapping[str, Any], source: str, env: Any = None) -> Any:
     """Render string leaves of an in-memory spec (dicts given directly)."""
     if isinstance(obj, str) and ("{{" in obj or "{%" in obj):
-        return _render(obj, variables, source)
+        return _render(obj, variables, source, env)
     if isinstance(obj, dict):
-        return {k: _render_obj(v, variables, source) for k, v in obj.items()}
+        return {k: _render_obj(v, variables, source, env) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_render_obj(v, variables, source) for v in obj]
+        return [_render_obj(v, variables, source, env) for v in obj]
     return obj
 
 
@@ -71,14 +72,21 @@ def expand_sources(specs: Any) -> list[tuple[str, Any]]:
     return items
 
 
-def load_specs(specs: Any, variables: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Rendered spec dicts with their source labels; a file may hold a list of specs."""
+def load_specs(
+    specs: Any, variables: Mapping[str, Any], *, env: Any = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Rendered spec dicts with their source labels; a file may hold a list of specs.
+
+    ``env`` is the Jinja environment to render with (a task's, see
+    :mod:`cpsign_airflow.specs.templating`); by default a strict plain one.
+    """
     loaded: list[tuple[str, dict[str, Any]]] = []
     for source, item in expand_sources(specs):
         if isinstance(item, Path):
-            parsed = _parse(_render(item.read_text(encoding="utf-8"), variables, source), source)
+            text = item.read_text(encoding="utf-8")
+            parsed = _parse(_render(text, variables, source, env), source)
         else:
-            parsed = _render_obj(item, variables, source)
+            parsed = _render_obj(item, variables, source, env)
         entries: Iterable[Any] = parsed if isinstance(parsed, list) else [parsed]
         for entry in entries:
             if not isinstance(entry, dict):

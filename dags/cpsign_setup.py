@@ -44,6 +44,8 @@ from cpsign_airflow.operators.pachyderm import (
 from cpsign_airflow.workflow import settings as cpsign_settings
 
 settings = cpsign_settings.load()
+#: The form's spec folder, else the bundled templates: rendered by the tasks themselves.
+SPECS = "{{ params.spec_folder or '" + str(bundled_spec_folder()) + "' }}"
 
 with DAG(
     dag_id="cpsign_setup",
@@ -160,8 +162,7 @@ with DAG(
     )
     pipelines = PachydermCreatePipelineOperator(
         task_id="pipelines",
-        specs=str(bundled_spec_folder()),
-        spec_folder="{{ params.spec_folder or '' }}",
+        specs=SPECS,
         spec_vars=variables,
         reprocess="{{ params.reprocess }}",
         in_flight="{{ params.in_flight }}",
@@ -217,8 +218,7 @@ with DAG(
     check = KubernetesCheckPipelineSecretsOperator(
         task_id="check_secrets",
         namespace=namespace,
-        specs=str(bundled_spec_folder()),
-        spec_folder="{{ params.spec_folder or '' }}",
+        specs=SPECS,
         spec_vars=variables,
         kubernetes_conn_id=settings.kubernetes_conn_id,
         trigger_rule="none_failed",

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from cpsign_airflow.specs.templating import SpecTemplatesMixin
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -162,13 +164,12 @@ class KubernetesSecretFromConnectionOperator(_KubernetesOperator):
         }
 
 
-class KubernetesCheckPipelineSecretsOperator(_KubernetesOperator):
+class KubernetesCheckPipelineSecretsOperator(SpecTemplatesMixin, _KubernetesOperator):
     """Fail if a secret that a pipeline spec mounts (``transform.secrets``) is missing.
 
-    ``specs``, ``spec_folder`` (templated; used instead of ``specs`` when it
-    renders non-empty) and ``spec_vars`` are given as to
+    ``specs`` (templated) and ``spec_vars`` are given as to
     :class:`~cpsign_airflow.operators.pachyderm.PachydermCreatePipelineOperator`
-    (dicts, files or folders; Jinja-rendered). The error names each missing
+    (dicts, files or folders; rendered with the task's Jinja environment). The error names each missing
     secret (or key) and the pipeline that needs it. Returns
     ``[{"pipeline", "secret", "key"}]`` of the references checked.
 
@@ -180,7 +181,7 @@ class KubernetesCheckPipelineSecretsOperator(_KubernetesOperator):
         [secret_db, secret_modelweb] >> check >> pipelines
     """
 
-    template_fields: Sequence[str] = ("namespace", "spec_folder", "spec_vars")
+    template_fields: Sequence[str] = ("namespace", "specs", "spec_vars")
     template_fields_renderers = {"spec_vars": "json"}
 
     def __init__(
@@ -188,27 +189,21 @@ class KubernetesCheckPipelineSecretsOperator(_KubernetesOperator):
         *,
         namespace: str,
         specs: dict[str, Any] | str | Path | Sequence[dict[str, Any] | str | Path] | None = None,
-        spec_folder: str | None = None,
         spec_vars: dict[str, Any] | None = None,
         kubernetes_conn_id: str = "kubernetes_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(kubernetes_conn_id=kubernetes_conn_id, **kwargs)
-        if specs is None and spec_folder is None:
-            raise ValueError(f"{self.task_id}: give 'specs' or 'spec_folder'")
+        if specs is None:
+            raise ValueError(f"{self.task_id}: give 'specs'")
         self.specs = specs
-        self.spec_folder = spec_folder
         self.namespace = namespace
         self.spec_vars = spec_vars or {}
 
     def execute(self, context: Context) -> list[dict[str, str]]:
         from cpsign_airflow.kubernetes.secrets import check_spec_secrets, spec_secret_refs
-        from cpsign_airflow.specs.loading import load_specs
 
-        sources = self.spec_folder or self.specs
-        if not sources:
-            raise ValueError(f"{self.task_id}: 'spec_folder' rendered empty and no 'specs' given")
-        loaded = load_specs(sources, {**context, **self.spec_vars})
+        loaded = self.load_task_specs(context)
         check_spec_secrets(loaded, self.namespace, client=self.get_client())
         return spec_secret_refs(loaded)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from cpsign_airflow.links.pachyderm import CONSOLE_URL_XCOM_KEY, PachydermConsoleLink
+from cpsign_airflow.specs.templating import SpecTemplatesMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -100,13 +101,15 @@ def _job_names(jobs: Sequence[dict[str, Any]]) -> str:
     return ", ".join(f"{j['pipeline']}@{j['job_id']} ({j['state']})" for j in jobs)
 
 
-class PachydermCreatePipelineOperator(_PachydermOperator):
+class PachydermCreatePipelineOperator(SpecTemplatesMixin, _PachydermOperator):
     """Create or update pipelines from specs (``pachctl create/update pipeline``).
 
-    ``specs`` is one spec or a list of them: dicts, JSON/YAML file paths, or
-    folders of such files; ``spec_folder`` (templated) names a folder or file and,
-    when it renders non-empty, is used instead. Files are Jinja-rendered with the task context plus
-    ``spec_vars`` (so ``"{{ workflow_name }}-ingestion"`` works), then every spec
+    ``specs`` (templated) is one spec or a list of them: dicts, JSON/YAML file
+    paths (relative ones also found in the DAG's ``template_searchpath``), or
+    folders of such files. They are rendered with the task's own Jinja
+    environment (the DAG's ``user_defined_macros`` and filters work) and the
+    task context plus ``spec_vars`` (so ``"{{ workflow_name }}-ingestion"``
+    works), strictly: an undefined variable is an error. Then every spec
     is validated before anything is sent: required fields, unknown keys at any
     level, and input repos that neither exist nor come from this batch. Pachyderm
     1.x specs (``input.atom``) are converted to 2.x and the result is logged.
@@ -145,8 +148,8 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
     """
 
     template_fields: Sequence[str] = (
+        "specs",
         "spec_vars",
-        "spec_folder",
         "reprocess",
         "project",
         "in_flight",
@@ -158,7 +161,6 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
         self,
         *,
         specs: dict[str, Any] | str | Path | Sequence[dict[str, Any] | str | Path] | None = None,
-        spec_folder: str | None = None,
         spec_vars: dict[str, Any] | None = None,
         reprocess: bool = False,
         in_flight: str = "wait",
@@ -166,10 +168,9 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if specs is None and spec_folder is None:
-            raise ValueError(f"{self.task_id}: give 'specs' or 'spec_folder'")
+        if specs is None:
+            raise ValueError(f"{self.task_id}: give 'specs'")
         self.specs = specs
-        self.spec_folder = spec_folder
         self.spec_vars = spec_vars or {}
         self.reprocess = reprocess
         self.in_flight = in_flight
@@ -177,17 +178,13 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
         if isinstance(in_flight, str) and "{{" not in in_flight:
             self._in_flight_mode()  # a typo fails when the DAG is parsed
 
-    def prepare_specs(self, variables: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    def prepare_specs(self, context: Context) -> list[tuple[str, dict[str, Any]]]:
         """Load, render, convert and validate; no call to pachd."""
         from cpsign_airflow.specs.convert_v1 import convert_v1_spec, is_v1_spec
-        from cpsign_airflow.specs.loading import load_specs
         from cpsign_airflow.specs.validate import validate_spec
 
         prepared = []
-        sources = self.spec_folder or self.specs
-        if not sources:
-            raise ValueError(f"{self.task_id}: 'spec_folder' rendered empty and no 'specs' given")
-        for source, spec in load_specs(sources, variables):
+        for source, spec in self.load_task_specs(context):
             if is_v1_spec(spec):
                 spec, notes = convert_v1_spec(spec)
                 self.log.info(
@@ -230,8 +227,7 @@ class PachydermCreatePipelineOperator(_PachydermOperator):
         from cpsign_airflow.specs.validate import input_repos, order_by_dependencies
 
         mode, limit = self._in_flight_mode(), self._in_flight_limit()
-        variables = {**context, **self.spec_vars}
-        prepared = self.prepare_specs(variables)
+        prepared = self.prepare_specs(context)
         hook = self.get_hook()
         needed = {repo for _, spec in prepared for repo in input_repos(spec)}
         existing = [repo for repo in sorted(needed) if hook.repo_exists(repo, self.project)]

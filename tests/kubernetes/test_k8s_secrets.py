@@ -328,7 +328,7 @@ def test_check_operator_in_a_dag_run_names_missing_secret_and_pipeline(
         check = KubernetesCheckPipelineSecretsOperator(
             task_id="check_secrets",
             namespace="{NAMESPACE}",
-            spec_folder="{{{{ params.folder }}}}",
+            specs="{{{{ params.folder }}}}",
             spec_vars={{"workflow_name": "LogD"}},
         )
     """

@@ -281,3 +281,44 @@ def test_pipeline_names_are_limited_as_pachd_limits_them(name, project, expected
         validate_spec(spec)
     pipeline["name"] = name[:-1]
     validate_spec(spec)  # one character less is accepted
+
+
+def test_specs_render_with_the_dags_jinja_environment(airflow_db, pachyderm_conn, unique_name):
+    """A spec file found through template_searchpath, using a user_defined_macro and a
+    templated ``specs``; an undefined variable fails before anything reaches pachd."""
+    folder = airflow_db / f"specs-{unique_name}"
+    folder.mkdir()
+    repo, name = f"{unique_name}-in", f"{unique_name}-p"
+    PachydermHook(pachyderm_conn).ensure_repo(repo)
+    spec = {
+        "pipeline": {"name": "{{ prefix }}-p"},
+        "input": {"pfs": {"repo": "{{ prefix }}-in", "glob": "/*"}},
+        "transform": {"image": "{{ image('busybox') }}", "cmd": ["sh", "-c", "true"]},
+    }
+    (folder / "p.json").write_text(json.dumps(spec))
+    (folder / "broken.json").write_text(json.dumps({**spec, "description": "{{ nope }}"}))
+    source = f"""
+    import datetime
+    from airflow.sdk import DAG
+    from cpsign_airflow.operators.pachyderm import PachydermCreatePipelineOperator
+
+    with DAG("jinja_env_{unique_name.replace("-", "_")}", schedule=None,
+             start_date=datetime.datetime(2024, 1, 1), default_args={{"retries": 0}},
+             template_searchpath=[{str(folder)!r}],
+             user_defined_macros={{"image": lambda name: name + ":1.36"}},
+             params={{"spec_file": "p.json"}}) as dag:
+        PachydermCreatePipelineOperator(
+            task_id="pipelines", specs="{{{{ params.spec_file }}}}",
+            spec_vars={{"prefix": {unique_name!r}}},
+        )
+    """
+    path = write_dag(airflow_db / "dags", f"jinja_env_{unique_name.replace('-', '_')}", source)
+    result = run_dag(path, path.stem)
+    assert result.state == "success", result.task_states
+    stored = PachydermHook(pachyderm_conn).inspect_pipeline(name)["user_spec"]
+    assert stored["transform"]["image"] == "busybox:1.36"
+    before = PachydermHook(pachyderm_conn).inspect_pipeline(name)["version"]
+    broken = run_dag(path, path.stem, run_conf={"spec_file": "broken.json"})
+    assert broken.task_states == {"pipelines": "failed"}
+    after = PachydermHook(pachyderm_conn).inspect_pipeline(name)
+    assert after["version"] == before and "description" not in after["user_spec"]

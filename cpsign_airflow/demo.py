@@ -60,7 +60,7 @@ def _run(dags: Path, dag_id: str, conf: dict[str, Any]) -> Any:
 
 
 def _print_record(dag_run: Any) -> dict[str, Any]:
-    from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
+    from cpsign_airflow.bookkeeping.hook import BookkeepingHook
 
     with BookkeepingHook("cpsign_bookkeeping").get_ledger() as ledger:
         runs = ledger.runs_for_airflow_run("cpsign_training", dag_run.run_id)

@@ -101,7 +101,7 @@ def _recorded_workflow(context: Mapping[str, Any]) -> str | None:
     if not dag_id or not run_id:
         return None
     try:
-        from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
+        from cpsign_airflow.bookkeeping.hook import BookkeepingHook
         from cpsign_airflow.workflow import settings
 
         with BookkeepingHook(settings.load().bookkeeping_conn_id).get_ledger() as ledger:

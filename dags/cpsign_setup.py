@@ -27,13 +27,13 @@ import datetime
 
 from airflow.sdk import DAG, Param, task
 
-from cpsign_airflow.cpsign.pipelines import spec_folder as bundled_spec_folder
-from cpsign_airflow.operators.bookkeeping import (
+from cpsign_airflow.bookkeeping.operators import (
     BookkeepingSchemaOperator,
     RecordDeploymentsOperator,
     RecordKilledRunsOperator,
 )
-from cpsign_airflow.operators.kubernetes import (
+from cpsign_airflow.cpsign.pipelines import spec_folder as bundled_spec_folder
+from cpsign_airflow.kubernetes.operators import (
     KubernetesCheckPipelineSecretsOperator,
     KubernetesSecretFromConnectionOperator,
 )

@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.url:
             ledger = TrainingLedger.from_url(args.url, retry=retry)
         else:
-            from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
+            from cpsign_airflow.bookkeeping.hook import BookkeepingHook
 
             hook = BookkeepingHook(args.conn_id or DEFAULT_CONN_ID, retry=retry)
             ledger = hook.get_ledger()

@@ -2,7 +2,7 @@
 
 Engines are made from a SQLAlchemy URL here; an Airflow connection (type
 ``mysql`` through ``MySqlHook``, or ``sqlite``) becomes one in
-:class:`~cpsign_airflow.hooks.bookkeeping.BookkeepingHook`. A plain SQLAlchemy
+:class:`~cpsign_airflow.bookkeeping.hook.BookkeepingHook`. A plain SQLAlchemy
 URL is also accepted, for tests and the CLI. Everything heavy is imported
 inside functions, because DAG files import the operators that import this module.
 """

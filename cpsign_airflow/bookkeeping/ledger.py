@@ -72,7 +72,7 @@ class TrainingLedger:
     """Record of workflows, pipeline deployments, training runs, their jobs and models.
 
     In Airflow get it from :meth:`BookkeepingHook.get_ledger
-    <cpsign_airflow.hooks.bookkeeping.BookkeepingHook.get_ledger>` (a connection
+    <cpsign_airflow.bookkeeping.hook.BookkeepingHook.get_ledger>` (a connection
     of type mysql or sqlite); elsewhere use :meth:`from_url`. The schema must be
     at the newest revision (:meth:`upgrade_schema`); the first call checks.
     """

@@ -21,9 +21,9 @@ def retraining_requests(
     """Requests for the training task group; skips the DAG run when there is nothing to retrain."""
     from airflow.sdk.exceptions import AirflowSkipException
 
+    from cpsign_airflow.bookkeeping.hook import BookkeepingHook
     from cpsign_airflow.bookkeeping.records import trigger_kind_from_context
     from cpsign_airflow.cpsign.configuration import with_new_seed
-    from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
     kind = trigger_kind_from_context(context)
     seed = retraining_seed(context["dag_run"].run_id)

@@ -74,8 +74,8 @@ def training_failure_callback(bookkeeping_conn_id: str):
     """``on_failure_callback``: mark the DAG run's open training runs failed, then alert."""
 
     def callback(context: Mapping[str, Any]) -> None:
+        from cpsign_airflow.bookkeeping.operators import mark_runs_failed
         from cpsign_airflow.notifications import send_alert
-        from cpsign_airflow.operators.bookkeeping import mark_runs_failed
 
         mark_runs_failed(context, bookkeeping_conn_id=bookkeeping_conn_id)
         send_alert({**context, **run_facts(context)}, "failure")
@@ -140,7 +140,7 @@ def validate(
         raise AirflowFailException(problem)
     config_repo = request.get("config_repo")
     if not config_repo:
-        from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
+        from cpsign_airflow.bookkeeping.hook import BookkeepingHook
 
         with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
             record = ledger.get_workflow(workflow)
@@ -169,8 +169,8 @@ def _record_rejection(
     request's. A refusal without any usable name is only logged (and alerted).
     """
     from cpsign_airflow.bookkeeping.errors import BookkeepingInputError
+    from cpsign_airflow.bookkeeping.hook import BookkeepingHook
     from cpsign_airflow.bookkeeping.records import TaskKey, trigger_kind_from_context
-    from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
     configuration = request.get("configuration")
     names = [
@@ -314,7 +314,7 @@ def quality_gate(
     (a retraining without new rows: pachd skipped every datum after ingestion)
     and is neither judged again nor deployed again.
     """
-    from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
+    from cpsign_airflow.bookkeeping.hook import BookkeepingHook
     from cpsign_airflow.workflow.quality import HELD_BACK, quality_verdict, unchanged_verdict
 
     verdicts: dict[str, dict[str, str]] = {}
@@ -401,7 +401,7 @@ def deployment_request(
 @task_group(group_id="training_run")
 def training_run(request: Any, settings: Settings) -> None:
     """The chain for one workflow's run; ``request`` is ``{"configuration", ...}``."""
-    from cpsign_airflow.operators.bookkeeping import (
+    from cpsign_airflow.bookkeeping.operators import (
         FinishRunOperator,
         MarkRunCommittedOperator,
         RecordArtifactsOperator,
@@ -478,7 +478,7 @@ def training_run(request: Any, settings: Settings) -> None:
     query_ok >> pending >> put >> committed >> wait >> jobs >> models >> artifacts >> gate
     gate >> finish
 
-    from cpsign_airflow.operators.kubernetes import CPSignPredictionServiceOperator
+    from cpsign_airflow.kubernetes.operators import CPSignPredictionServiceOperator
 
     target = deployment_request(models, checked["configuration"], put.output, gate)
     deploy = CPSignPredictionServiceOperator(

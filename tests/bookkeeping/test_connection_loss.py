@@ -16,9 +16,9 @@ import sqlalchemy as sa
 
 from cpsign_airflow.bookkeeping.engine import RetryPolicy
 from cpsign_airflow.bookkeeping.errors import BookkeepingUnavailable
+from cpsign_airflow.bookkeeping.hook import BookkeepingHook
 from cpsign_airflow.bookkeeping.ledger import TrainingLedger
 from cpsign_airflow.bookkeeping.records import TaskKey
-from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 from cpsign_airflow.testing.mariadb import _connect
 
 TASK = TaskKey("cpsign_train_LogD", "manual__1", "record_pending_run")

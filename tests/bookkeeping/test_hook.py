@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from cpsign_airflow.bookkeeping.errors import BookkeepingConfigError
+from cpsign_airflow.bookkeeping.hook import BookkeepingHook
 from cpsign_airflow.bookkeeping.schema import head_revision
-from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
 PASSWORD = "hook-Pa55word-never-shown"
 

@@ -14,8 +14,8 @@ from cpsign_airflow.bookkeeping.errors import (
     RunNotFound,
     RunStateConflict,
 )
-from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
-from cpsign_airflow.operators.bookkeeping import (
+from cpsign_airflow.bookkeeping.hook import BookkeepingHook
+from cpsign_airflow.bookkeeping.operators import (
     BookkeepingSchemaOperator,
     FinishRunOperator,
     LatestSuccessfulConfigurationOperator,
@@ -344,7 +344,7 @@ def test_latest_configuration_of_a_workflow_without_success(conn_id):
 def test_importing_the_operators_loads_no_engine_alembic_or_mysql_hook():
     """DAG files import the operators: parsing them must stay cheap."""
     code = (
-        "import sys, cpsign_airflow.operators.bookkeeping, cpsign_airflow.hooks.bookkeeping\n"
+        "import sys, cpsign_airflow.bookkeeping.operators, cpsign_airflow.bookkeeping.hook\n"
         "heavy = ['alembic', 'MySQLdb', 'airflow.providers.mysql.hooks.mysql',"
         " 'cpsign_airflow.bookkeeping.ledger', 'cpsign_airflow.bookkeeping.tables',"
         " 'cpsign_airflow.bookkeeping.engine']\n"

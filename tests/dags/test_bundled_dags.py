@@ -12,11 +12,11 @@ import pytest
 from dag_env import logd_source_db, use_bundled_dags
 from dag_runner import load_dag, run_dag
 
+from cpsign_airflow.bookkeeping.hook import BookkeepingHook
 from cpsign_airflow.bookkeeping.ledger import TrainingLedger
 from cpsign_airflow.cpsign.configuration import load_example
 from cpsign_airflow.cpsign.pipelines import STAGES
 from cpsign_airflow.cpsign.standins import configure_local_pachd
-from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 from cpsign_airflow.hooks.pachyderm import PachydermHook
 
 REPO = Path(__file__).resolve().parents[2]

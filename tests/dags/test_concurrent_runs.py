@@ -24,9 +24,9 @@ from dag_env import logd_source_db, use_bundled_dags
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
+from cpsign_airflow.bookkeeping.hook import BookkeepingHook
 from cpsign_airflow.cpsign import standins
 from cpsign_airflow.cpsign.configuration import load_example
-from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
 RUNS = {"LogD": 3, "LogP": 2}
 

@@ -10,7 +10,7 @@ from dag_runner import run_dag, write_dag
 
 from cpsign_airflow.kubernetes import errors, manifests
 from cpsign_airflow.kubernetes.manifests import ModelLocation
-from cpsign_airflow.operators.kubernetes import CPSignPredictionServiceOperator
+from cpsign_airflow.kubernetes.operators import CPSignPredictionServiceOperator
 
 V1 = "a" * 32
 V2 = "b" * 32
@@ -214,7 +214,7 @@ def test_deploys_inside_a_dag_run(airflow_db, kube_conn, fake):
     source = f"""
     import datetime
     from airflow.sdk import DAG
-    from cpsign_airflow.operators.kubernetes import CPSignPredictionServiceOperator
+    from cpsign_airflow.kubernetes.operators import CPSignPredictionServiceOperator
 
     with DAG("k8s_predict", schedule=None, start_date=datetime.datetime(2024, 1, 1),
              params={{"commit": "{V1}", "ptype": 5}}) as dag:

@@ -12,12 +12,12 @@ import yaml
 from conftest import NAMESPACE
 
 from cpsign_airflow.kubernetes import discovery
-from cpsign_airflow.kubernetes.secrets import check_spec_secrets
-from cpsign_airflow.operators.kubernetes import (
+from cpsign_airflow.kubernetes.operators import (
     CPSignPredictionServiceOperator,
     KubernetesCheckPipelineSecretsOperator,
     KubernetesSecretFromConnectionOperator,
 )
+from cpsign_airflow.kubernetes.secrets import check_spec_secrets
 
 RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac.yaml"
 
@@ -125,7 +125,7 @@ def test_each_granted_verb_is_needed(kube_conn, kube_apiserver, monkeypatch):
 
 def test_operator_module_imports_no_kubernetes_client():
     code = (
-        "import sys, cpsign_airflow.operators.kubernetes, cpsign_airflow.kubernetes.discovery;"
+        "import sys, cpsign_airflow.kubernetes.operators, cpsign_airflow.kubernetes.discovery;"
         "bad = [m for m in sys.modules if m == 'kubernetes' or m.startswith('kubernetes.')"
         " or m.endswith('cncf.kubernetes.hooks.kubernetes')];"
         "print(bad); sys.exit(1 if bad else 0)"

@@ -11,13 +11,13 @@ from conftest import NAMESPACE
 from dag_runner import run_dag, write_dag
 
 from cpsign_airflow.kubernetes import errors
+from cpsign_airflow.kubernetes.operators import KubernetesSecretFromConnectionOperator
 from cpsign_airflow.kubernetes.secrets import check_spec_secrets, parse_source
-from cpsign_airflow.operators.kubernetes import KubernetesSecretFromConnectionOperator
 
 DAG_SOURCE = """
 import datetime
 from airflow.sdk import DAG
-from cpsign_airflow.operators.kubernetes import KubernetesSecretFromConnectionOperator as Op
+from cpsign_airflow.kubernetes.operators import KubernetesSecretFromConnectionOperator as Op
 
 with DAG("{dag_id}", schedule=None, start_date=datetime.datetime(2024, 1, 1),
          default_args={{"retries": 0}}) as dag:
@@ -317,7 +317,7 @@ def test_check_operator_in_a_dag_run_names_missing_secret_and_pipeline(
     source = f"""
     import datetime
     from airflow.sdk import DAG
-    from cpsign_airflow.operators.kubernetes import (
+    from cpsign_airflow.kubernetes.operators import (
         KubernetesCheckPipelineSecretsOperator,
         KubernetesSecretFromConnectionOperator as Op,
     )

@@ -123,10 +123,15 @@ def test_notifier_and_every_operator_module_are_registered() -> None:
     operators = {m for entry in info["operators"] for m in entry["python-modules"]}
     assert {
         "cpsign_airflow.operators.pachyderm",
-        "cpsign_airflow.operators.bookkeeping",
-        "cpsign_airflow.operators.kubernetes",
+        "cpsign_airflow.bookkeeping.operators",
+        "cpsign_airflow.kubernetes.operators",
     } == operators
+    # every module of operators (the Pachyderm layer's and the application's own)
     on_disk = {
+        ".".join(p.relative_to(REPO).with_suffix("").parts)
+        for p in (REPO / "cpsign_airflow").rglob("operators*.py")
+        if not p.name.startswith("_")
+    } | {
         f"cpsign_airflow.operators.{p.stem}"
         for p in (REPO / "cpsign_airflow" / "operators").glob("*.py")
         if not p.name.startswith("_")

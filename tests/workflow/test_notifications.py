@@ -56,8 +56,8 @@ def test_deadline_alert_finds_the_workflow_in_bookkeeping(
     recorded, bookkeeping_conn_id, monkeypatch
 ):
     """A run triggered with the form's defaults has an empty conf: bookkeeping knows."""
+    from cpsign_airflow.bookkeeping.hook import BookkeepingHook
     from cpsign_airflow.bookkeeping.records import TaskKey
-    from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
     monkeypatch.setenv("AIRFLOW__CPSIGN__BOOKKEEPING_CONN_ID", bookkeeping_conn_id)
     context = deadline_context("running", 0.5)

@@ -290,7 +290,7 @@ def test_deployment_request_skips_a_held_back_model_with_the_reason():
 def test_quality_gate_task_records_verdicts_against_the_previous_accepted_model(
     bookkeeping_conn_id, caplog
 ):
-    from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
+    from cpsign_airflow.bookkeeping.hook import BookkeepingHook
     from cpsign_airflow.workflow.training import quality_gate
 
     config = {"workflow_name": "FreeSolv"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cpsign_airflow.bookkeeping.hook import BookkeepingHook
 from cpsign_airflow.cpsign.configuration import load_example
-from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 from cpsign_airflow.workflow.retraining import retraining_requests
 
 

@@ -1,7 +1,7 @@
 """Operators that write the bookkeeping record (MySQL/MariaDB, or SQLite) from DAGs.
 
 Thin wrappers over :class:`~cpsign_airflow.bookkeeping.ledger.TrainingLedger`:
-each gets the ledger from :class:`~cpsign_airflow.hooks.bookkeeping.BookkeepingHook`
+each gets the ledger from :class:`~cpsign_airflow.bookkeeping.hook.BookkeepingHook`
 on ``bookkeeping_conn_id`` (default ``cpsign_bookkeeping``) inside ``execute``,
 so a DAG file importing this module loads neither SQLAlchemy engines, Alembic
 nor MySqlHook. Writes are keyed by the task instance, so a retried task never
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from cpsign_airflow.bookkeeping.errors import BookkeepingInputError
+from cpsign_airflow.bookkeeping.hook import BookkeepingHook
 from cpsign_airflow.bookkeeping.records import (
     DEFAULT_CONN_ID,
     PUBLICATION_STATUSES,
@@ -43,7 +44,6 @@ from cpsign_airflow.bookkeeping.records import (
     check_workflow,
     trigger_kind_from_context,
 )
-from cpsign_airflow.hooks.bookkeeping import BookkeepingHook
 
 if TYPE_CHECKING:
     from cpsign_airflow.bookkeeping.ledger import TrainingLedger
@@ -264,7 +264,7 @@ class RecordPublicationOperator(BookkeepingBaseOperator):
 
     Give ``status`` (and ``url``, ``version``, ``error``) directly, or
     ``deployment``: the return value of
-    :class:`~cpsign_airflow.operators.kubernetes.CPSignPredictionServiceOperator`
+    :class:`~cpsign_airflow.kubernetes.operators.CPSignPredictionServiceOperator`
     (its ``.output``). Then its ``url`` and ``model_version`` are recorded, its
     rollout status ``ready`` as ``published``, ``failed`` as ``failed`` and any
     other as ``pending``, with target ``prediction_service``; arguments given

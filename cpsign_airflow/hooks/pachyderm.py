@@ -43,6 +43,14 @@ from cpsign_airflow.hooks import _grpc_errors, _sdk
 if TYPE_CHECKING:
     from pachyderm_sdk import Client
 
+    from cpsign_airflow.hooks.pachyderm_types import (
+        CommitDict,
+        JobDict,
+        PipelineResult,
+        PipelineStateDict,
+        RepoResult,
+    )
+
 T = TypeVar("T")
 #: How a read names its commit: by ``commit`` id, or by ``branch`` (its head commit).
 RefType = Literal["commit", "branch"]
@@ -142,7 +150,7 @@ def _enum_name(enum_cls: Any, value: Any) -> str:
         return str(value)
 
 
-def commit_to_dict(info: Any) -> dict[str, Any]:
+def commit_to_dict(info: Any) -> CommitDict:
     """Plain view of a pfs.CommitInfo."""
     from pachyderm_sdk.api import pfs
 
@@ -162,7 +170,7 @@ def commit_to_dict(info: Any) -> dict[str, Any]:
     }
 
 
-def job_to_dict(info: Any) -> dict[str, Any]:
+def job_to_dict(info: Any) -> JobDict:
     """Plain view of a pps.JobInfo, in the shape bookkeeping records."""
     from pachyderm_sdk.api import pps
 
@@ -185,7 +193,7 @@ def job_to_dict(info: Any) -> dict[str, Any]:
     }
 
 
-def pipeline_state_to_dict(info: Any) -> dict[str, Any]:
+def pipeline_state_to_dict(info: Any) -> PipelineStateDict:
     """Plain view of a pps.PipelineInfo's health: name, project, version, state, reason."""
     from pachyderm_sdk.api import pps
 
@@ -425,7 +433,7 @@ class PachydermHook(BaseHook):
 
     def ensure_repo(
         self, repo: str, project: str | None = None, description: str = ""
-    ) -> dict[str, Any]:
+    ) -> RepoResult:
         """Create ``repo`` unless it exists: ``{"project", "repo", "created"}``."""
         client = self.get_conn()
         where = self._where(repo, project)
@@ -562,7 +570,7 @@ class PachydermHook(BaseHook):
 
     def create_or_update_pipeline(
         self, spec: dict[str, Any], *, reprocess: bool = False
-    ) -> dict[str, Any]:
+    ) -> PipelineResult:
         """Create the pipeline, or update it if its spec changed (see :meth:`plan_pipeline`).
 
         pachd starts a job on every create/update, even an identical one, so an

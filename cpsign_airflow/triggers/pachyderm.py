@@ -41,6 +41,11 @@ from cpsign_airflow.hooks.pachyderm_outcome import UnhealthyPipelines, stop_unfi
 
 if TYPE_CHECKING:
     from cpsign_airflow.hooks.pachyderm import PachydermHook
+    from cpsign_airflow.hooks.pachyderm_types import (
+        CommitSetFinished,
+        CommitSetWaitError,
+        PipelineUnhealthy,
+    )
 
 
 class PachydermCommitSetTrigger(BaseTrigger):
@@ -135,7 +140,7 @@ class PachydermCommitSetTrigger(BaseTrigger):
 
     async def _wait_for_commits(
         self, hook: PachydermHook, commits: dict[tuple[str, str], dict[str, Any]]
-    ) -> dict[str, Any]:
+    ) -> CommitSetFinished | CommitSetWaitError:
         """The streaming wait: fills ``commits`` as they finish; returns the event payload."""
         delay = self.reconnect_backoff
         while True:
@@ -171,7 +176,7 @@ class PachydermCommitSetTrigger(BaseTrigger):
 
     async def _watch_pipelines(
         self, hook: PachydermHook, commits: dict[tuple[str, str], dict[str, Any]]
-    ) -> dict[str, Any] | None:
+    ) -> PipelineUnhealthy | None:
         """Check the set's unfinished pipelines every interval; return the
         ``pipeline_unhealthy`` payload, or None once no pipeline is left to check."""
         loop = asyncio.get_running_loop()

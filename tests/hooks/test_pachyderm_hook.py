@@ -445,3 +445,19 @@ async def test_address_is_looked_up_once(pachyderm_conn):
         address = await hook.aget_address()
         assert hook.address is address
         assert await hook.aget_address() is address
+
+
+def test_the_typed_shapes_name_exactly_the_keys_the_hook_builds(hook, unique_name):
+    """commit_to_dict/job_to_dict and their TypedDicts cannot drift apart."""
+    from typing import get_type_hints
+
+    from cpsign_airflow.hooks import pachyderm_types as types
+
+    hook.ensure_repo(unique_name)
+    commit = hook.put_file(unique_name, "/a.txt", data=b"a")
+    [info] = hook.inspect_commit_set(commit)
+    assert set(info) == set(get_type_hints(types.CommitDict))
+    required_job = {
+        k for k in get_type_hints(types.JobDict) if k not in ("log_tail", "duration_seconds")
+    }
+    assert required_job == set(types.JobDict.__required_keys__)

@@ -197,6 +197,11 @@ class PachydermCommitSetSensor(BaseSensorOperator):
         from cpsign_airflow.exceptions import PachydermJobFailed
 
         self._log_progress(jobs, final=True)
+        # OpenLineage: the set's input commits were read, its output commits written
+        self._lineage = (
+            sorted({(c["project"], c["repo"]) for c in commits if c.get("origin") == "USER"}),
+            sorted({(j["project"], j["pipeline"]) for j in jobs}),
+        )
         outcome = summarize(jobs, commits)
         if outcome["status"] == "success":
             self.log.info("Commit set %s: all %d jobs succeeded", self.commit_set_id, len(jobs))
@@ -325,6 +330,16 @@ class PachydermCommitSetSensor(BaseSensorOperator):
         except Exception:  # resolved again, with a clear error, by the wait itself
             return
         context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=url or "")
+
+    #: (inputs, outputs) as (project, repo) pairs, set when the set has finished.
+    _lineage: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The commit set's input repos and its pipelines' output repos, as datasets."""
+        from cpsign_airflow.lineage.pachyderm import operator_lineage
+
+        inputs, outputs = self._lineage or ([], [])
+        return operator_lineage(self.hook, inputs, outputs)
 
     def on_kill(self) -> None:
         if not self.stop_jobs_on_kill:

@@ -40,3 +40,15 @@ def test_put_file_and_pipelines_report_their_repos(pachd, pachyderm_conn, unique
         [],
         [(namespace, f"default/{source}")],
     )
+
+    # the sensor: the set's input repo was read, its pipeline's output repo written
+    from cpsign_airflow.hooks.pachyderm import PachydermHook as Hook
+    from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
+
+    commit = put.execute({"ti": _TI()})
+    Hook(pachyderm_conn).wait_commit_set(commit)
+    sensor = PachydermCommitSetSensor(task_id="wait", commit_set_id=commit, deferrable=False)
+    assert sensor.poke({"ti": _TI()}).is_done
+    lineage = sensor.get_openlineage_facets_on_complete(None)
+    assert _names(lineage.inputs) == [(namespace, f"default/{source}")]
+    assert _names(lineage.outputs) == [(namespace, f"default/{pipeline}")]

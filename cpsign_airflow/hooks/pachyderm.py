@@ -678,9 +678,25 @@ class PachydermHook(BaseHook):
                     return earlier["id"]
                 open_commit = earlier["id"]
         full_description = f"{description} {mark}".strip()
-        return self._write_commit(
+        commit_id = self._write_commit(
             repo, branch, project, path, opener, full_description, open_commit
         )
+        self._report_lineage("output", repo, project)
+        return commit_id
+
+    def _report_lineage(self, direction: str, repo: str, project: str | None) -> None:
+        """Tell Airflow's hook-lineage collector (OpenLineage, when installed) about a
+        repo this hook read or wrote, so tasks that use the hook directly (a ``@task``
+        reading a model) report it too. A no-op without a lineage reader."""
+        from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
+
+        address = self.address
+        uri = f"pachyderm://{address.host}:{address.port or 30650}/{project or self.project}/{repo}"
+        collector = get_hook_lineage_collector()
+        if direction == "input":
+            collector.add_input_asset(context=self, uri=uri)
+        else:
+            collector.add_output_asset(context=self, uri=uri)
 
     def _write_commit(
         self,
@@ -793,6 +809,7 @@ class PachydermHook(BaseHook):
             f"read {self._where(repo, project)}@{ref}:{path}",
             lambda: (msg.value for msg in self.get_conn().pfs.get_file(file=file)),
         )
+        self._report_lineage("input", repo, project)
         return b"".join(chunks)
 
     def list_files(

@@ -52,3 +52,26 @@ def test_put_file_and_pipelines_report_their_repos(pachd, pachyderm_conn, unique
     lineage = sensor.get_openlineage_facets_on_complete(None)
     assert _names(lineage.inputs) == [(namespace, f"default/{source}")]
     assert _names(lineage.outputs) == [(namespace, f"default/{pipeline}")]
+
+
+def test_hook_reads_and_writes_reach_airflows_hook_lineage(
+    pachd, pachyderm_conn, unique_name, monkeypatch
+):
+    """A @task that reads a model through the hook (find_model) reports the repo too."""
+    from airflow.sdk.lineage import HookLineageCollector
+
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
+
+    collector = HookLineageCollector()
+    monkeypatch.setattr(
+        "airflow.providers.common.compat.lineage.hook.get_hook_lineage_collector",
+        lambda: collector,
+    )
+    hook = PachydermHook(pachyderm_conn)
+    hook.ensure_repo(unique_name)
+    commit = hook.put_file(unique_name, "/model.jar", data=b"jar")
+    assert hook.read_file(unique_name, commit, "/model.jar") == b"jar"
+    uri = f"pachyderm://{pachd.address.split('://', 1)[1]}/default/{unique_name}"
+    lineage = collector.collected_assets
+    assert [i.asset.uri for i in lineage.inputs] == [uri]
+    assert [o.asset.uri for o in lineage.outputs] == [uri]

@@ -205,11 +205,20 @@ def _html(text: str) -> str:
     return html.escape(text)
 
 
+def _redacted(subject: str, message: str) -> tuple[str, str]:
+    """Both texts with every secret Airflow knows of (connection passwords, tokens
+    registered with ``mask_secret``) replaced: a mail is not a log, which Airflow masks
+    by itself, and an error text may quote a driver's message."""
+    from airflow.sdk.log import redact
+
+    return str(redact(subject)), str(redact(message))
+
+
 def send_alert(context: Mapping[str, Any], event: str) -> int:
     """Send ``event`` to every configured notifier; returns how many were sent (logged ones excluded)."""
     if event not in EVENTS:
         raise ValueError(f"event must be one of {EVENTS}, not {event!r}")
-    subject, message = describe(context, event)
+    subject, message = _redacted(*describe(context, event))
     entries = alerting_config().get(f"on_{event}", [{"type": "log"}] if event != "success" else [])
     sent = 0
     level = {"failure": logging.ERROR, "success": logging.INFO}.get(event, logging.WARNING)

@@ -690,8 +690,10 @@ class PachydermHook(BaseHook):
         reading a model) report it too. A no-op without a lineage reader."""
         from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
 
+        from cpsign_airflow.lineage.pachyderm import namespace
+
         address = self.address
-        uri = f"pachyderm://{address.host}:{address.port or 30650}/{project or self.project}/{repo}"
+        uri = f"{namespace(address.host, address.port)}/{project or self.project}/{repo}"
         collector = get_hook_lineage_collector()
         if direction == "input":
             collector.add_input_asset(context=self, uri=uri)

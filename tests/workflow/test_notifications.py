@@ -115,3 +115,14 @@ def test_a_mapped_retraining_alert_names_its_workflow():
     assert subject == "[cpsign] hERG training failed"
     assert "Workflow: hERG" in body and "Error: boom" in body
     assert "Pachyderm Console: https://console/x" in body
+
+
+def test_a_secret_in_the_error_never_reaches_the_mail(recorded):
+    from airflow.sdk.log import mask_secret
+
+    mask_secret("s3cr3t-db-password")
+    error = RuntimeError("cannot connect as cpsign:s3cr3t-db-password@db:3306")
+    send_alert({"workflow": "LogD", "exception": error}, "failure")
+    [alert] = recorded()
+    assert "s3cr3t-db-password" not in alert["message"] + alert["subject"]
+    assert "cannot connect as cpsign:" in alert["message"]

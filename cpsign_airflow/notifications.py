@@ -170,8 +170,8 @@ def describe(context: Mapping[str, Any], event: str) -> tuple[str, str]:
         first, *rest = text.splitlines()
         lines.append(f"Error: {first}")
         lines.extend(f"  {line}" for line in rest)
-    elif exception is not None:
-        lines.append(f"Error: {str(exception).splitlines()[0]}")
+    elif exception is not None:  # the failed jobs above say the rest
+        lines.append(f"Error: {(str(exception) or type(exception).__name__).splitlines()[0]}")
     console = context.get("console_url")
     if console:
         lines.append(f"Pachyderm Console: {console}")

@@ -703,7 +703,11 @@ class TrainingLedger:
         return self._tx(f"recording quality {quality} of {model_name} of run {rid}", unit)
 
     def last_published_metrics(
-        self, workflow: str, *, before_run_id: int | str | None = None
+        self,
+        workflow: str,
+        *,
+        before_run_id: int | str | None = None,
+        model_name: str | None = None,
     ) -> dict[str, Any] | None:
         """Metrics of the workflow's newest accepted model: the quality gate's baseline.
 
@@ -736,6 +740,9 @@ class TrainingLedger:
         )
         if before_run_id is not None:
             query = query.where(runs.c.id < r.check_run_id(before_run_id, "before_run_id"))
+        if model_name is not None:  # a workflow with several models: each its own baseline
+            name = r.check_str("model_name", model_name, max_len=r.MODEL_NAME_MAX)
+            query = query.where(arts.c.model_name == name)
 
         def unit(conn: Connection) -> dict[str, Any] | None:
             text = conn.execute(query).scalar()

@@ -33,7 +33,6 @@ STAGES: tuple[str, ...] = ("ingestion", "precompute", "train", "aggregate", "val
 
 #: The stage image built from images/stages/Dockerfile (README: build and push it).
 STAGE_IMAGE = "ghcr.io/pharmbio/cpsign-airflow-stages:0.1.0"
-DEFAULT_CPSIGN_IMAGE = STAGE_IMAGE
 
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")

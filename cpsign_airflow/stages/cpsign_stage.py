@@ -28,6 +28,7 @@ from typing import Any
 
 from cpsign_airflow.cpsign.arguments import (
     TRAIN_MODELS_DIR,
+    VAP_PTYPE,
     endpoint,
     model_name,
     with_tuned_scorer,
@@ -35,7 +36,6 @@ from cpsign_airflow.cpsign.arguments import (
 from cpsign_airflow.cpsign.configuration import REGRESSION_PTYPES, validate_configuration
 
 DEFAULT_CONFIDENCES = (0.8, 0.9)
-VAP_PTYPE = 5
 
 
 class StageError(RuntimeError):
@@ -241,7 +241,14 @@ def validate(config_path: Path, model: Path, test: Path, out: Path) -> dict[str,
             str(predictions_file),
         )
         predictions = read_predictions(predictions_file)
-    result = metrics(config, predictions, len(_rows(test)))
+    try:
+        result = metrics(config, predictions, len(_rows(test)))
+    except (KeyError, StopIteration, TypeError) as err:  # CPSign's output, not as expected
+        missing = f"no {err}" if isinstance(err, KeyError) else "an unexpected shape"
+        raise StageError(
+            f"predictions of {test.name} by {model.name} at confidences {list(confidences)}: "
+            f"{missing} (endpoint column {endpoint(config)!r} in {test})"
+        ) from None
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result

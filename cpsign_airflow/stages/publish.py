@@ -131,9 +131,11 @@ def publish(
     if metrics is not None:
         from cpsign_airflow.workflow.quality import HELD_BACK, quality_verdict
 
-        quality, reason = quality_verdict(
-            json.loads(metrics.read_text(encoding="utf-8")), None, tolerance
-        )
+        try:
+            measured = json.loads(metrics.read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise PublishError(f"--metrics {metrics} is not JSON: {err}") from None
+        quality, reason = quality_verdict(measured, None, tolerance)
         if quality == HELD_BACK:
             return {"published": False, "reason": f"held back: {reason}", "models": records}
     info = read_api_info(api_info)
@@ -162,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = publish(
             args.models, args.api_info, args.category, args.metrics, args.validity_tolerance
         )
-    except (PublishError, OSError) as err:
+    except (PublishError, OSError, ValueError) as err:  # ValueError: --validity-tolerance
         print(f"cpsign-publish: {err}", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -118,24 +118,27 @@ def validate(
     )
     from cpsign_airflow.cpsign.configuration import validate_configuration as check
 
+    problems: list[str] = []
     try:
+        if request.get("configuration") is None:
+            raise ConfigurationError(["configuration: missing from the request"])
         configuration = check(request["configuration"])
-        problem = None
         wanted = (configuration.get("cpsign") or {}).get("version")
         if wanted and wanted != cpsign_version:
-            problem = (
+            problems.append(
                 f"cpsign.version: the configuration asks for CPSign {wanted}, but the stages run "
                 f"CPSign {cpsign_version} ([cpsign] cpsign_version); change one of them"
             )
         workflow = configuration["workflow_name"]
         if request.get("workflow_name") and request["workflow_name"] != workflow:
-            problem = (
+            problems.append(
                 f"workflow_name: the request names {request['workflow_name']!r} but the "
                 f"configuration's workflow_name is {workflow!r}"
             )
     except ConfigurationError as err:
-        problem = str(err)
-    if problem is not None:  # retrying cannot fix it
+        problems.append(str(err))
+    if problems:  # retrying cannot fix any of them
+        problem = "\n".join(problems)
         _record_rejection(request, problem, bookkeeping_conn_id, context)
         raise AirflowFailException(problem)
     config_repo = request.get("config_repo")
@@ -319,11 +322,13 @@ def quality_gate(
 
     verdicts: dict[str, dict[str, str]] = {}
     with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
-        previous = ledger.last_published_metrics(workflow, before_run_id=training_run_id)
         for artifact in artifacts:
             name = artifact["model_name"]
             if name in verdicts:
                 continue
+            previous = ledger.last_published_metrics(
+                workflow, model_name=name, before_run_id=training_run_id
+            )
             before = ledger.previous_model(workflow, name, before_run_id=training_run_id)
             same = unchanged_verdict(artifact, before)
             if same is not None:
@@ -375,18 +380,20 @@ def deployment_request(
     """
     from airflow.sdk.exceptions import AirflowSkipException
 
+    from cpsign_airflow.workflow.quality import HELD_BACK, UNCHANGED
+
     if not _deploy_wanted(context):
         raise AirflowSkipException(
             "No prediction service requested (deploy_prediction_service is off)"
         )
     model = models[0]
     verdict = (verdicts or {}).get(model["model_name"]) or {}
-    if verdict.get("quality") == "held_back":
+    if verdict.get("quality") == HELD_BACK:
         raise AirflowSkipException(
             f"Model {model['model_name']} held back by the quality gate, not deployed: "
             f"{verdict.get('reason')}"
         )
-    if verdict.get("quality") == "unchanged":
+    if verdict.get("quality") == UNCHANGED:
         raise AirflowSkipException(
             f"Model {model['model_name']} unchanged, not deployed again: {verdict.get('reason')}"
         )

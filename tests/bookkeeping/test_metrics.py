@@ -159,6 +159,15 @@ def test_last_published_metrics_is_the_newest_accepted_model(ledger):
     assert ledger.last_published_metrics("FreeSolv", before_run_id=passed) is None
     assert ledger.last_published_metrics("FreeSolv", before_run_id=ungated) is None
     assert ledger.last_published_metrics("Nobody") is None
+    # with several models, each is compared with its own kind
+    other = ledger.record_pending_run("FreeSolv", CONFIG)
+    ledger.record_artifacts(
+        other, [{"model_name": "FreeSolv_vap", "location": _location(9), "metrics": {"v": 9}}]
+    )
+    ledger.record_quality(other, "FreeSolv_vap", "passed", "why")
+    assert ledger.last_published_metrics("FreeSolv") == {"v": 9}
+    assert ledger.last_published_metrics("FreeSolv", model_name="FreeSolv_acp") == {"v": 7}
+    assert ledger.last_published_metrics("FreeSolv", model_name="FreeSolv_vap") == {"v": 9}
 
 
 def test_upgrade_from_0003_keeps_rows_and_adds_metrics(bookkeeping_url):

@@ -60,14 +60,19 @@ def _environment(home: Path, template_db: Path, dags: Path) -> dict[str, str]:
 
 
 def _release_when_committed(address: str, counts: dict[str, int], release: threading.Event):
-    """Set ``release`` once every config repo has its expected number of commits."""
+    """Set ``release`` once every config repo has its expected number of runs' commits.
+
+    Only USER commits count: creating the ingestion pipeline left an empty AUTO
+    commit on the config branch, as pachd does for a new input branch.
+    """
 
     def watch(workflow: str, wanted: int, seen: threading.Event) -> None:
         client = Client.from_pachd_address(address)
         stream = client.pfs.subscribe_commit(
             repo=pfs.Repo(name=f"{workflow}-config"), branch="master", all=True
         )
-        for n, _ in enumerate(stream, start=1):
+        runs = (info for info in stream if info.origin.kind == pfs.OriginKind.USER)
+        for n, _ in enumerate(runs, start=1):
             if n == wanted:
                 seen.set()
                 return

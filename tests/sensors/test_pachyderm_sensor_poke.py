@@ -7,6 +7,7 @@ from unittest import mock
 
 import pytest
 from airflow.sdk import PokeReturnValue
+from job_gate import JobGate
 
 from cpsign_airflow.hooks.pachyderm import PachydermHook
 from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
@@ -30,16 +31,18 @@ def spec(name: str, repo: str) -> dict:
 def test_poke_returns_the_job_summary_and_execute_closes_the_hook(hook, pachd, unique_name):
     hook.ensure_repo(f"{unique_name}-in")
     hook.create_or_update_pipeline(spec(unique_name, f"{unique_name}-in"))
-    pachd.configure_pipeline(unique_name, duration=0.3)
+    gate = JobGate()  # the job runs until the test opens the gate: no race with the poke
+    pachd.configure_pipeline(unique_name, handler=gate.handler)
     commit = hook.put_file(f"{unique_name}-in", "/c.json", data=json.dumps({"seed": 1}))
     sensor = PachydermCommitSetSensor(
         task_id="wait", commit_set_id=commit, mode="poke", poke_interval=0.05, timeout=30
     )
-    first = sensor.poke({})
-    assert isinstance(first, PokeReturnValue) and first.is_done is False
-    assert first.xcom_value is None
-    task_hook = sensor.hook
-    assert task_hook is sensor.hook  # one hook per task
+    with gate:
+        gate.wait_started()
+        first = sensor.poke({})
+        assert isinstance(first, PokeReturnValue) and first.is_done is False
+        assert first.xcom_value is None
+        task_hook = sensor.hook
     summary = sensor.execute({"ti": mock.MagicMock()})
     [job] = summary
     assert (job["pipeline"], job["state"]) == (unique_name, "JOB_SUCCESS")

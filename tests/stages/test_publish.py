@@ -181,3 +181,17 @@ def test_a_model_failing_validity_is_held_back_before_any_request(
     metrics.write_text(json.dumps({"ptype": 2, "error_rate": {"0.8": 0.21, "0.9": 0.08}}))
     code = publish.main([*args, "--out", str(out), "--metrics", str(metrics)])
     assert code == 0 and json.loads(out.read_text())["published"] is True  # within 0.05
+
+
+def test_unreadable_metrics_or_tolerance_fail_naming_them(tmp_path: Path, capsys) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text("{not json")
+    args = ["--models", str(model(tmp_path)), "--api-info", str(tmp_path / "none")]
+    out = ["--out", str(tmp_path / "published.json")]
+    assert publish.main([*args, *out, "--metrics", str(metrics)]) == 1
+    assert f"--metrics {metrics} is not JSON" in capsys.readouterr().err
+    metrics.write_text(json.dumps({"ptype": 2, "error_rate": {"0.8": 0.2}}))
+    tolerance = ["--metrics", str(metrics), "--validity-tolerance", "-1"]
+    assert publish.main([*args, *out, *tolerance]) == 1
+    assert "tolerance" in capsys.readouterr().err
+    assert not (tmp_path / "published.json").exists()  # nothing recorded as done

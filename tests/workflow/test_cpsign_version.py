@@ -27,3 +27,14 @@ def test_matching_version_passes() -> None:
         {"configuration": config, "config_repo": "hERG-config"}, "unused", "2.0.0"
     )
     assert out["workflow"] == "hERG" and out["configuration"]["cpsign"]["version"] == "2.0.0"
+
+
+def test_every_reason_is_given_and_a_missing_configuration_is_one() -> None:
+    config = load_example("herg-sectioned")
+    config["cpsign"]["version"] = "2.1.0"
+    request = {"configuration": config, "config_repo": "c", "workflow_name": "LogD"}
+    with pytest.raises(AirflowFailException) as info:
+        validate.function(request, "unused", "2.0.0")
+    assert "cpsign.version" in str(info.value) and "workflow_name" in str(info.value)
+    with pytest.raises(AirflowFailException, match="configuration: missing from the request"):
+        validate.function({"config_repo": "c"}, "unused", "2.0.0")

@@ -60,18 +60,19 @@ def test_deadline_alert_finds_the_workflow_in_bookkeeping(
     from cpsign_airflow.bookkeeping.records import TaskKey
 
     monkeypatch.setenv("AIRFLOW__CPSIGN__BOOKKEEPING_CONN_ID", bookkeeping_conn_id)
-    context = deadline_context("running", 0.5)
-    context["dag_run"]["conf"] = {}
-    run_id = context["dag_run"]["dag_run_id"]
+    run_id = deadline_context("running", 0)["dag_run"]["dag_run_id"]
     with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
         ledger.upgrade_schema()
         ledger.record_pending_run(
             "hERG", {"workflow_name": "hERG"}, task=TaskKey("cpsign_training", run_id, "t")
         )
+    context = deadline_context("running", 0.5)  # made now: the lateness is 30 s and change
+    context["dag_run"]["conf"] = {}
     asyncio.run(deadline_missed(context=context))
     [alert] = recorded()
     assert alert["subject"] == "[cpsign] hERG training missed its deadline"
-    assert re.search(r"now 0 min 3\d s late", alert["message"]), alert["message"]
+    late = re.search(r"now 0 min (\d+) s late", alert["message"])
+    assert late and 30 <= int(late.group(1)) < 90, alert["message"]
 
 
 @pytest.mark.parametrize("state", ["failed", "success"])
@@ -126,3 +127,13 @@ def test_a_secret_in_the_error_never_reaches_the_mail(recorded):
     [alert] = recorded()
     assert "s3cr3t-db-password" not in alert["message"] + alert["subject"]
     assert "cannot connect as cpsign:" in alert["message"]
+
+
+def test_a_failed_job_error_with_no_text_still_alerts(recorded):
+    from cpsign_airflow.exceptions import PachydermJobFailed
+
+    error = PachydermJobFailed("", failed_jobs=[{"pipeline": "LogD-train", "job_id": "j"}])
+    send_alert({"workflow": "LogD", "exception": error}, "failure")
+    [alert] = recorded()
+    assert "Failed pipeline: LogD-train job j" in alert["message"]
+    assert "Error: PachydermJobFailed" in alert["message"]

@@ -29,10 +29,13 @@ def source_db(tmp_path):
     path = tmp_path / "source dir" / "chembl.db"
     path.parent.mkdir()
     with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE raw (molregno INT, canonical_smiles TEXT)")
+        db.execute("INSERT INTO raw VALUES (1, 'CCO')")
+        # reading a row of this view fails (integer overflow): only LIMIT 0 gets through
         db.execute(
-            "CREATE TABLE activities (molregno INT, canonical_smiles TEXT, standard_value REAL)"
+            "CREATE VIEW activities AS SELECT molregno, canonical_smiles,"
+            " abs(-9223372036854775808) AS standard_value FROM raw"
         )
-        db.execute("INSERT INTO activities VALUES (1, 'CCO', 1.5)")
     return path
 
 
@@ -49,9 +52,9 @@ def test_sqlite_source_through_sqlite_hook(source_db, monkeypatch, form):
     assert type(hook).__name__ == "SqliteHook" and conn.conn_id == "cpsign_source_db"
     columns = check_source_query(config(), "cpsign_source_db")
     assert columns == ["molregno", "canonical_smiles", "standard_value"]
-    # the query ran with LIMIT 0: nothing was read, nothing written
-    with sqlite3.connect(source_db) as db:
-        assert db.execute("SELECT count(*) FROM activities").fetchone() == (1,)
+    # the query ran with LIMIT 0: a row read would have raised (see source_db)
+    with sqlite3.connect(source_db) as db, pytest.raises(sqlite3.OperationalError):
+        db.execute("SELECT * FROM activities").fetchall()
 
 
 def test_a_broken_query_names_the_source_connection(source_db, monkeypatch):

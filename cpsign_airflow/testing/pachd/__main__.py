@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 
+from .secrets import ensure_secrets
 from .server import LocalPachd
 
 
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         name, sep, pair = item.partition(":")
         key, eq, value = pair.partition("=")
         if not (name and sep and key and eq):
-            parser.error(f"--secret {item!r}: expected NAME:KEY=VALUE")
+            # the value is a secret: never echo it
+            parser.error(f"--secret {item.split('=', 1)[0]!r}...: expected NAME:KEY=VALUE")
         secrets.setdefault(name, {})[key] = value
     token = None
     if args.auth_token_env:
@@ -62,23 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     ).start()
     try:
         if secrets:
-            _create_secrets(pachd.address, token, secrets)
+            ensure_secrets(pachd.address, secrets, token)
         print(pachd.address, flush=True)
         while not stop.wait(3600):
             pass
     finally:
         pachd.stop()
     return 0
-
-
-def _create_secrets(address: str, token: str | None, secrets: dict[str, dict[str, str]]) -> None:
-    from pachyderm_sdk import Client
-
-    client = Client.from_pachd_address(address, auth_token=token)
-    existing = {info.secret.name for info in client.pps.list_secret().secret_info}
-    for name, data in secrets.items():
-        if name not in existing:
-            client.pps.create_secret(name=name, data=data)
 
 
 if __name__ == "__main__":

@@ -158,20 +158,21 @@ def describe(context: Mapping[str, Any], event: str) -> tuple[str, str]:
     for job in getattr(exception, "failed_jobs", None) or []:
         lines.append(
             f"Failed pipeline: {job.get('pipeline')} job {job.get('job_id')} "
-            f"({job.get('state')}): {job.get('reason') or 'no reason given'}"
+            f"({job.get('state')}): {_redacted(job.get('reason') or 'no reason given')}"
         )
         tail = job.get("log_tail") or []
         if tail:
             lines.append(f"  Last log lines of {job.get('pipeline')}:")
-            lines.extend(f"    {line}" for line in tail[-LOG_TAIL_LINES:])
+            lines.extend(f"    {_redacted(line)}" for line in tail[-LOG_TAIL_LINES:])
     if exception is not None and not getattr(exception, "failed_jobs", None):
         # the whole text: a rejected configuration lists every validation error
-        text = str(exception) or type(exception).__name__
+        text = _redacted(str(exception) or type(exception).__name__)
         first, *rest = text.splitlines()
         lines.append(f"Error: {first}")
         lines.extend(f"  {line}" for line in rest)
     elif exception is not None:  # the failed jobs above say the rest
-        lines.append(f"Error: {(str(exception) or type(exception).__name__).splitlines()[0]}")
+        text = _redacted(str(exception) or type(exception).__name__)
+        lines.append(f"Error: {text.splitlines()[0]}")
     console = context.get("console_url")
     if console:
         lines.append(f"Pachyderm Console: {console}")
@@ -205,20 +206,21 @@ def _html(text: str) -> str:
     return html.escape(text)
 
 
-def _redacted(subject: str, message: str) -> tuple[str, str]:
-    """Both texts with every secret Airflow knows of (connection passwords, tokens
-    registered with ``mask_secret``) replaced: a mail is not a log, which Airflow masks
-    by itself, and an error text may quote a driver's message."""
+def _redacted(text: Any) -> str:
+    """``text`` from outside (an error, pachd's reason, a log line) with every secret
+    Airflow knows of (connection passwords, tokens registered with ``mask_secret``)
+    replaced: a mail is not a log, which Airflow masks by itself. Only such texts:
+    a short password like "cpsign" would otherwise blank the alert's own words."""
     from airflow.sdk.log import redact
 
-    return str(redact(subject)), str(redact(message))
+    return str(redact(str(text)))
 
 
 def send_alert(context: Mapping[str, Any], event: str) -> int:
     """Send ``event`` to every configured notifier; returns how many were sent (logged ones excluded)."""
     if event not in EVENTS:
         raise ValueError(f"event must be one of {EVENTS}, not {event!r}")
-    subject, message = _redacted(*describe(context, event))
+    subject, message = describe(context, event)
     entries = alerting_config().get(f"on_{event}", [{"type": "log"}] if event != "success" else [])
     sent = 0
     level = {"failure": logging.ERROR, "success": logging.INFO}.get(event, logging.WARNING)

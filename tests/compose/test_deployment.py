@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = "FreeSolv"
 CONSOLE = "https://console.lab.example"
 #: The DeadlineAlert of cpsign_training: short, so the training run misses it.
-DEADLINE_MINUTES = 0.5  # 30 s: training takes about 50 s, a rejection a few
+DEADLINE_MINUTES = 0.25
 pytestmark = pytest.mark.timeout(1500)
 
 

@@ -129,6 +129,18 @@ def test_a_secret_in_the_error_never_reaches_the_mail(recorded):
     assert "cannot connect as cpsign:" in alert["message"]
 
 
+def test_a_short_password_does_not_blank_the_alerts_own_words(recorded):
+    """docker-compose's default bookkeeping password is "cpsign": only outside texts
+    (errors, reasons, log lines) are masked, not the alert's subject and labels."""
+    from airflow.sdk.log import mask_secret
+
+    mask_secret("cpsign")
+    send_alert({"workflow": "LogD", "exception": RuntimeError("login cpsign refused")}, "failure")
+    [alert] = recorded()
+    assert alert["subject"] == "[cpsign] LogD training failed"
+    assert "login *** refused" in alert["message"]
+
+
 def test_a_failed_job_error_with_no_text_still_alerts(recorded):
     from cpsign_airflow.exceptions import PachydermJobFailed
 

@@ -122,11 +122,11 @@ def test_a_secret_in_the_error_never_reaches_the_mail(recorded):
     from airflow.sdk.log import mask_secret
 
     mask_secret("s3cr3t-db-password")
-    error = RuntimeError("cannot connect as cpsign:s3cr3t-db-password@db:3306")
+    error = RuntimeError("cannot connect as labuser:s3cr3t-db-password@db:3306")
     send_alert({"workflow": "LogD", "exception": error}, "failure")
     [alert] = recorded()
     assert "s3cr3t-db-password" not in alert["message"] + alert["subject"]
-    assert "cannot connect as cpsign:" in alert["message"]
+    assert "cannot connect as labuser:" in alert["message"]
 
 
 def test_a_short_password_does_not_blank_the_alerts_own_words(recorded):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -489,3 +490,25 @@ def test_module_entry_point() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_stuck_shutdown_names_where_each_task_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cpsign_airflow.testing.pachd import server
+
+    monkeypatch.setattr(server, "SHUTDOWN_TIMEOUT", 0.5)
+    pachd = LocalPachd(host="127.0.0.1", port=0).start()
+    release = asyncio.Event()
+
+    async def held_job() -> None:
+        await release.wait()
+
+    async def stuck_shutdown() -> None:
+        await held_job()
+
+    monkeypatch.setattr(pachd, "_shutdown", stuck_shutdown)
+    loop = pachd._loop
+    with pytest.raises(TimeoutError, match=r"did not shut down in 0.5 s") as raised:
+        pachd.stop()
+    assert "stuck_shutdown (test_local_pachd.py" in str(raised.value)
+    assert "-> held_job (test_local_pachd.py" in str(raised.value)
+    assert pachd._loop is None and loop is not None and not loop.is_running()

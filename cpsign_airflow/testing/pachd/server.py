@@ -32,6 +32,7 @@ SERVER_OPTIONS = [
 ]
 STREAM_CUT = "stream cut by injected fault"
 SHUTTING_DOWN = "pachd is shutting down"
+SHUTDOWN_TIMEOUT = 30.0
 
 
 class LocalPachd:
@@ -143,8 +144,14 @@ class LocalPachd:
     def stop(self) -> None:
         if self._thread is None or self._loop is None:
             return
+        shutdown = self._submit(self._shutdown())
         try:
-            self._submit(self._shutdown()).result(timeout=30)
+            shutdown.result(timeout=SHUTDOWN_TIMEOUT)
+        except TimeoutError:
+            raise TimeoutError(
+                f"local pachd did not shut down in {SHUTDOWN_TIMEOUT:g} s; "
+                f"its unfinished tasks:\n{self._describe_tasks()}"
+            ) from None
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=30)
@@ -152,6 +159,26 @@ class LocalPachd:
             self._loop = None
             self._state = None
             self._runner = None
+
+    def _describe_tasks(self) -> str:
+        """The loop's unfinished tasks with where each waits: what a stuck shutdown needs."""
+        loop = self._loop
+        if loop is None:
+            return "(no loop)"
+        lines = []
+        for task in asyncio.all_tasks(loop):
+            chain, coro = [], task.get_coro()
+            while coro is not None and hasattr(coro, "cr_frame"):  # follow the await chain
+                frame = coro.cr_frame
+                if frame is not None:
+                    chain.append(
+                        f"{frame.f_code.co_name} "
+                        f"({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
+                    )
+                coro = coro.cr_await
+            awaited = f" awaiting {coro!r}" if coro is not None else ""
+            lines.append(f"  {task.get_name()}: {' -> '.join(chain) or task!r}{awaited}")
+        return "\n".join(sorted(lines)) or "  (none)"
 
     def restart(self) -> None:
         """Stop serving and serve again on the same port; state is kept.

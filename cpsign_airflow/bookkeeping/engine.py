@@ -84,8 +84,30 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
 
-def engine_from_url(url: URL | str) -> Engine:
-    """Engine for a SQLAlchemy URL (``mysql://user@host/db``, ``sqlite:////path.db``)."""
+def _install_read_only(engine: Engine) -> None:
+    """Every connection refuses writes: the database says no, not our code's discipline."""
+    from sqlalchemy import event
+
+    statement = (
+        "PRAGMA query_only=ON"
+        if engine.dialect.name == "sqlite"
+        else "SET SESSION TRANSACTION READ ONLY"
+    )
+
+    @event.listens_for(engine, "connect")
+    def _read_only(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - trivial
+        cursor = dbapi_conn.cursor()
+        cursor.execute(statement)
+        cursor.close()
+
+
+def engine_from_url(url: URL | str, *, read_only: bool = False) -> Engine:
+    """Engine for a SQLAlchemy URL (``mysql://user@host/db``, ``sqlite:////path.db``).
+
+    ``read_only``: each connection is made read-only in the database session
+    (SQLite ``query_only``, MySQL ``TRANSACTION READ ONLY``), for readers such as
+    the models page that must never change the store.
+    """
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
@@ -93,6 +115,8 @@ def engine_from_url(url: URL | str) -> Engine:
     engine = create_engine(u, **_engine_kwargs(u))
     if u.get_backend_name() == "sqlite":
         _install_sqlite_pragmas(engine)
+    if read_only:
+        _install_read_only(engine)
     return engine
 
 

@@ -46,6 +46,8 @@ class BookkeepingHook(BaseHook):
     :param bookkeeping_conn_id: Airflow connection id (default ``cpsign_bookkeeping``).
     :param retry: how often the ledger re-runs a transaction after a lost
         connection (default :class:`~cpsign_airflow.bookkeeping.engine.RetryPolicy`).
+    :param read_only: every database session refuses writes (readers such as the
+        models page).
     """
 
     conn_name_attr = "bookkeeping_conn_id"
@@ -57,11 +59,13 @@ class BookkeepingHook(BaseHook):
         bookkeeping_conn_id: str = default_conn_name,
         *,
         retry: RetryPolicy | None = None,
+        read_only: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.bookkeeping_conn_id = bookkeeping_conn_id
         self.retry = retry
+        self.read_only = read_only
         self._engine: Engine | None = None
         self._target: str | None = None
 
@@ -110,7 +114,7 @@ class BookkeepingHook(BaseHook):
             from cpsign_airflow.bookkeeping.engine import engine_from_url
 
             url, self._target = self._resolve()
-            self._engine = engine_from_url(url)
+            self._engine = engine_from_url(url, read_only=self.read_only)
         return self._engine
 
     @property

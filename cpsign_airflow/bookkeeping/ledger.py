@@ -668,6 +668,25 @@ class TrainingLedger:
             lambda conn: [_artifact_record(row) for row in conn.execute(query)],
         )
 
+    def artifacts_of_runs(self, run_ids: Iterable[int | str]) -> dict[int, list[ArtifactRecord]]:
+        """Artifacts of many runs in one query, by run id (runs without any are absent)."""
+        from sqlalchemy import select
+
+        from cpsign_airflow.bookkeeping.tables import model_artifacts as arts
+
+        rids = sorted({r.check_run_id(rid) for rid in run_ids})
+        if not rids:
+            return {}
+        query = select(arts).where(arts.c.run_id.in_(rids)).order_by(arts.c.run_id, arts.c.id)
+
+        def unit(conn: Connection) -> dict[int, list[ArtifactRecord]]:
+            out: dict[int, list[ArtifactRecord]] = {}
+            for row in conn.execute(query):
+                out.setdefault(row.run_id, []).append(_artifact_record(row))
+            return out
+
+        return self._tx(f"listing artifacts of {len(rids)} run(s)", unit)
+
     def record_quality(
         self, run_id: int | str, model_name: str, quality: str, reason: str | None = None
     ) -> list[ArtifactRecord]:

@@ -131,7 +131,7 @@ def address_from_connection(conn: Any) -> PachdAddress:
         root_certs=certs.encode() if isinstance(certs, str) else certs,
         token=conn.password or None,
         project=extra.get("project") or DEFAULT_PROJECT,
-        console_url=(extra.get("console_url") or "").rstrip("/") or None,
+        console_url=console_url_from_connection(conn),
     )
 
 
@@ -1048,22 +1048,29 @@ class PachydermHook(BaseHook):
     def console_commit_url(
         self, repo: str, commit_id: str, project: str | None = None
     ) -> str | None:
-        base = self.address.console_url
-        if not base:
-            return None
-        return f"{base}/lineage/{project or self.project}/repos/{repo}/commit/{commit_id}"
+        return console_link(
+            self.address.console_url, project or self.project, "repos", repo, "commit", commit_id
+        )
 
     def console_pipeline_url(self, pipeline: str, project: str | None = None) -> str | None:
-        base = self.address.console_url
-        if not base:
-            return None
-        return f"{base}/lineage/{project or self.project}/pipelines/{pipeline}"
+        return console_link(self.address.console_url, project or self.project, "pipelines", pipeline)
 
     def console_commit_set_url(self, commit_set_id: str, project: str | None = None) -> str | None:
-        base = self.address.console_url
-        if not base:
-            return None
-        return f"{base}/lineage/{project or self.project}/commit-sets/{commit_set_id}"
+        return console_link(
+            self.address.console_url, project or self.project, "commit-sets", commit_set_id
+        )
+
+
+def console_link(console_url: str | None, project: str, *path: str) -> str | None:
+    """A page of Pachyderm Console's lineage view (None without a Console URL)."""
+    if not console_url:
+        return None
+    return "/".join([console_url.rstrip("/"), "lineage", project, *path])
+
+
+def console_url_from_connection(conn: Any) -> str | None:
+    """The connection's ``console_url`` extra, without a trailing slash."""
+    return ((conn.extra_dejson or {}).get("console_url") or "").rstrip("/") or None
 
 
 def _project_message(project: str) -> Any:

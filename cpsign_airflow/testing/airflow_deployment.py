@@ -87,6 +87,7 @@ class AirflowDeployment:
         out = subprocess.run(
             [sys.executable, "-m", "airflow", *args],
             env=self.env,
+            cwd=self.home,  # as a deployment runs: not in a source tree (its egg-info)
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -110,6 +111,7 @@ class AirflowDeployment:
             self._procs[component] = subprocess.Popen(
                 [sys.executable, "-m", "airflow", *args],
                 env=self.env,
+                cwd=self.home,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -1,0 +1,241 @@
+"""The models page: a FastAPI app the api-server mounts at ``/cpsign-models``.
+
+Pages are rendered on the server (Jinja2, with autoescaping) and the history
+plot is inline SVG, so the page works without any script and fetches nothing
+from the internet. Every route requires what Airflow's own DAG views require:
+a logged-in user (Airflow's JWT cookie or a bearer token) whom the auth manager
+lets read DAGs. A browser without a session is sent to Airflow's login page.
+
+Whatever goes wrong with the bookkeeping store (no connection, database down,
+an outdated schema) is shown on the page; it never reaches the api-server.
+Routes are plain functions, run in FastAPI's thread pool, so a slow database
+never blocks the api-server's event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import HTMLResponse
+
+from cpsign_airflow.models_page.plugin import URL_PREFIX
+
+log = logging.getLogger(__name__)
+
+#: The nav entry's icon (a bar chart), in Airflow's blue.
+ICON_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#017cee" '
+    'stroke-width="2" stroke-linecap="round"><path d="M4 20h16M7 16v-5M12 16V6M17 16v-8"/></svg>'
+)
+
+
+def _settings() -> tuple[str, str]:
+    from cpsign_airflow.workflow import settings
+
+    loaded = settings.load()
+    return loaded.bookkeeping_conn_id, loaded.pachyderm_conn_id
+
+
+def _console_base(pachyderm_conn_id: str) -> str | None:
+    """Pachyderm Console's URL from the connection's extra, if it names one."""
+    try:
+        from airflow.sdk import BaseHook
+
+        from cpsign_airflow.hooks.pachyderm import console_url_from_connection
+
+        return console_url_from_connection(BaseHook.get_connection(pachyderm_conn_id))
+    except Exception:  # noqa: BLE001 - a missing link never breaks the page
+        log.debug("no Pachyderm Console URL from %r", pachyderm_conn_id, exc_info=True)
+        return None
+
+
+def _duration(value: timedelta | None) -> str:
+    if value is None:
+        return ""
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else ""
+
+
+def _metric(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "" if value is None else str(value)
+
+
+def _environment() -> Any:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("cpsign_airflow.models_page", "templates"),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        duration=_duration, when=_when, metric=_metric, short=lambda s: (s or "")[:12]
+    )
+    from cpsign_airflow.hooks.pachyderm import console_link
+    from cpsign_airflow.models_page.reader import metric_rows
+
+    env.globals.update(prefix=URL_PREFIX, console_link=console_link, metric_rows=metric_rows)
+    return env
+
+
+def create_app(
+    *,
+    settings: Callable[[], tuple[str, str]] = _settings,
+    console_base: Callable[[str], str | None] = _console_base,
+    authorize: Callable[..., None] | None = None,
+) -> FastAPI:
+    """The page's app.
+
+    ``settings`` gives the (bookkeeping, pachyderm) connection ids; ``authorize``
+    is the dependency every route needs (default: Airflow's DAG read access).
+    """
+    from fastapi import Depends, FastAPI, HTTPException
+    from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+    from cpsign_airflow.models_page import charts, reader
+
+    env = _environment()
+    app = FastAPI(title="CPSign models", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def render(template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        body = env.get_template(template).render(**values)
+        return HTMLResponse(body, status_code=status_code)
+
+    def problem(title: str, message: str, status_code: int) -> HTMLResponse:
+        return render("message.html", status_code, title=title, message=message)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Any:
+        if exc.status_code == 401:
+            return RedirectResponse(_login_url(request), status_code=303)
+        if exc.status_code == 403:
+            return problem(
+                "Not allowed",
+                "Your Airflow user may not read DAGs, so it may not see the CPSign models.",
+                403,
+            )
+        return problem("CPSign models", str(exc.detail), exc.status_code)
+
+    def with_reader(what: str, page: Callable[[Any], HTMLResponse]) -> HTMLResponse:
+        """Run ``page`` with a reader; the store's failures become a page, never a 500."""
+        from cpsign_airflow.bookkeeping.engine import error_summary
+        from cpsign_airflow.bookkeeping.errors import BookkeepingConfigError, BookkeepingError
+
+        bookkeeping_conn_id, _ = settings()
+        try:
+            with reader.open_reader(bookkeeping_conn_id) as models:
+                return page(models)
+        except BookkeepingConfigError as err:
+            return problem(
+                "Bookkeeping is not configured",
+                f"{err} The models page reads the bookkeeping store of the connection "
+                f"named by [cpsign] bookkeeping_conn_id ({bookkeeping_conn_id!r}).",
+                503,
+            )
+        except LookupError as err:
+            return problem("Not found", str(err.args[0] if err.args else err), 404)
+        except BookkeepingError as err:
+            return problem("Bookkeeping is unavailable", str(err), 503)
+        except Exception as err:  # noqa: BLE001 - the page says what failed; the server lives on
+            log.exception("CPSign models page: %s failed", what)
+            return problem(
+                "Bookkeeping is unavailable",
+                f"{what} failed: {error_summary(err)}",
+                503,
+            )
+
+    guard = [Depends(authorize or _requires_dag_read())]
+
+    @app.get("/icon.svg")
+    def icon() -> Response:
+        # no data in it: served to the navigation without a session
+        return Response(ICON_SVG, media_type="image/svg+xml")
+
+    @app.get("/", dependencies=guard, response_class=HTMLResponse)
+    def workflows() -> HTMLResponse:
+        return with_reader(
+            "listing workflows",
+            lambda models: render("workflows.html", summaries=models.workflows()),
+        )
+
+    @app.get("/workflows/{name}", dependencies=guard, response_class=HTMLResponse)
+    def workflow(name: str, confidence: float | None = None) -> HTMLResponse:
+        def page(models: Any) -> HTMLResponse:
+            history = models.history(name)
+            choices = reader.confidences(history.runs)
+            chosen = (
+                confidence if confidence is not None else reader.default_confidence(history.runs)
+            )
+            if chosen is not None:
+                chosen = round(chosen, 9)
+            if confidence is not None and chosen not in choices:
+                shown = ", ".join(f"{c:g}" for c in choices) or "none"
+                return problem(
+                    "Unknown confidence",
+                    f"confidence: no model of {name} has metrics at {confidence:g} "
+                    f"(it has: {shown})",
+                    404,
+                )
+            points = reader.history_points(history.runs, chosen) if chosen is not None else []
+            svg = (
+                charts.history_svg(points, chosen, reader.efficiency_label(history.runs))
+                if points
+                else None
+            )
+            _, pachyderm_conn_id = settings()
+            return render(
+                "workflow.html",
+                history=history,
+                confidence=chosen,
+                confidences=choices,
+                plot=svg,
+                points=points,
+                console=console_base(pachyderm_conn_id),
+            )
+
+        return with_reader(f"reading the history of {name!r}", page)
+
+    @app.get("/runs/{run_id}", dependencies=guard, response_class=HTMLResponse)
+    def run(run_id: int) -> HTMLResponse:
+        def page(models: Any) -> HTMLResponse:
+            detail = models.run(run_id)
+            _, pachyderm_conn_id = settings()
+            return render(
+                "run.html",
+                detail=detail,
+                configuration=json.dumps(detail.run.configuration, indent=2, sort_keys=True),
+                console=console_base(pachyderm_conn_id),
+            )
+
+        return with_reader(f"reading run {run_id}", page)
+
+    return app
+
+
+def _requires_dag_read() -> Callable[..., None]:
+    """Airflow's own check: the user may read DAGs (GET on the DAG resource)."""
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    return requires_access_dag("GET")
+
+
+def _login_url(request: Request) -> str:
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return get_auth_manager().get_url_login(next_url=str(request.url))

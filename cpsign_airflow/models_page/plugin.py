@@ -1,0 +1,71 @@
+"""The Airflow plugin that adds "CPSign models" to the UI's navigation.
+
+The provider registers it (``provider.yaml`` › ``plugins``), so installing the
+package is enough. The api-server mounts :data:`app` at ``/cpsign-models``; the
+UI shows that page inside Airflow at ``/plugin/cpsign-models``.
+
+Plugins are imported by every Airflow component (scheduler, workers, DAG
+processor), so this module imports nothing heavy: :class:`LazyApp` builds the
+FastAPI app (Jinja2, SQLAlchemy, matplotlib on demand) at its first request, in
+the api-server only. If that fails, the page answers with the reason and the
+api-server carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.plugins_manager import AirflowPlugin
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/cpsign-models"
+URL_ROUTE = "cpsign-models"
+
+
+class LazyApp:
+    """An ASGI app that builds :func:`~cpsign_airflow.models_page.app.create_app` on first use."""
+
+    def __init__(self) -> None:
+        self._app: Any = None
+
+    def __repr__(self) -> str:
+        return "cpsign_airflow.models_page.app:create_app()"
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if self._app is None:
+            try:
+                from cpsign_airflow.models_page.app import create_app
+
+                self._app = create_app()
+            except Exception as err:  # noqa: BLE001 - the page reports it; the server lives on
+                log.exception("the CPSign models page could not be loaded")
+                if scope["type"] == "http":
+                    from starlette.responses import PlainTextResponse
+
+                    reason = (
+                        f"The CPSign models page could not be loaded: {type(err).__name__}: {err}"
+                    )
+                    await PlainTextResponse(reason, status_code=500)(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+app = LazyApp()
+
+
+class CpsignModelsPlugin(AirflowPlugin):
+    """Workflows, their models' validity and efficiency over runs, and each run's record."""
+
+    name = "cpsign_models"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "CPSign models"}]
+    external_views = [
+        {
+            "name": "CPSign models",
+            "href": f"{URL_PREFIX}/",
+            "destination": "nav",
+            "url_route": URL_ROUTE,
+            "icon": f"{URL_PREFIX}/icon.svg",
+        }
+    ]

@@ -1,0 +1,231 @@
+"""What the models page shows, read from the bookkeeping store through a read-only session.
+
+The page never writes: :func:`open_reader` asks :class:`BookkeepingHook` for an
+engine whose every database session is read-only, and the ledger's schema check
+applies (an outdated store is reported, never migrated from here).
+
+"Live" follows the quality gate: the live model of a workflow is the newest
+model of a succeeded run that passed the gate (or was not gated). A held-back
+model never goes live; an ``unchanged`` model is the live one already.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+    from cpsign_airflow.bookkeeping.records import (
+        ArtifactRecord,
+        JobRecord,
+        RunRecord,
+        WorkflowRecord,
+    )
+
+#: Quality verdicts a model can go live with (None: the run had no gate).
+LIVE_VERDICTS = ("passed", None)
+#: Runs shown in a workflow's history (newest first).
+HISTORY_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class RunView:
+    run: RunRecord
+    models: list[ArtifactRecord] = field(default_factory=list)
+
+    @property
+    def duration(self) -> timedelta | None:
+        end = self.run.finished_at
+        return end - self.run.started_at if end is not None else None
+
+    @property
+    def held_back(self) -> bool:
+        return any(m.quality == "held_back" for m in self.models)
+
+
+@dataclass(frozen=True)
+class WorkflowSummary:
+    workflow: WorkflowRecord
+    latest: RunRecord | None
+    live: ArtifactRecord | None
+    live_run: RunRecord | None
+
+
+@dataclass(frozen=True)
+class WorkflowHistory:
+    workflow: WorkflowRecord
+    runs: list[RunView]  # newest first
+    live: ArtifactRecord | None
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    run: RunRecord
+    workflow: WorkflowRecord | None
+    jobs: list[JobRecord]
+    models: list[ArtifactRecord]
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One model on the history plot: validity (coverage) and efficiency at one confidence."""
+
+    run_id: int
+    label: str
+    validity: float | None
+    efficiency: float | None
+    held_back: bool
+
+
+class ModelsReader:
+    """Read-only queries of the page, over a ledger."""
+
+    def __init__(self, ledger: TrainingLedger) -> None:
+        self.ledger = ledger
+
+    def workflows(self) -> list[WorkflowSummary]:
+        out = []
+        for wf in self.ledger.list_workflows():
+            history = self.history(wf.name, limit=HISTORY_LIMIT)
+            live_run = next(
+                (v.run for v in history.runs if history.live and v.run.id == history.live.run_id),
+                None,
+            )
+            latest = history.runs[0].run if history.runs else None
+            out.append(WorkflowSummary(wf, latest, history.live, live_run))
+        return out
+
+    def history(self, workflow: str, *, limit: int = HISTORY_LIMIT) -> WorkflowHistory:
+        record = self.ledger.get_workflow(workflow)
+        if record is None:
+            raise LookupError(f"no workflow named {workflow!r} in the bookkeeping store")
+        runs = self.ledger.list_runs(workflow, limit=limit)
+        models = self.ledger.artifacts_of_runs(run.id for run in runs)
+        views = [RunView(run, models.get(run.id, [])) for run in runs]
+        return WorkflowHistory(record, views, live_model(views))
+
+    def run(self, run_id: int) -> RunDetail:
+        run = self.ledger.get_run(run_id)
+        return RunDetail(
+            run,
+            self.ledger.get_workflow(run.workflow),
+            self.ledger.list_jobs(run.id),
+            self.ledger.list_artifacts(run.id),
+        )
+
+
+def live_model(runs: Sequence[RunView]) -> ArtifactRecord | None:
+    """The newest gate-passing model of a succeeded run (``runs`` newest first)."""
+    for view in runs:
+        if view.run.status != "succeeded":
+            continue
+        for model in view.models:
+            if model.quality in LIVE_VERDICTS:
+                return model
+    return None
+
+
+@contextmanager
+def open_reader(bookkeeping_conn_id: str) -> Iterator[ModelsReader]:
+    """A reader on the connection's store, read-only, failing fast (one attempt)."""
+    from cpsign_airflow.bookkeeping.engine import RetryPolicy
+    from cpsign_airflow.bookkeeping.hook import BookkeepingHook
+
+    hook = BookkeepingHook(bookkeeping_conn_id, retry=RetryPolicy(attempts=1), read_only=True)
+    try:
+        with hook.get_ledger() as ledger:
+            yield ModelsReader(ledger)
+    finally:
+        hook.close()
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _by_confidence(values: Any) -> dict[float, float]:
+    """``{"0.8": 0.17}`` → ``{0.8: 0.17}``; unreadable entries are left out."""
+    out: dict[float, float] = {}
+    if not isinstance(values, Mapping):
+        return out
+    for key, value in values.items():
+        try:
+            c, v = float(key), float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(c) and math.isfinite(v):
+            out[round(c, 9)] = v
+    return out
+
+
+def confidences(runs: Sequence[RunView]) -> list[float]:
+    """Every confidence some model of ``runs`` has an error rate at, ascending."""
+    found: set[float] = set()
+    for view in runs:
+        for model in view.models:
+            found.update(_by_confidence((model.metrics or {}).get("error_rate")))
+    return sorted(found)
+
+
+def default_confidence(runs: Sequence[RunView]) -> float | None:
+    """The newest model's first configured confidence: what its validation targeted first."""
+    for view in runs:
+        for model in view.models:
+            metrics = model.metrics or {}
+            rates = _by_confidence(metrics.get("error_rate"))
+            for c in metrics.get("confidences") or []:
+                try:
+                    if round(float(c), 9) in rates:
+                        return round(float(c), 9)
+                except (TypeError, ValueError):
+                    continue
+            if rates:
+                return min(rates)
+    return None
+
+
+def history_points(runs: Sequence[RunView], confidence: float) -> list[HistoryPoint]:
+    """Oldest first: each run's first model with metrics at ``confidence``."""
+    points = []
+    for view in reversed(runs):
+        for model in view.models:
+            metrics = model.metrics or {}
+            rates = _by_confidence(metrics.get("error_rate"))
+            if confidence not in rates:
+                continue
+            efficiency = _by_confidence(metrics.get("efficiency")).get(confidence)
+            points.append(
+                HistoryPoint(
+                    run_id=view.run.id,
+                    label=f"#{view.run.id}",
+                    validity=1.0 - rates[confidence],
+                    efficiency=efficiency,
+                    held_back=model.quality == "held_back",
+                )
+            )
+            break
+    return points
+
+
+def efficiency_label(runs: Sequence[RunView]) -> str:
+    """What efficiency means for the workflow's predictor type."""
+    for view in runs:
+        for model in view.models:
+            metrics = model.metrics or {}
+            if "median_interval_width" in metrics:
+                return "median interval width (smaller is better)"
+            if "single_label_share" in metrics:
+                return "single-label share (larger is better)"
+    return "efficiency"
+
+
+def metric_rows(metrics: Mapping[str, Any] | None) -> list[tuple[float, float, float | None]]:
+    """(confidence, validity, efficiency) of a model, ascending by confidence."""
+    metrics = metrics or {}
+    rates = _by_confidence(metrics.get("error_rate"))
+    efficiency = _by_confidence(metrics.get("efficiency"))
+    return [(c, 1.0 - rates[c], efficiency.get(c)) for c in sorted(rates)]

@@ -40,6 +40,7 @@ APPLICATION = (
     "cpsign_airflow.bookkeeping",
     "cpsign_airflow.workflow",
     "cpsign_airflow.notifications",
+    "cpsign_airflow.models_page",
     "cpsign_airflow.demo",
     "cpsign_airflow.bookkeeping.hook",
     "cpsign_airflow.bookkeeping.operators",

@@ -1,0 +1,207 @@
+"""The models page's routes against a real bookkeeping store (MariaDB and SQLite).
+
+The store is filled through the ledger's own API (cpsign_airflow.testing.model_history),
+and every expectation is computed from what was written. The app is Airflow-free here
+(its authorization is a stand-in dependency); the browser test runs it inside a real
+api-server with Airflow's login.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Callable
+
+import pytest
+from fastapi import HTTPException
+from fastapi.testclient import TestClient
+
+from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+from cpsign_airflow.models_page import app as page_app
+from cpsign_airflow.testing.model_history import History, write_history
+
+CONSOLE = "http://console.example:4000"
+
+
+@pytest.fixture
+def history(bookkeeping_url: str) -> History:
+    with TrainingLedger.from_url(bookkeeping_url) as ledger:
+        ledger.upgrade_schema()
+        return write_history(ledger)
+
+
+def client_for(conn_id: str, authorize: Callable[[], None] = lambda: None) -> TestClient:
+    app = page_app.create_app(
+        settings=lambda: (conn_id, "pachyderm_default"),
+        console_base=lambda _conn: CONSOLE,
+        authorize=authorize,
+    )
+    return TestClient(app, follow_redirects=False)
+
+
+def rows(page: str, table: str) -> list[str]:
+    body = re.search(rf'<table id="{table}">.*?<tbody>(.*?)</tbody>', page, re.S)
+    assert body, f"no table #{table} in the page"
+    return re.findall(r"<tr (.*?)</tr>", body.group(1), re.S)
+
+
+def pre(page: str, element_id: str) -> str:
+    found = re.search(rf'<pre id="{element_id}">(.*?)</pre>', page, re.S)
+    assert found, f"no #{element_id} in the page"
+    return html.unescape(found.group(1))
+
+
+def markers(svg: str, gid: str) -> int:
+    group = re.search(rf'<g id="{gid}">(.*?)</g>', svg, re.S)
+    return group.group(1).count("<use ") if group else 0
+
+
+def test_workflows_page_shows_each_workflow_its_latest_run_and_live_model(
+    history: History, bookkeeping_conn_id: str
+) -> None:
+    page = client_for(bookkeeping_conn_id).get("/")
+    assert page.status_code == 200
+    shown = rows(page.text, "workflows")
+    names = sorted({run.workflow for run in history.runs})
+    assert [re.search(r'data-workflow="([^"]+)"', r).group(1) for r in shown] == names
+    for row, name in zip(shown, names, strict=True):
+        runs = history.of(name)
+        latest = max(runs, key=lambda run: run.id)
+        live = max(
+            (r for r in runs if r.status == "succeeded" and r.quality == "passed"),
+            key=lambda run: run.id,
+        )
+        assert f'href="/cpsign-models/runs/{latest.id}">#{latest.id}</a>' in row
+        assert f">{live.sha256[:12]}</code>" in row
+        assert f'run <a href="/cpsign-models/runs/{live.id}">#{live.id}</a>' in row
+
+
+def test_a_workflows_history_lists_its_runs_and_plots_each_model(
+    history: History, bookkeeping_conn_id: str
+) -> None:
+    page = client_for(bookkeeping_conn_id).get("/workflows/LogD")
+    assert page.status_code == 200, page.text
+    runs = sorted(history.of("LogD"), key=lambda run: run.id, reverse=True)
+    shown = rows(page.text, "runs")
+    assert [int(re.search(r'data-run-id="(\d+)"', r).group(1)) for r in shown] == [
+        run.id for run in runs
+    ]
+    for row, run in zip(shown, runs, strict=True):
+        assert f'data-status="{run.status}"' in row
+        assert f"<td>{run.trigger_kind}</td>" in row
+        if run.commit_set_id:  # the Console link of its commit set, in the workflow's project
+            assert f'href="{CONSOLE}/lineage/cpsign/commit-sets/{run.commit_set_id}"' in row
+        if run.quality:
+            assert f'class="badge quality-{run.quality}"' in row
+
+    plotted = [run for run in reversed(runs) if run.validity]
+    figure = re.search(r'<figure id="history-plot" data-points="(\d+)" data-confidence="([\d.]+)"'
+                       r"(.*?)</figure>", page.text, re.S)  # fmt: skip
+    assert figure, "no plot in the page"
+    assert int(figure.group(1)) == len(plotted) and figure.group(2) == "0.8"
+    svg = figure.group(3)
+    assert markers(svg, "validity") == len(plotted)
+    assert markers(svg, "efficiency") == len(plotted)
+    assert markers(svg, "held-back") == sum(run.quality == "held_back" for run in plotted)
+    assert '<g id="target-confidence">' in svg and "target confidence 0.8" in svg
+    for run in plotted:
+        assert f">#{run.id}<" in svg  # the x axis names the runs
+
+
+def test_the_plot_switches_confidence_and_an_unknown_one_is_named(
+    history: History, bookkeeping_conn_id: str
+) -> None:
+    client = client_for(bookkeeping_conn_id)
+    page = client.get("/workflows/LogD", params={"confidence": 0.9})
+    assert page.status_code == 200
+    assert 'data-confidence="0.9"' in page.text and "target confidence 0.9" in page.text
+    missing = client.get("/workflows/LogD", params={"confidence": 0.5})
+    assert missing.status_code == 404
+    assert "confidence: no model of LogD has metrics at 0.5 (it has: 0.8, 0.9)" in missing.text
+    unknown = client.get("/workflows/nowhere")
+    assert unknown.status_code == 404 and "no workflow named &#39;nowhere&#39;" in unknown.text
+
+
+def test_a_failed_runs_page_shows_its_error_jobs_and_configuration(
+    history: History, bookkeeping_conn_id: str, bookkeeping_url: str
+) -> None:
+    failed = next(run for run in history.runs if run.status == "failed")
+    page = client_for(bookkeeping_conn_id).get(f"/runs/{failed.id}")
+    assert page.status_code == 200
+    assert pre(page.text, "error") == failed.error
+    jobs = rows(page.text, "jobs")
+    assert len(jobs) == failed.jobs
+    assert "JOB_FAILURE" in jobs[-1] and "OutOfMemoryError" in jobs[-1]
+    with TrainingLedger.from_url(bookkeeping_url) as ledger:
+        configuration = ledger.get_run(failed.id).configuration
+    pretty = json.dumps(configuration, indent=2, sort_keys=True)
+    assert pre(page.text, "configuration") == pretty
+
+
+def test_recorded_text_is_escaped(
+    history: History, bookkeeping_conn_id: str, bookkeeping_url: str
+) -> None:
+    with TrainingLedger.from_url(bookkeeping_url) as ledger:
+        rid = ledger.record_pending_run("LogD", {"cpsign": {"model-name": "<b>x</b>"}})
+        ledger.finish_run(rid, "failed", "<script>alert(1)</script>")
+    page = client_for(bookkeeping_conn_id).get(f"/runs/{rid}").text
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>x</b>" not in page
+
+
+def test_the_page_reads_through_a_session_that_refuses_writes(
+    history: History, bookkeeping_conn_id: str
+) -> None:
+    import sqlalchemy as sa
+
+    from cpsign_airflow.models_page.reader import open_reader
+
+    with open_reader(bookkeeping_conn_id) as models:
+        assert models.workflows()  # reads work
+        with pytest.raises(sa.exc.DBAPIError, match=r"(?i)read.only|readonly"):
+            with models.ledger.engine.begin() as conn:
+                conn.execute(sa.text("DELETE FROM cpsign_model_artifacts"))
+    with open_reader(bookkeeping_conn_id) as models:
+        assert models.history("LogD").live is not None  # nothing was deleted
+
+
+def test_without_a_bookkeeping_connection_the_page_says_so() -> None:
+    page = client_for("cpsign_bookkeeping_nowhere").get("/")
+    assert page.status_code == 503
+    assert "Bookkeeping is not configured" in page.text
+    assert "cpsign_bookkeeping_nowhere" in page.text and "is not defined" in page.text
+
+
+def test_an_unreachable_or_unmigrated_store_is_a_page_not_a_server_error(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_BK_DOWN", "mysql://cpsign:secret-pw@127.0.0.1:1/bookkeeping")
+    down = client_for("bk_down").get("/")
+    assert down.status_code == 503 and "Bookkeeping is unavailable" in down.text
+    assert "secret-pw" not in down.text
+
+    monkeypatch.setenv("AIRFLOW_CONN_BK_EMPTY", f"sqlite:///{tmp_path}/empty.db")
+    empty = client_for("bk_empty").get("/")
+    assert empty.status_code == 503 and "schema" in empty.text
+    assert not (tmp_path / "empty.db").exists() or "cpsign_workflows" not in (
+        tmp_path / "empty.db"
+    ).read_bytes().decode("latin-1")  # the page never creates the schema
+
+
+def test_users_without_dag_access_are_refused_and_strangers_sent_to_login(
+    history: History, bookkeeping_conn_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def forbidden() -> None:
+        raise HTTPException(status_code=403, detail="Forbidden")
+
+    def anonymous() -> None:
+        raise HTTPException(status_code=401, detail="Not authenticated")
+
+    refused = client_for(bookkeeping_conn_id, forbidden).get("/workflows/LogD")
+    assert refused.status_code == 403 and "may not read DAGs" in refused.text
+    assert "LogD_model" not in refused.text
+    monkeypatch.setattr(page_app, "_login_url", lambda request: f"/auth/login?next={request.url}")
+    stranger = client_for(bookkeeping_conn_id, anonymous).get("/runs/1")
+    assert stranger.status_code == 303
+    assert stranger.headers["location"] == "/auth/login?next=http://testserver/runs/1"

@@ -67,5 +67,6 @@ class CpsignModelsPlugin(AirflowPlugin):
             "destination": "nav",
             "url_route": URL_ROUTE,
             "icon": f"{URL_PREFIX}/icon.svg",
+            "nav_top_level": True,
         }
     ]

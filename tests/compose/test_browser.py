@@ -1,10 +1,14 @@
-"""The ``cpsign_training`` trigger form and the Pachyderm connection form, in a real browser.
+"""The trigger form, the Pachyderm connection form and the models page, in a real browser.
 
 Debian's chromium (headless) is driven by its chromedriver through Selenium against the
 api-server of a real Airflow deployment (the deployment test's :class:`AirflowDeployment`),
 lighter than the deployment test's: only the bundled DAGs, no pachd, no training. The
 DAG stays paused, so the run the form starts is created (with the form's values as its
 conf) and then waits in the queue; nothing runs.
+
+The models page reads a bookkeeping store the fixture fills with
+:func:`cpsign_airflow.testing.model_history.write_history`; its expectations are
+what that wrote.
 
 The expectations are read from the code: the form's fields, titles and sections from the
 DAG's params (as the REST API reports them), the connection form from the provider's
@@ -15,6 +19,8 @@ and names them in the assertion message.
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import shutil
 import urllib.parse
 from collections import Counter
@@ -24,15 +30,18 @@ from typing import Any
 
 import pytest
 
+from cpsign_airflow.bookkeeping.ledger import TrainingLedger
 from cpsign_airflow.cpsign.configuration import PREDICTOR_TYPES
 from cpsign_airflow.get_provider_info import get_provider_info
 from cpsign_airflow.testing.airflow_deployment import AirflowDeployment
+from cpsign_airflow.testing.model_history import RunFact, write_history
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "cpsign_training"
 #: Airflow's own section of the trigger form (run id, note, configuration JSON).
 AIRFLOW_SECTION = "Advanced Options"
 WAIT_SECONDS = 30
+CONSOLE_URL = "http://console.example:4000"
 INSTALL_HINT = (
     "`make test` installs it when run as root (scripts/system-deps.sh: "
     "apt-get install chromium chromium-driver)"
@@ -138,6 +147,10 @@ def browser_binaries() -> tuple[str, str]:
     return chromium, chromedriver
 
 
+#: What the airflow fixture wrote into the models page's bookkeeping store.
+model_history: dict[str, list[RunFact]] = {}
+
+
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
     """Airflow's four components with the bundled DAGs: enough to show the forms and queue a run."""
@@ -152,6 +165,16 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeploym
         "AIRFLOW__CPSIGN__TRAINING_DEADLINE_MINUTES": "0",
         "AIRFLOW__CPSIGN__TASK_RETRIES": "0",
     }
+    # the models page reads a bookkeeping store holding a history; Console links come from
+    # the Pachyderm connection's console_url
+    with TrainingLedger.from_url(f"sqlite:///{work}/bookkeeping.db") as ledger:
+        ledger.upgrade_schema()
+        model_history.update(runs=write_history(ledger).runs)
+    env["AIRFLOW_CONN_CPSIGN_BOOKKEEPING"] = f"sqlite:///{work}/bookkeeping.db"
+    env["AIRFLOW_CONN_PACHYDERM_DEFAULT"] = json.dumps(
+        {"conn_type": "pachyderm", "host": "pachd", "port": 30650,
+         "extra": {"console_url": CONSOLE_URL}}
+    )  # fmt: skip
     deployment = AirflowDeployment(work, env)
     try:
         deployment.start(timeout=300)
@@ -622,3 +645,126 @@ def test_the_pachyderm_connection_form_shows_the_providers_fields(
     browser.expect(
         not set(labels) & set(widgets), f"a field labelled by its key, not a title: {labels}"
     )
+
+
+# --------------------------------------------------------------------------- the models page
+
+#: Per run row of the history table: its id, status and Console link; and the plot's marks.
+MODELS_PAGE_JS = """
+const rows = Array.from(document.querySelectorAll('#runs > tbody > tr')).map(tr => ({
+  id: Number(tr.dataset.runId),
+  status: tr.dataset.status,
+  console: (tr.querySelector('a.console') || {}).href || null,
+  visible: tr.checkVisibility(),
+}));
+const svg = document.querySelector('#history-plot svg');
+const box = svg ? svg.getBoundingClientRect() : null;
+const marks = id => document.querySelectorAll(`#history-plot svg g[id="${id}"] use`).length;
+return {
+  rows: rows,
+  plot: svg ? {width: box.width, height: box.height,
+               validity: marks('validity'), efficiency: marks('efficiency'),
+               held_back: marks('held-back'),
+               target: !!document.querySelector('#history-plot g[id="target-confidence"] path')}
+            : null,
+};
+"""
+
+
+def test_the_models_page_shows_workflows_history_and_plot_to_a_logged_in_user(
+    airflow: AirflowDeployment, browser: Browser, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    runs = model_history["runs"]
+    workflows = sorted({run.workflow for run in runs})
+
+    # Airflow's navigation has the entry; it shows the page inside the UI
+    browser.driver.set_window_size(1500, 1250)
+    browser.open("/")
+    entry = browser.wait(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, "a[href$='plugin/cpsign-models']")),
+        "the CPSign models entry in Airflow's navigation",
+    )
+    browser.click(entry, "the CPSign models entry")
+    frame = browser.wait(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[src*='/cpsign-models/']")),
+        "the models page inside Airflow's UI",
+    )
+    browser.driver.switch_to.frame(frame)
+    names = browser.wait(
+        lambda d: (
+            [
+                tr.get_attribute("data-workflow")
+                for tr in d.find_elements(By.CSS_SELECTOR, "#workflows > tbody > tr")
+            ]
+            or None
+        ),
+        "the workflows table",
+    )
+    browser.expect(sorted(names) == workflows, f"workflows shown {names}, written {workflows}")
+    browser.click(browser.driver.find_element(By.LINK_TEXT, "LogD"), "the LogD workflow's link")
+    browser.wait(ec.presence_of_element_located((By.ID, "history-plot")), "LogD's history")
+    browser.driver.switch_to.default_content()
+    shot = tmp_path / "models-page.png"
+    browser.driver.save_screenshot(str(shot))
+    if os.environ.get("CPSIGN_SCREENSHOT_DIR"):  # how README's screenshot is taken
+        shutil.copy(shot, Path(os.environ["CPSIGN_SCREENSHOT_DIR"]) / "models-page.png")
+
+    # the history on its own: every run a row, newest first; the plot drawn with its marks
+    browser.open("/cpsign-models/workflows/LogD")
+    browser.wait(ec.presence_of_element_located((By.ID, "runs")), "LogD's history")
+    shown = browser.driver.execute_script(MODELS_PAGE_JS)
+    logd = sorted((run for run in runs if run.workflow == "LogD"), key=lambda r: -r.id)
+    browser.expect(
+        [(row["id"], row["status"]) for row in shown["rows"]]
+        == [(run.id, run.status) for run in logd],
+        f"history rows {shown['rows']} != runs {[(r.id, r.status) for r in logd]}",
+    )
+    browser.expect(all(row["visible"] for row in shown["rows"]), "a history row is hidden")
+    for row, run in zip(shown["rows"], logd, strict=True):
+        want = f"{CONSOLE_URL}/lineage/cpsign/commit-sets/{run.commit_set_id}"
+        browser.expect(
+            row["console"] == (want if run.commit_set_id else None),
+            f"run {run.id}'s Console link {row['console']!r}",
+        )
+    plot = shown["plot"]
+    modelled = [run for run in logd if run.validity]
+    browser.expect(plot is not None, "no plot on the page")
+    browser.expect(plot["width"] > 300 and plot["height"] > 150, f"plot drawn at {plot}")
+    browser.expect(
+        plot["validity"] == plot["efficiency"] == len(modelled),
+        f"plot marks {plot} for {len(modelled)} models",
+    )
+    browser.expect(
+        plot["held_back"] == sum(run.quality == "held_back" for run in modelled) > 0,
+        f"held-back marks {plot['held_back']}",
+    )
+    browser.expect(plot["target"], "the target confidence line is not drawn")
+
+    # a failed run's page: its error and its jobs
+    failed = next(run for run in logd if run.status == "failed")
+    browser.open(f"/cpsign-models/runs/{failed.id}")
+    error = browser.wait(ec.visibility_of_element_located((By.ID, "error")), "the run's error")
+    browser.expect(error.text == failed.error, f"error shown {error.text!r}")
+    jobs = browser.driver.find_elements(By.CSS_SELECTOR, "#jobs > tbody > tr")
+    browser.expect(len(jobs) == failed.jobs, f"{len(jobs)} job rows, {failed.jobs} recorded")
+
+
+def test_the_models_page_sends_a_visitor_without_a_session_to_airflows_login(
+    airflow: AirflowDeployment,
+) -> None:
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        opener.open(f"{airflow.base}/cpsign-models/workflows/LogD", timeout=30)
+    assert answer.value.code == 303
+    location = answer.value.headers["Location"]
+    assert location.startswith("/auth/login?next="), location
+    assert urllib.parse.unquote(location).endswith("/cpsign-models/workflows/LogD")

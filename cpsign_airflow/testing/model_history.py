@@ -270,7 +270,7 @@ def _regression_workflow(ledger: TrainingLedger, clock: _Clock, history: History
         error={0.8: 0.18, 0.9: 0.085},
         efficiency={0.8: 2.22, 0.9: 2.95},
         quality="unchanged",
-        reason="same model as run %d (no new rows)" % second.id,
+        reason=f"same model as run {second.id} (no new rows)",
         same_model_as=second,
     )
     clock.advance(**week)

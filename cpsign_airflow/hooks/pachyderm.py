@@ -1053,7 +1053,9 @@ class PachydermHook(BaseHook):
         )
 
     def console_pipeline_url(self, pipeline: str, project: str | None = None) -> str | None:
-        return console_link(self.address.console_url, project or self.project, "pipelines", pipeline)
+        return console_link(
+            self.address.console_url, project or self.project, "pipelines", pipeline
+        )
 
     def console_commit_set_url(self, commit_set_id: str, project: str | None = None) -> str | None:
         return console_link(

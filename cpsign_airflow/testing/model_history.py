@@ -105,9 +105,7 @@ def write_history(ledger: TrainingLedger, *, start: datetime = START) -> History
     """Write the history into a migrated store; returns what it wrote."""
     history = History()
     with _clocked(start) as clock:
-        _regression_workflow(ledger, clock, history)
-        clock.now = start + timedelta(days=1, hours=5)
-        _classification_workflow(ledger, clock, history)
+        _write_runs(ledger, clock, history, start)
     return history
 
 
@@ -208,98 +206,48 @@ def _train(
     return fact
 
 
-def _regression_workflow(ledger: TrainingLedger, clock: _Clock, history: History) -> None:
-    wf = dict(workflow="LogD", ptype=2)
-    week = {"days": 7}
-    _train(
-        ledger,
-        clock,
-        history,
-        **wf,
-        cost=1,
-        trigger="manual",
-        outcome="succeeded",
-        error={0.8: 0.19, 0.9: 0.09},
-        efficiency={0.8: 2.41, 0.9: 3.12},
-        quality="passed",
-        reason="valid at 2 confidence(s)",
-        publish_version="1",
-    )
-    clock.advance(**week)
-    second = _train(
-        ledger,
-        clock,
-        history,
-        **wf,
-        cost=1,
-        trigger="scheduled",
-        outcome="succeeded",
-        error={0.8: 0.18, 0.9: 0.085},
-        efficiency={0.8: 2.22, 0.9: 2.95},
-        quality="passed",
-        reason="valid at 2 confidence(s); efficiency 2.22 <= bound 2.65",
-        publish_version="2",
-    )
-    clock.advance(**week)
-    _train(ledger, clock, history, **wf, cost=1, trigger="scheduled", outcome="failed")
-    clock.advance(days=1)
-    _train(ledger, clock, history, **wf, cost=1, trigger="manual", outcome="rejected")
-    clock.advance(hours=2)
-    _train(
-        ledger,
-        clock,
-        history,
-        **wf,
-        cost=10,
-        trigger="manual",
-        outcome="succeeded",
-        error={0.8: 0.29, 0.9: 0.16},
-        efficiency={0.8: 1.71, 0.9: 2.2},
-        quality="held_back",
-        reason="error rate 0.29 at confidence 0.8 exceeds the bound 0.25",
-    )
-    clock.advance(**week)
-    _train(
-        ledger,
-        clock,
-        history,
-        **wf,
-        cost=1,
-        trigger="scheduled",
-        outcome="succeeded",
-        error={0.8: 0.18, 0.9: 0.085},
-        efficiency={0.8: 2.22, 0.9: 2.95},
-        quality="unchanged",
-        reason=f"same model as run {second.id} (no new rows)",
-        same_model_as=second,
-    )
-    clock.advance(**week)
-    _train(ledger, clock, history, **wf, cost=2, trigger="asset", outcome="succeeded",
-           error={0.8: 0.17, 0.9: 0.08}, efficiency={0.8: 2.05, 0.9: 2.81},
-           quality="passed", reason="valid at 2 confidence(s); efficiency 2.05 <= bound 2.44",
-           publish_version="3", minutes=17)  # fmt: skip
+PASSED_2 = "valid at 2 confidence(s)"
+#: (workflow, ptype, time since the previous run, what the run does), oldest first.
+#: ``same_model_as`` is the index of an earlier run whose model an unchanged run has.
+RUNS: list[tuple[str, int, dict[str, float], dict[str, Any]]] = [
+    ("LogD", 2, {}, dict(cost=1, trigger="manual", outcome="succeeded",
+        error={0.8: 0.19, 0.9: 0.09}, efficiency={0.8: 2.41, 0.9: 3.12},
+        quality="passed", reason=PASSED_2, publish_version="1")),
+    ("LogD", 2, {"days": 7}, dict(cost=1, trigger="scheduled", outcome="succeeded",
+        error={0.8: 0.18, 0.9: 0.085}, efficiency={0.8: 2.22, 0.9: 2.95}, quality="passed",
+        reason=f"{PASSED_2}; efficiency 2.22 <= bound 2.65", publish_version="2")),
+    ("LogD", 2, {"days": 7}, dict(cost=1, trigger="scheduled", outcome="failed")),
+    ("LogD", 2, {"days": 1}, dict(cost=1, trigger="manual", outcome="rejected")),
+    ("LogD", 2, {"hours": 2}, dict(cost=10, trigger="manual", outcome="succeeded",
+        error={0.8: 0.29, 0.9: 0.16}, efficiency={0.8: 1.71, 0.9: 2.2}, quality="held_back",
+        reason="error rate 0.29 at confidence 0.8 exceeds the bound 0.25")),
+    ("LogD", 2, {"days": 7}, dict(cost=1, trigger="scheduled", outcome="succeeded",
+        error={0.8: 0.18, 0.9: 0.085}, efficiency={0.8: 2.22, 0.9: 2.95},
+        quality="unchanged", same_model_as=1)),
+    ("LogD", 2, {"days": 7}, dict(cost=2, trigger="asset", outcome="succeeded",
+        error={0.8: 0.17, 0.9: 0.08}, efficiency={0.8: 2.05, 0.9: 2.81}, quality="passed",
+        reason=f"{PASSED_2}; efficiency 2.05 <= bound 2.44", publish_version="3", minutes=17)),
+    ("hERG", 1, {}, dict(cost=1, trigger="manual", outcome="succeeded",
+        error={0.8: 0.18, 0.9: 0.09}, efficiency={0.8: 0.71, 0.9: 0.48},
+        quality="passed", reason=PASSED_2, publish_version="1")),
+    ("hERG", 1, {"days": 14}, dict(cost=1, trigger="scheduled", outcome="succeeded",
+        error={0.8: 0.19, 0.9: 0.1}, efficiency={0.8: 0.74, 0.9: 0.5},
+        quality="passed", reason=PASSED_2, publish_version="2")),
+]  # fmt: skip
 
 
-def _classification_workflow(ledger: TrainingLedger, clock: _Clock, history: History) -> None:
-    wf = dict(workflow="hERG", ptype=1)
-    _train(
-        ledger,
-        clock,
-        history,
-        **wf,
-        cost=1,
-        trigger="manual",
-        outcome="succeeded",
-        error={0.8: 0.18, 0.9: 0.09},
-        efficiency={0.8: 0.71, 0.9: 0.48},
-        quality="passed",
-        reason="valid at 2 confidence(s)",
-        publish_version="1",
-    )
-    clock.advance(days=14)
-    _train(ledger, clock, history, **wf, cost=1, trigger="scheduled", outcome="succeeded",
-           error={0.8: 0.19, 0.9: 0.1}, efficiency={0.8: 0.74, 0.9: 0.5},
-           quality="passed", reason="valid at 2 confidence(s)", publish_version="2")  # fmt: skip
+def _write_runs(ledger: TrainingLedger, clock: _Clock, history: History, start: datetime) -> None:
+    written: list[RunFact] = []
+    for workflow, ptype, after, run in RUNS:
+        if written and workflow != written[-1].workflow:
+            clock.now = start + timedelta(days=1, hours=5)  # the second workflow, in parallel
+        clock.advance(**after)
+        spec = dict(run)
+        if "same_model_as" in spec:
+            earlier = written[spec["same_model_as"]]
+            spec["same_model_as"] = earlier
+            spec["reason"] = f"same model as run {earlier.id} (no new rows)"
+        written.append(_train(ledger, clock, history, workflow=workflow, ptype=ptype, **spec))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,13 +18,12 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from fastapi import FastAPI, Request
-    from fastapi.responses import HTMLResponse
-
-from cpsign_airflow.models_page.plugin import URL_PREFIX
+# FastAPI reads the routes' annotations at run time, so these are module imports: this
+# module is only imported by the plugin's LazyApp, in the api-server.
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ def _environment() -> Any:
     from cpsign_airflow.hooks.pachyderm import console_link
     from cpsign_airflow.models_page.reader import metric_rows
 
-    env.globals.update(prefix=URL_PREFIX, console_link=console_link, metric_rows=metric_rows)
+    env.globals.update(console_link=console_link, metric_rows=metric_rows)
     return env
 
 
@@ -105,20 +104,22 @@ def create_app(
     ``settings`` gives the (bookkeeping, pachyderm) connection ids; ``authorize``
     is the dependency every route needs (default: Airflow's DAG read access).
     """
-    from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.responses import HTMLResponse, RedirectResponse, Response
+    from fastapi import FastAPI, HTTPException
+    from fastapi.responses import Response
 
     from cpsign_airflow.models_page import charts, reader
 
     env = _environment()
     app = FastAPI(title="CPSign models", docs_url=None, redoc_url=None, openapi_url=None)
 
-    def render(template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
-        body = env.get_template(template).render(**values)
+    def render(request: Request, template: str, status_code: int = 200, **values: Any) -> Any:
+        # links are relative to where the api-server mounted the app (a base_url too)
+        prefix = request.scope.get("root_path", "").rstrip("/")
+        body = env.get_template(template).render(prefix=prefix, **values)
         return HTMLResponse(body, status_code=status_code)
 
-    def problem(title: str, message: str, status_code: int) -> HTMLResponse:
-        return render("message.html", status_code, title=title, message=message)
+    def problem(request: Request, title: str, message: str, status_code: int) -> Any:
+        return render(request, "message.html", status_code, title=title, message=message)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Any:
@@ -126,13 +127,14 @@ def create_app(
             return RedirectResponse(_login_url(request), status_code=303)
         if exc.status_code == 403:
             return problem(
+                request,
                 "Not allowed",
                 "Your Airflow user may not read DAGs, so it may not see the CPSign models.",
                 403,
             )
-        return problem("CPSign models", str(exc.detail), exc.status_code)
+        return problem(request, "CPSign models", str(exc.detail), exc.status_code)
 
-    def with_reader(what: str, page: Callable[[Any], HTMLResponse]) -> HTMLResponse:
+    def with_reader(request: Request, what: str, page: Callable[[Any], Any]) -> Any:
         """Run ``page`` with a reader; the store's failures become a page, never a 500."""
         from cpsign_airflow.bookkeeping.engine import error_summary
         from cpsign_airflow.bookkeeping.errors import BookkeepingConfigError, BookkeepingError
@@ -143,21 +145,20 @@ def create_app(
                 return page(models)
         except BookkeepingConfigError as err:
             return problem(
+                request,
                 "Bookkeeping is not configured",
                 f"{err} The models page reads the bookkeeping store of the connection "
                 f"named by [cpsign] bookkeeping_conn_id ({bookkeeping_conn_id!r}).",
                 503,
             )
         except LookupError as err:
-            return problem("Not found", str(err.args[0] if err.args else err), 404)
+            return problem(request, "Not found", str(err.args[0] if err.args else err), 404)
         except BookkeepingError as err:
-            return problem("Bookkeeping is unavailable", str(err), 503)
+            return problem(request, "Bookkeeping is unavailable", str(err), 503)
         except Exception as err:  # noqa: BLE001 - the page says what failed; the server lives on
             log.exception("CPSign models page: %s failed", what)
             return problem(
-                "Bookkeeping is unavailable",
-                f"{what} failed: {error_summary(err)}",
-                503,
+                request, "Bookkeeping is unavailable", f"{what} failed: {error_summary(err)}", 503
             )
 
     guard = [Depends(authorize or _requires_dag_read())]
@@ -168,15 +169,16 @@ def create_app(
         return Response(ICON_SVG, media_type="image/svg+xml")
 
     @app.get("/", dependencies=guard, response_class=HTMLResponse)
-    def workflows() -> HTMLResponse:
+    def workflows(request: Request) -> Any:
         return with_reader(
+            request,
             "listing workflows",
-            lambda models: render("workflows.html", summaries=models.workflows()),
+            lambda models: render(request, "workflows.html", summaries=models.workflows()),
         )
 
     @app.get("/workflows/{name}", dependencies=guard, response_class=HTMLResponse)
-    def workflow(name: str, confidence: float | None = None) -> HTMLResponse:
-        def page(models: Any) -> HTMLResponse:
+    def workflow(request: Request, name: str, confidence: float | None = None) -> Any:
+        def page(models: Any) -> Any:
             history = models.history(name)
             choices = reader.confidences(history.runs)
             chosen = (
@@ -187,6 +189,7 @@ def create_app(
             if confidence is not None and chosen not in choices:
                 shown = ", ".join(f"{c:g}" for c in choices) or "none"
                 return problem(
+                    request,
                     "Unknown confidence",
                     f"confidence: no model of {name} has metrics at {confidence:g} "
                     f"(it has: {shown})",
@@ -200,6 +203,7 @@ def create_app(
             )
             _, pachyderm_conn_id = settings()
             return render(
+                request,
                 "workflow.html",
                 history=history,
                 confidence=chosen,
@@ -209,21 +213,22 @@ def create_app(
                 console=console_base(pachyderm_conn_id),
             )
 
-        return with_reader(f"reading the history of {name!r}", page)
+        return with_reader(request, f"reading the history of {name!r}", page)
 
     @app.get("/runs/{run_id}", dependencies=guard, response_class=HTMLResponse)
-    def run(run_id: int) -> HTMLResponse:
-        def page(models: Any) -> HTMLResponse:
+    def run(request: Request, run_id: int) -> Any:
+        def page(models: Any) -> Any:
             detail = models.run(run_id)
             _, pachyderm_conn_id = settings()
             return render(
+                request,
                 "run.html",
                 detail=detail,
                 configuration=json.dumps(detail.run.configuration, indent=2, sort_keys=True),
                 console=console_base(pachyderm_conn_id),
             )
 
-        return with_reader(f"reading run {run_id}", page)
+        return with_reader(request, f"reading run {run_id}", page)
 
     return app
 

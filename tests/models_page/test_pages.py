@@ -14,11 +14,12 @@ import re
 from collections.abc import Callable
 
 import pytest
-from fastapi import HTTPException
+from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 
 from cpsign_airflow.bookkeeping.ledger import TrainingLedger
 from cpsign_airflow.models_page import app as page_app
+from cpsign_airflow.models_page.plugin import URL_PREFIX
 from cpsign_airflow.testing.model_history import History, write_history
 
 CONSOLE = "http://console.example:4000"
@@ -31,13 +32,17 @@ def history(bookkeeping_url: str) -> History:
         return write_history(ledger)
 
 
-def client_for(conn_id: str, authorize: Callable[[], None] = lambda: None) -> TestClient:
+def client_for(
+    conn_id: str, authorize: Callable[[], None] = lambda: None, prefix: str = URL_PREFIX
+) -> TestClient:
     app = page_app.create_app(
         settings=lambda: (conn_id, "pachyderm_default"),
         console_base=lambda _conn: CONSOLE,
         authorize=authorize,
     )
-    return TestClient(app, follow_redirects=False)
+    server = FastAPI()  # mounted as Airflow's api-server mounts a plugin's app
+    server.mount(prefix, app)
+    return TestClient(server, base_url=f"http://testserver{prefix}", follow_redirects=False)
 
 
 def rows(page: str, table: str) -> list[str]:
@@ -204,4 +209,11 @@ def test_users_without_dag_access_are_refused_and_strangers_sent_to_login(
     monkeypatch.setattr(page_app, "_login_url", lambda request: f"/auth/login?next={request.url}")
     stranger = client_for(bookkeeping_conn_id, anonymous).get("/runs/1")
     assert stranger.status_code == 303
-    assert stranger.headers["location"] == "/auth/login?next=http://testserver/runs/1"
+    assert stranger.headers["location"] == "/auth/login?next=http://testserver/cpsign-models/runs/1"
+
+
+def test_links_follow_where_the_page_is_mounted(history: History, bookkeeping_conn_id: str) -> None:
+    # e.g. an api-server behind a proxy path ([api] base_url)
+    page = client_for(bookkeeping_conn_id, prefix="/lab/airflow/cpsign-models").get("/").text
+    assert 'href="/lab/airflow/cpsign-models/workflows/LogD"' in page
+    assert 'href="/cpsign-models/' not in page

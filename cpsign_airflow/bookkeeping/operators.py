@@ -70,6 +70,17 @@ def _native_list(field: str, value: Any) -> list[Any]:
     return list(value)
 
 
+def job_records(jobs: Any) -> list[Any]:
+    """The commit-set sensor's job summaries as job records: they carry more (project,
+    duration...); keep what a job record holds."""
+    from cpsign_airflow.bookkeeping.ledger import JOB_FIELDS
+
+    return [
+        {k: v for k, v in job.items() if k in JOB_FIELDS} if isinstance(job, Mapping) else job
+        for job in _native_list("jobs", jobs)
+    ]
+
+
 class BookkeepingBaseOperator(BaseOperator):
     """Opens the ledger on ``bookkeeping_conn_id`` (an Airflow connection of type mysql or sqlite)."""
 
@@ -217,16 +228,8 @@ class RecordJobsOperator(BookkeepingBaseOperator):
         self.jobs = jobs
 
     def execute(self, context: Mapping[str, Any]) -> list[dict[str, Any]]:
-        from cpsign_airflow.bookkeeping.ledger import JOB_FIELDS
-
-        # The commit-set sensor's summaries carry more (project, duration...);
-        # keep what a job record holds.
-        jobs = [
-            {k: v for k, v in job.items() if k in JOB_FIELDS} if isinstance(job, Mapping) else job
-            for job in _native_list("jobs", self.jobs)
-        ]
         with self.ledger() as ledger:
-            records = ledger.record_jobs(self.run_id, jobs)
+            records = ledger.record_jobs(self.run_id, job_records(self.jobs))
         return [rec.as_dict() for rec in records]
 
 

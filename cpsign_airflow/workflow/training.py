@@ -1,10 +1,16 @@
 """One CPSign training run as an Airflow task group.
 
-validate → pre-flight → record pending run → put configuration.json (one commit,
-even on retry) → mark committed → wait for the commit set (deferrable) →
-record jobs → find the model and its validation metrics and record them
-(emitting an Asset event) → quality gate → finish. A model the quality gate holds
-back is recorded as such and not deployed; the run still succeeds.
+validate (schema, then the pre-flight query) → record pending run → put
+configuration.json (one commit, even on retry) → mark committed → wait for the
+commit set (deferrable) → record the outcome (jobs, the model with its
+validation metrics and an Asset event, the quality verdict, the run succeeded)
+→ optional prediction service. A model the quality gate holds back is recorded
+as such and not deployed; the run still succeeds.
+
+Each task costs a run about one scheduler loop (1 s with Airflow's defaults:
+benchmarks/orchestration_overhead.py), so steps that always run together and
+are each keyed in bookkeeping share a task: a retry redoes them without
+doubling a record.
 
 The same group serves ``cpsign_training`` (one run from the trigger form) and
 ``cpsign_retraining`` (mapped over workflows). Any task failure marks the run
@@ -102,12 +108,18 @@ def default_args(settings: Settings) -> dict[str, Any]:
 
 @task(multiple_outputs=True)
 def validate(
-    request: Mapping[str, Any], bookkeeping_conn_id: str, cpsign_version: str, **context: Any
+    request: Mapping[str, Any],
+    bookkeeping_conn_id: str,
+    cpsign_version: str,
+    source_db_conn_id: str | None = None,
+    **context: Any,
 ) -> dict[str, Any]:
-    """Check the configuration against the schema; nothing is committed before.
+    """Check the configuration against the schema, then its query; nothing is committed before.
 
     A refused configuration is recorded as a ``rejected`` run with every
     reason (when it names a usable workflow), then fails the task without retries.
+    With ``source_db_conn_id`` and the request's ``preflight`` (default on), the
+    source query then runs with LIMIT 0 (:mod:`~cpsign_airflow.workflow.preflight`).
     """
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -152,6 +164,14 @@ def validate(
     log.info(
         "Configuration of %s is valid (sha256 %s)", workflow, configuration_sha256(configuration)
     )
+    preflight = bool(request.get("preflight", True))
+    if source_db_conn_id is not None:
+        if preflight:
+            from cpsign_airflow.workflow.preflight import check_source_query
+
+            check_source_query(configuration, source_db_conn_id)
+        else:
+            log.warning("Pre-flight check of the source query skipped (preflight=false)")
     return {
         "workflow": workflow,
         "configuration": configuration,
@@ -159,7 +179,7 @@ def validate(
         "canonical_json": canonical_json(configuration),
         "config_repo": config_repo,
         "trigger_kind": request.get("trigger_kind") or "",
-        "preflight": bool(request.get("preflight", True)),
+        "preflight": preflight,
     }
 
 
@@ -208,27 +228,19 @@ def _record_rejection(
     return None
 
 
-@task
-def preflight(configuration: Mapping[str, Any], enabled: bool, source_db_conn_id: str) -> list[str]:
-    """Run the source query with LIMIT 0 before anything is committed."""
-    if not enabled:
-        log.warning("Pre-flight check of the source query skipped (preflight=false)")
-        return []
-    from cpsign_airflow.workflow.preflight import check_source_query
-
-    return check_source_query(configuration, source_db_conn_id)
-
-
-@task(outlets=[MODELS_ASSET])
-def find_model(
-    workflow: str, commit_set_id: str, pachyderm_conn_id: str, project: str | None, **context: Any
+def find_models(
+    workflow: str,
+    commit_set_id: str,
+    pachyderm_conn_id: str,
+    project: str | None,
+    context: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
     """Locate the aggregated model of this commit set and describe it for bookkeeping.
 
     Each model carries ``metrics``: ``/metrics.json`` of ``<workflow>-validate`` at
-    the same commit set, or None (logged) when there is none. Emits an event on
-    the ``cpsign-models`` Asset with the workflow, the commit id and the model
-    locations in its extra.
+    the same commit set, or None (logged) when there is none. Sets the extra of
+    the task's ``cpsign-models`` Asset event: the workflow, the commit id and the
+    model locations.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -299,17 +311,15 @@ def read_metrics(hook: Any, workflow: str, commit_set_id: str) -> dict[str, Any]
     return metrics
 
 
-@task
-def quality_gate(
+def judge_models(
+    ledger: Any,
     training_run_id: int,
     artifacts: list[dict[str, Any]],
     workflow: str,
-    bookkeeping_conn_id: str,
     tolerance: float,
     margin: float,
-    **context: Any,
 ) -> dict[str, dict[str, str]]:
-    """Judge each recorded model's metrics, record the verdict; ``{model_name: {quality, reason}}``.
+    """Judge each model's metrics and record the verdict; ``{model_name: {quality, reason}}``.
 
     The baseline is the last accepted (published or passed) model of an
     earlier run of the workflow. A held-back model only stops deployment. A
@@ -317,43 +327,78 @@ def quality_gate(
     (a retraining without new rows: pachd skipped every datum after ingestion)
     and is neither judged again nor deployed again.
     """
-    from cpsign_airflow.bookkeeping.hook import BookkeepingHook
     from cpsign_airflow.workflow.quality import HELD_BACK, quality_verdict, unchanged_verdict
 
     verdicts: dict[str, dict[str, str]] = {}
-    with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
-        for artifact in artifacts:
-            name = artifact["model_name"]
-            if name in verdicts:
-                continue
-            previous = ledger.last_published_metrics(
-                workflow, model_name=name, before_run_id=training_run_id
-            )
-            before = ledger.previous_model(workflow, name, before_run_id=training_run_id)
-            same = unchanged_verdict(artifact, before)
-            if same is not None:
-                quality, reason = same
-            else:
-                quality, reason = quality_verdict(
-                    artifact.get("metrics"), previous, tolerance, margin
-                )
-            ledger.record_quality(training_run_id, name, quality, reason)
-            verdicts[name] = {"quality": quality, "reason": reason}
-            log.log(
-                logging.WARNING if quality == HELD_BACK else logging.INFO,
-                "Quality gate: model %s of run %s %s: %s",
-                name,
-                training_run_id,
-                {HELD_BACK: "HELD BACK"}.get(quality, quality),
-                reason,
-            )
+    for artifact in artifacts:
+        name = artifact["model_name"]
+        if name in verdicts:
+            continue
+        previous = ledger.last_published_metrics(
+            workflow, model_name=name, before_run_id=training_run_id
+        )
+        before = ledger.previous_model(workflow, name, before_run_id=training_run_id)
+        same = unchanged_verdict(artifact, before)
+        if same is not None:
+            quality, reason = same
+        else:
+            quality, reason = quality_verdict(artifact.get("metrics"), previous, tolerance, margin)
+        ledger.record_quality(training_run_id, name, quality, reason)
+        verdicts[name] = {"quality": quality, "reason": reason}
+        log.log(
+            logging.WARNING if quality == HELD_BACK else logging.INFO,
+            "Quality gate: model %s of run %s %s: %s",
+            name,
+            training_run_id,
+            {HELD_BACK: "HELD BACK"}.get(quality, quality),
+            reason,
+        )
+    return verdicts
+
+
+@task(outlets=[MODELS_ASSET], multiple_outputs=True)
+def record_outcome(
+    training_run_id: int,
+    jobs: list[Mapping[str, Any]],
+    workflow: str,
+    commit_set_id: str,
+    pachyderm_conn_id: str,
+    project: str | None,
+    bookkeeping_conn_id: str,
+    tolerance: float,
+    margin: float,
+    **context: Any,
+) -> dict[str, Any]:
+    """Record what the commit set produced, judge it, and mark the run succeeded.
+
+    In order: the jobs (first, so a commit set without a model still has its
+    jobs on record); the model(s) with size, sha256 and validation metrics (and
+    the ``cpsign-models`` Asset event); each model's quality verdict (a held-back
+    model is alerted ``on_held_back``); the run ``succeeded``. Every write is
+    keyed, so a retry redoes them without doubling a record. Returns
+    ``{"models": [...], "verdicts": {model_name: {quality, reason}}}``.
+    """
+    from cpsign_airflow.bookkeeping.hook import BookkeepingHook
+    from cpsign_airflow.bookkeeping.operators import job_records
+    from cpsign_airflow.workflow.quality import HELD_BACK
+
+    hook = BookkeepingHook(bookkeeping_conn_id)
+    with hook.get_ledger() as ledger:
+        recorded = ledger.record_jobs(training_run_id, job_records(jobs))
+    log.info("Recorded %d job(s) of run %s", len(recorded), training_run_id)
+    models = find_models(workflow, commit_set_id, pachyderm_conn_id, project, context)
+    with hook.get_ledger() as ledger:
+        ledger.record_artifacts(training_run_id, models)
+        verdicts = judge_models(ledger, training_run_id, models, workflow, tolerance, margin)
+        run = ledger.finish_run(training_run_id, "succeeded")
+    log.info("Run %s finished: %s", run.id, run.status)
     held_back = {n: v["reason"] for n, v in verdicts.items() if v["quality"] == HELD_BACK}
     if held_back:
         from cpsign_airflow.notifications import send_alert
 
         facts = {**run_facts(context), "workflow": workflow, "held_back": held_back}
         send_alert({**context, **facts}, "held_back")
-    return verdicts
+    return {"models": models, "verdicts": verdicts}
 
 
 def _deploy_wanted(context: Mapping[str, Any]) -> bool:
@@ -409,19 +454,18 @@ def deployment_request(
 def training_run(request: Any, settings: Settings) -> None:
     """The chain for one workflow's run; ``request`` is ``{"configuration", ...}``."""
     from cpsign_airflow.bookkeeping.operators import (
-        FinishRunOperator,
         MarkRunCommittedOperator,
-        RecordArtifactsOperator,
-        RecordJobsOperator,
         RecordPendingRunOperator,
         RecordPublicationOperator,
     )
+    from cpsign_airflow.kubernetes.operators import CPSignPredictionServiceOperator
     from cpsign_airflow.operators.pachyderm import PachydermPutFileOperator
     from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
 
     conns = {"bookkeeping_conn_id": settings.bookkeeping_conn_id}
-    checked = validate(request, settings.bookkeeping_conn_id, settings.cpsign_version)
-    query_ok = preflight(checked["configuration"], checked["preflight"], settings.source_db_conn_id)
+    checked = validate(
+        request, settings.bookkeeping_conn_id, settings.cpsign_version, settings.source_db_conn_id
+    )
     pending = RecordPendingRunOperator(
         task_id="record_pending_run",
         workflow=checked["workflow"],
@@ -458,36 +502,22 @@ def training_run(request: Any, settings: Settings) -> None:
         pipeline_grace_period=settings.pipeline_grace.total_seconds() or None,
         pipeline_check_interval=settings.pipeline_check_interval,
     )
-    jobs = RecordJobsOperator(
-        task_id="record_jobs", run_id=pending.output, jobs=wait.output, **conns
-    )
-    models = find_model(
-        checked["workflow"], put.output, settings.pachyderm_conn_id, settings.project
-    )
-    artifacts = RecordArtifactsOperator(
-        task_id="record_artifacts", run_id=pending.output, artifacts=models, **conns
-    )
-    gate = quality_gate(
+    outcome = record_outcome.override(on_success_callback=training_success_callback)(
         pending.output,
-        artifacts.output,
+        wait.output,
         checked["workflow"],
+        put.output,
+        settings.pachyderm_conn_id,
+        settings.project,
         settings.bookkeeping_conn_id,
         settings.validity_tolerance,
         settings.efficiency_margin,
     )
-    finish = FinishRunOperator(
-        task_id="finish_run",
-        run_id=pending.output,
-        status="succeeded",
-        on_success_callback=training_success_callback,
-        **conns,
+    checked >> pending >> put >> committed >> wait >> outcome
+
+    target = deployment_request(
+        outcome["models"], checked["configuration"], put.output, outcome["verdicts"]
     )
-    query_ok >> pending >> put >> committed >> wait >> jobs >> models >> artifacts >> gate
-    gate >> finish
-
-    from cpsign_airflow.kubernetes.operators import CPSignPredictionServiceOperator
-
-    target = deployment_request(models, checked["configuration"], put.output, gate)
     deploy = CPSignPredictionServiceOperator(
         task_id="deploy_prediction_service",
         namespace=settings.prediction_namespace,
@@ -507,4 +537,4 @@ def training_run(request: Any, settings: Settings) -> None:
         deployment=deploy.output,
         **conns,
     )
-    finish >> target >> deploy >> published
+    target >> deploy >> published

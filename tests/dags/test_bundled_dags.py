@@ -287,7 +287,7 @@ def test_preflight_rejects_a_broken_query_before_commit(bundled):
     configuration = load_example("logd-flat")
     configuration["query"]["database_query"] = "SELECT canonical_smiles FROM no_such_table{}"
     result = train(bundled, configuration)
-    assert result.task_states["training_run.preflight"] == "failed"
+    assert result.task_states["training_run.validate"] == "failed"
     assert result.task_states["training_run.put_config"] == "upstream_failed"
     assert "does not run on" in bundled["alerts"].read_text()
     assert _commits(bundled["hook"], f"{WORKFLOW}-config") == before
@@ -492,11 +492,14 @@ def test_a_commit_set_without_a_model_fails_once_not_retried(bundled, pachd):
     pachd.configure_pipeline(f"{WORKFLOW}-publish", outputs={"/readme.txt": b"nothing"})
     result = train(bundled, load_example("logd-flat"))
     assert result.state == "failed"
-    assert result.task_states["training_run.find_model"] == "failed"
-    assert result.tries["training_run.find_model"] == 1
+    assert result.task_states["training_run.record_outcome"] == "failed"
+    assert result.tries["training_run.record_outcome"] == 1
     with ledger(bundled) as book:
         [run] = book.runs_for_airflow_run("cpsign_training", result.run_id)
+        jobs = book.list_jobs(run.id)
     assert run.status == "failed" and "produced no model" in run.error
+    # the jobs were recorded before the model was looked for
+    assert {job.pipeline for job in jobs} >= {f"{WORKFLOW}-aggregate", f"{WORKFLOW}-validate"}
 
 
 @mysql_only

@@ -287,50 +287,79 @@ def test_deployment_request_skips_a_held_back_model_with_the_reason():
     assert out["model_name"] == "FreeSolv_acp" and out["predictor_type"] == 2
 
 
-def test_quality_gate_task_records_verdicts_against_the_previous_accepted_model(
-    bookkeeping_conn_id, caplog
+def test_record_outcome_records_jobs_models_verdicts_against_the_previous_accepted_model(
+    bookkeeping_conn_id, caplog, monkeypatch
 ):
+    """The run's tail as one task, on real bookkeeping; only pachd's model listing is given."""
     from cpsign_airflow.bookkeeping.hook import BookkeepingHook
-    from cpsign_airflow.workflow.training import quality_gate
+    from cpsign_airflow.workflow import training
 
     config = {"workflow_name": "FreeSolv"}
-    with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
+    models: dict[str, list[dict]] = {}  # what find_models would read from pachd, per commit set
+    monkeypatch.setattr(training, "find_models", lambda workflow, commit, *rest: models[commit])
+    hook = BookkeepingHook(bookkeeping_conn_id)
+    with hook.get_ledger() as ledger:
         ledger.upgrade_schema()
 
-        def recorded(i: int, metrics: dict | None) -> tuple[int, list[dict]]:
+    def trained(i: int, metrics: dict | None) -> tuple[int, str]:
+        commit = f"{i:032x}"
+        with hook.get_ledger() as ledger:
             run_id = ledger.record_pending_run("FreeSolv", config)
-            location = f"FreeSolv-aggregate@{i:032x}:/model/FreeSolv_acp.jar"
-            arts = ledger.record_artifacts(
-                run_id, [{"model_name": "FreeSolv_acp", "location": location, "metrics": metrics}]
-            )
-            return run_id, [a.as_dict() for a in arts]
+            ledger.mark_committed(run_id, commit, commit)
+        models[commit] = [
+            {
+                "model_name": "FreeSolv_acp",
+                "location": f"FreeSolv-aggregate@{commit}:/model/FreeSolv_acp.jar",
+                "size_bytes": 100 + i,
+                "sha256": f"{i:064x}",
+                "metrics": metrics,
+            }
+        ]
+        return run_id, commit
 
-        def gate(run_id: int, arts: list[dict]) -> dict:
-            return quality_gate.function(run_id, arts, "FreeSolv", bookkeeping_conn_id, 0.05, 0.1)
+    def outcome(run_id: int, commit: str) -> dict:
+        jobs = [  # as the sensor reports them: more than a job record holds
+            {"pipeline": "FreeSolv-train", "job_id": commit, "state": "JOB_SUCCESS", "project": "x"}
+        ]
+        return training.record_outcome.function(
+            run_id, jobs, "FreeSolv", commit, "pachyderm_default", None,
+            bookkeeping_conn_id, 0.05, 0.1,
+        )  # fmt: skip
 
-        first, arts = recorded(1, REGRESSION)
-        assert gate(first, arts)["FreeSolv_acp"]["quality"] == PASSED  # no baseline yet
-        assert ledger.list_artifacts(first)[0].quality == PASSED
-        assert (
-            gate(first, arts)["FreeSolv_acp"]["quality"] == PASSED
-        )  # retried: not its own baseline
+    first, commit = trained(1, REGRESSION)
+    result = outcome(first, commit)
+    assert result["verdicts"]["FreeSolv_acp"]["quality"] == PASSED  # no baseline yet
+    assert result["models"] == models[commit]
+    with hook.get_ledger() as ledger:
+        assert [(j.pipeline, j.state) for j in ledger.list_jobs(first)] == [
+            ("FreeSolv-train", "JOB_SUCCESS")
+        ]
+        [art] = ledger.list_artifacts(first)
+        assert (art.quality, art.sha256, art.metrics) == (PASSED, f"{1:064x}", REGRESSION)
+        assert ledger.get_run(first).status == "succeeded"
+    # retried: nothing doubled, and the run is not its own baseline
+    assert outcome(first, commit)["verdicts"]["FreeSolv_acp"]["quality"] == PASSED
+    with hook.get_ledger() as ledger:
+        assert len(ledger.list_jobs(first)) == len(ledger.list_artifacts(first)) == 1
 
-        assert "held back" not in caplog.text  # no alert for a passed model
-        wider = changed(REGRESSION, efficiency={"0.8": 4.0})
-        second, arts = recorded(2, wider)
-        verdict = gate(second, arts)["FreeSolv_acp"]
-        assert verdict["quality"] == HELD_BACK and "exceeds the bound 3.344" in verdict["reason"]
-        # the held_back alert (logged by default) names the workflow, the model and why
-        assert "[cpsign] FreeSolv training succeeded, but its model was held back" in caplog.text
-        assert f"model FreeSolv_acp: {verdict['reason']}" in caplog.text
+    assert "held back" not in caplog.text  # no alert for a passed model
+    wider = changed(REGRESSION, efficiency={"0.8": 4.0})
+    second, commit = trained(2, wider)
+    verdict = outcome(second, commit)["verdicts"]["FreeSolv_acp"]
+    assert verdict["quality"] == HELD_BACK and "exceeds the bound 3.344" in verdict["reason"]
+    # the held_back alert (logged by default) names the workflow, the model and why
+    assert "[cpsign] FreeSolv training succeeded, but its model was held back" in caplog.text
+    assert f"model FreeSolv_acp: {verdict['reason']}" in caplog.text
+    with hook.get_ledger() as ledger:
         [art] = ledger.list_artifacts(second)
         assert (art.quality, art.quality_reason) == (HELD_BACK, verdict["reason"])
+        assert ledger.get_run(second).status == "succeeded"  # held back: the run still succeeds
         # The held-back model is no baseline: the next run is compared with the first.
         assert ledger.last_published_metrics("FreeSolv") == REGRESSION
 
-        third, arts = recorded(3, {"standin": True})
-        verdict = gate(third, arts)["FreeSolv_acp"]
-        assert verdict["quality"] == PASSED and "no validity metrics" in verdict["reason"]
+    third, commit = trained(3, {"standin": True})
+    verdict = outcome(third, commit)["verdicts"]["FreeSolv_acp"]
+    assert verdict["quality"] == PASSED and "no validity metrics" in verdict["reason"]
 
 
 # ------------------------------------------------------------------ unchanged models

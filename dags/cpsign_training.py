@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime
 
-from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, task
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param
 
 from cpsign_airflow.cpsign.params import form_defaults, training_params
 from cpsign_airflow.workflow import settings as cpsign_settings
@@ -63,20 +63,5 @@ with DAG(
     if settings.training_deadline
     else None,
 ) as dag:
-
-    @task
-    def request(**context) -> dict:
-        """The configuration to train: a whole one from the run's conf, else the form."""
-        from cpsign_airflow.cpsign.params import configuration_from_params
-
-        conf = context["dag_run"].conf or {}
-        params = context["params"]
-        configuration = conf.get("configuration") or configuration_from_params(params)
-        return {
-            "configuration": configuration,
-            "config_repo": conf.get("config_repo"),
-            "trigger_kind": conf.get("trigger_kind"),
-            "preflight": conf.get("preflight", params.get("preflight", True)),
-        }
-
-    training_run(request(), settings)
+    # validate builds the request from the run's conf and the form (one task less)
+    training_run(None, settings)

@@ -106,9 +106,24 @@ def default_args(settings: Settings) -> dict[str, Any]:
     }
 
 
+def request_from_run(context: Mapping[str, Any]) -> dict[str, Any]:
+    """What to train in a ``cpsign_training`` run: a whole configuration from the run's
+    conf, else the trigger form's fields."""
+    from cpsign_airflow.cpsign.params import configuration_from_params
+
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    params = context.get("params") or {}
+    return {
+        "configuration": conf.get("configuration") or configuration_from_params(params),
+        "config_repo": conf.get("config_repo"),
+        "trigger_kind": conf.get("trigger_kind"),
+        "preflight": conf.get("preflight", params.get("preflight", True)),
+    }
+
+
 @task(multiple_outputs=True)
 def validate(
-    request: Mapping[str, Any],
+    request: Mapping[str, Any] | None,
     bookkeeping_conn_id: str,
     cpsign_version: str,
     source_db_conn_id: str | None = None,
@@ -120,6 +135,7 @@ def validate(
     reason (when it names a usable workflow), then fails the task without retries.
     With ``source_db_conn_id`` and the request's ``preflight`` (default on), the
     source query then runs with LIMIT 0 (:mod:`~cpsign_airflow.workflow.preflight`).
+    ``request`` None: the run's own (:func:`request_from_run`).
     """
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -130,6 +146,8 @@ def validate(
     )
     from cpsign_airflow.cpsign.configuration import validate_configuration as check
 
+    if request is None:
+        request = request_from_run(context)
     problems: list[str] = []
     try:
         if request.get("configuration") is None:
@@ -452,7 +470,8 @@ def deployment_request(
 
 @task_group(group_id="training_run")
 def training_run(request: Any, settings: Settings) -> None:
-    """The chain for one workflow's run; ``request`` is ``{"configuration", ...}``."""
+    """The chain for one workflow's run; ``request`` is ``{"configuration", ...}``, or None
+    for the DAG run's own (its conf, else its trigger form)."""
     from cpsign_airflow.bookkeeping.operators import (
         MarkRunCommittedOperator,
         RecordPendingRunOperator,

@@ -16,7 +16,7 @@ writes, against two ``[cpsign]`` settings:
 
 A model with no validity metrics at all (a stand-in pipeline, an older stage
 image) passes: the gate cannot judge it and says so. The function is pure; the
-``quality_gate`` task of the training chain records and acts on the verdict.
+``record_outcome`` task of the training chain records and acts on the verdict.
 """
 
 from __future__ import annotations

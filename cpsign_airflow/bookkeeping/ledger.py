@@ -226,6 +226,19 @@ class TrainingLedger:
         Keyed by ``task`` (the Airflow task instance): a retry returns the id
         the first try recorded. Without ``task`` each call is a new run.
         """
+        unit = self._pending_unit(workflow, configuration, trigger_kind, task, project, config_repo)
+        return self._tx(f"recording a pending run of {workflow}", unit)
+
+    def _pending_unit(
+        self,
+        workflow: str,
+        configuration: Mapping[str, Any] | str,
+        trigger_kind: str,
+        task: TaskKey | None,
+        project: str | None,
+        config_repo: str | None,
+    ) -> Callable[[Connection], int]:
+        """Checks the inputs (before any write) and returns the unit that records the run."""
         workflow = r.check_workflow(workflow)
         trigger_kind = r.check_choice("trigger_kind", trigger_kind, r.TRIGGER_KINDS)
         text, sha = r.canonical_configuration(configuration)
@@ -273,7 +286,7 @@ class TrainingLedger:
             )
             return int(result.inserted_primary_key[0])
 
-        return self._tx(f"recording a pending run of {workflow}", unit)
+        return unit
 
     def record_rejected_run(
         self,
@@ -287,13 +300,18 @@ class TrainingLedger:
         """Record a run whose configuration was refused, as ``rejected`` with the reasons.
 
         Keyed by ``task`` like :meth:`record_pending_run`, so a retried
-        validation records one row.
+        validation records one row. One transaction: a lost connection leaves
+        no run, never a ``pending`` one.
         """
-        run_id = self.record_pending_run(
-            workflow, configuration, trigger_kind=trigger_kind, task=task
-        )
-        self.finish_run(run_id, "rejected", error)
-        return run_id
+        pending = self._pending_unit(workflow, configuration, trigger_kind, task, None, None)
+        reject = self._finish_unit("rejected", error)
+
+        def unit(conn: Connection) -> int:
+            run_id = pending(conn)
+            reject(conn, run_id)
+            return run_id
+
+        return self._tx(f"recording a rejected run of {workflow}", unit)
 
     def mark_committed(
         self, run_id: int | str, commit_id: str, commit_set_id: str | None = None
@@ -364,6 +382,13 @@ class TrainingLedger:
         the opposite outcome raises :class:`RunStateConflict` rather than overwrite.
         """
         rid = r.check_run_id(run_id)
+        unit = self._finish_unit(status, error)
+        return self._tx(f"finishing run {rid} as {status}", lambda conn: unit(conn, rid))
+
+    def _finish_unit(
+        self, status: str, error: str | None
+    ) -> Callable[[Connection, int], RunRecord]:
+        """Checks the outcome (before any write) and returns the unit that records it."""
         status = r.check_choice("status", status, r.TERMINAL_STATUSES)
         error = r.check_text("error", error)
         if status in ("failed", "rejected") and not error:
@@ -371,7 +396,7 @@ class TrainingLedger:
         if status == "succeeded" and error:
             raise BookkeepingInputError("error", "must be empty when status is 'succeeded'")
 
-        def unit(conn: Connection) -> RunRecord:
+        def unit(conn: Connection, rid: int) -> RunRecord:
             from sqlalchemy import update
 
             from cpsign_airflow.bookkeeping.tables import training_runs as runs
@@ -387,7 +412,7 @@ class TrainingLedger:
                 return rec
             raise RunStateConflict(f"Run {rid} is {rec.status}; it cannot be finished as {status}")
 
-        return self._tx(f"finishing run {rid} as {status}", unit)
+        return unit
 
     def fail_open_runs(
         self, dag_id: str, airflow_run_id: str, error: str, *, map_index: int | None = None

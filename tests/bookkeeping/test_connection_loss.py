@@ -177,3 +177,22 @@ def test_airflow_connection_unreachable_names_conn_id_not_password(monkeypatch, 
     assert "connection 'cpsign_bookkeeping_down'" in str(info.value)
     assert PASSWORD not in "".join(traceback.format_exception(info.value))
     assert PASSWORD not in caplog.text
+
+
+def test_a_rejected_run_lost_before_its_rejection_leaves_no_pending_run(ledger, bookkeeping_url):
+    # the run row is inserted, then the connection dies before it is marked rejected, for
+    # good: nothing is left (not a 'pending' run that a failure callback would call 'failed')
+    state = _kill_before(ledger, bookkeeping_url, "UPDATE cpsign_training_runs", times=99)
+    with pytest.raises(BookkeepingUnavailable):
+        ledger.record_rejected_run("LogD", {"a": 1}, "cost: must be positive", task=TASK)
+    assert state["killed"] == 3
+    assert _rows(ledger, "cpsign_training_runs") == 0
+
+
+def test_a_rejected_run_lost_once_is_recorded_rejected_once(ledger, bookkeeping_url):
+    state = _kill_before(ledger, bookkeeping_url, "UPDATE cpsign_training_runs", times=1)
+    run_id = ledger.record_rejected_run("LogD", {"a": 1}, "cost: must be positive", task=TASK)
+    assert state["killed"] == 1
+    assert _rows(ledger, "cpsign_training_runs") == 1
+    run = ledger.get_run(run_id)
+    assert (run.status, run.error) == ("rejected", "cost: must be positive")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 
 import pytest
 
@@ -240,32 +241,38 @@ def test_settings_defaults_and_overrides(monkeypatch):
 # ------------------------------------------------------------------ tasks
 
 
-class FakeHook:
-    def __init__(self, files: dict[str, bytes]):
-        self.files = files
-
-    def read_file(self, repo: str, ref: str, path: str) -> bytes:
-        from cpsign_airflow.exceptions import PachydermNotFound
-
-        try:
-            return self.files[f"{repo}@{ref}:{path}"]
-        except KeyError:
-            raise PachydermNotFound(f"{repo}@{ref}:{path} not found") from None
-
-
-def test_read_metrics_from_the_validate_repo(caplog):
+def test_read_metrics_from_the_validate_repo(pachd, pachyderm_conn, unique_name, caplog, request):
+    """Through PachydermHook against the (local) pachd, as record_outcome reads them."""
+    from cpsign_airflow.hooks.pachyderm import PachydermHook
     from cpsign_airflow.workflow.training import read_metrics
 
-    c = "a" * 32
-    hook = FakeHook({f"FreeSolv-validate@{c}:/metrics.json": json.dumps(REGRESSION).encode()})
-    assert read_metrics(hook, "FreeSolv", c) == REGRESSION
-    assert read_metrics(FakeHook({}), "FreeSolv", c) is None
-    assert f"FreeSolv-validate@{c}:/metrics.json not found" in caplog.text
-    bad = FakeHook({f"FreeSolv-validate@{c}:/metrics.json": b"{not json"})
-    assert read_metrics(bad, "FreeSolv", c) is None
-    assert "is not JSON" in caplog.text
-    listed = FakeHook({f"FreeSolv-validate@{c}:/metrics.json": b"[1]"})
-    assert read_metrics(listed, "FreeSolv", c) is None
+    hook = PachydermHook(pachyderm_conn)
+    repo = f"{unique_name}-validate"
+    hook.ensure_repo(repo)
+    # Airflow's logging set-up (on the first connection lookup) replaced the root's handlers
+    training_log = logging.getLogger("cpsign_airflow.workflow.training")
+    training_log.addHandler(caplog.handler)
+    request.addfinalizer(lambda: training_log.removeHandler(caplog.handler))
+
+    def committed(data: bytes | None) -> str:
+        if data is None:
+            return hook.put_file(repo, "/readme.txt", data=b"no metrics")
+        return hook.put_file(repo, "/metrics.json", data=data)
+
+    assert read_metrics(hook, unique_name, committed(json.dumps(REGRESSION).encode())) == (
+        REGRESSION
+    )
+    bad = committed(b"{not json")
+    assert read_metrics(hook, unique_name, bad) is None
+    assert f"{repo}@{bad}:/metrics.json is not JSON" in caplog.text
+    assert read_metrics(hook, unique_name, committed(b"[1]")) is None
+    assert "is not a JSON object" in caplog.text
+    # a commit set in which the validate repo has no metrics.json
+    other = f"{unique_name}-other"
+    hook.ensure_repo(other)
+    missing = hook.put_file(other, "/x", data=b"x")
+    assert read_metrics(hook, unique_name, missing) is None
+    assert f"{repo}@{missing}:/metrics.json not found" in caplog.text
 
 
 class _DagRun:

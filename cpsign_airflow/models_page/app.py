@@ -23,6 +23,7 @@ from typing import Any
 # FastAPI reads the routes' annotations at run time, so these are module imports: this
 # module is only imported by the plugin's LazyApp, in the api-server.
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,13 @@ def _metric(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else "" if value is None else str(value)
 
 
+def _web_url(value: str | None) -> str | None:
+    """Only http(s) URLs become links: a recorded URL is data, not markup."""
+    from urllib.parse import urlparse
+
+    return value if value and urlparse(value).scheme in ("http", "https") else None
+
+
 def _environment() -> Any:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -84,7 +92,11 @@ def _environment() -> Any:
         lstrip_blocks=True,
     )
     env.filters.update(
-        duration=_duration, when=_when, metric=_metric, short=lambda s: (s or "")[:12]
+        web_url=_web_url,
+        duration=_duration,
+        when=_when,
+        metric=_metric,
+        short=lambda s: (s or "")[:12],
     )
     from cpsign_airflow.hooks.pachyderm import console_link
     from cpsign_airflow.models_page.reader import metric_rows
@@ -120,6 +132,15 @@ def create_app(
 
     def problem(request: Request, title: str, message: str, status_code: int) -> Any:
         return render(request, "message.html", status_code, title=title, message=message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> Any:
+        fields = "; ".join(
+            f"{'.'.join(str(part) for part in err.get('loc', ())[1:]) or 'request'}: "
+            f"{err.get('msg', 'invalid')}"
+            for err in exc.errors()
+        )
+        return problem(request, "Bad request", fields, 400)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Any:

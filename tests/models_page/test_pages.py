@@ -217,3 +217,21 @@ def test_links_follow_where_the_page_is_mounted(history: History, bookkeeping_co
     page = client_for(bookkeeping_conn_id, prefix="/lab/airflow/cpsign-models").get("/").text
     assert 'href="/lab/airflow/cpsign-models/workflows/LogD"' in page
     assert 'href="/cpsign-models/' not in page
+
+
+def test_a_bad_query_parameter_is_a_page_naming_it(history: History, bookkeeping_conn_id: str):
+    page = client_for(bookkeeping_conn_id).get("/workflows/LogD", params={"confidence": "high"})
+    assert page.status_code == 400 and "confidence: " in page.text
+    assert client_for(bookkeeping_conn_id).get("/runs/seven").status_code == 400
+
+
+def test_only_web_urls_become_links(
+    history: History, bookkeeping_conn_id: str, bookkeeping_url: str
+) -> None:
+    run = next(r for r in history.runs if r.quality == "passed")
+    with TrainingLedger.from_url(bookkeeping_url) as ledger:
+        ledger.record_publication(
+            run.id, f"{run.workflow}_model", status="published", url="javascript:alert(1)"
+        )
+    page = client_for(bookkeeping_conn_id).get(f"/runs/{run.id}").text
+    assert 'href="javascript:' not in page and "<code>javascript:alert(1)</code>" in page

@@ -13,6 +13,7 @@ version table, ``cpsign_alembic_version``, apart from any other application's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -60,8 +61,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@functools.cache
 def head_revision() -> str:
-    """Newest revision shipped with this provider."""
+    """Newest revision shipped with this provider (read once: the files ship with it)."""
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -69,19 +71,33 @@ def head_revision() -> str:
     return head
 
 
-def known_revisions() -> list[str]:
+@functools.cache
+def known_revisions() -> tuple[str, ...]:
     """All shipped revisions, oldest first."""
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config())
-    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+    return tuple(rev.revision for rev in reversed(list(script.walk_revisions())))
 
 
 def current_revision_on(connection: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
+    """The version table's revision; None without the table or a row.
 
-    ctx = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-    return ctx.get_current_revision()
+    Read with a plain SELECT rather than Alembic's MigrationContext, which logs two
+    INFO lines each time: every ledger transaction's schema check (and every models
+    page request) would.
+    """
+    from sqlalchemy import column, inspect, select, table
+
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    rows = connection.execute(
+        select(column("version_num")).select_from(table(VERSION_TABLE))
+    ).scalars()
+    revisions = sorted(set(rows))
+    if len(revisions) > 1:  # the revisions form one line; several heads is not this schema
+        raise SchemaNotReady(f"the bookkeeping version table holds several heads {revisions}")
+    return revisions[0] if revisions else None
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -209,15 +225,13 @@ def _revision_or_none(engine: Engine) -> str | None:
 
 def require_head(connection: Connection, target: str) -> None:
     """Fail clearly when the schema is missing or of another version than this code."""
-    from sqlalchemy import inspect
-
-    if not inspect(connection).has_table(VERSION_TABLE):
+    current = current_revision_on(connection)
+    if current is None:
         raise SchemaNotReady(
             f"Bookkeeping database {target} has no bookkeeping schema; create it with "
             "`python -m cpsign_airflow.bookkeeping upgrade --conn-id <conn>` "
             "or the BookkeepingSchemaOperator"
         )
-    current = current_revision_on(connection)
     head = head_revision()
     if current == head:
         return

@@ -50,7 +50,7 @@ HEAD = "0006"
 
 
 def test_head_is_0006_and_revisions_are_ordered():
-    assert schema.known_revisions() == ["0001", "0002", "0003", "0004", "0005", "0006"]
+    assert schema.known_revisions() == ("0001", "0002", "0003", "0004", "0005", "0006")
     assert schema.head_revision() == HEAD
 
 

@@ -8,9 +8,11 @@ then skipped with that reason.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 # Airflow reads its configuration at import: isolate it before anything imports it.
@@ -91,3 +93,17 @@ def unique_name(request) -> str:
 
     stem = "".join(ch if ch.isalnum() else "-" for ch in request.node.name)[:30].strip("-")
     return f"t-{stem}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def cpsign_caplog(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """``caplog`` for the package's loggers, also once Airflow's logging set-up (which runs
+    at the first connection lookup of a process) has replaced the root logger's handlers."""
+    package = logging.getLogger("cpsign_airflow")
+    propagate, package.propagate = package.propagate, False  # each record captured once
+    package.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        package.removeHandler(caplog.handler)
+        package.propagate = propagate

@@ -112,6 +112,9 @@ def engine_from_url(url: URL | str, *, read_only: bool = False) -> Engine:
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
+    if read_only and u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+        # opened read-only by SQLite itself: a wrong path is an error, not a new empty file
+        u = u.set(database=f"file:{u.database}", query={**u.query, "mode": "ro", "uri": "true"})
     engine = create_engine(u, **_engine_kwargs(u))
     if u.get_backend_name() == "sqlite":
         _install_sqlite_pragmas(engine)

@@ -59,6 +59,28 @@ _FLAT_ONLY_KEYS = ("database", "query", "parallellism", "parallelism", "cpsign-v
 _PASSWORD_KEYS = frozenset({"password", "passwd", "pass", "pwd", "secret"})
 
 
+def without_secrets(value: Any) -> Any:
+    """A copy of a (possibly refused) configuration safe to record and show.
+
+    Values of password-like keys, at any depth, become ``***`` (the schema refuses
+    them, but a refused configuration is still recorded); then Airflow's secrets
+    masker masks its own sensitive keys (``token``, ``api_key``...) and every secret
+    registered in this process.
+    """
+    from airflow.sdk.log import redact
+
+    def strip(item: Any) -> Any:
+        if isinstance(item, Mapping):
+            return {
+                k: "***" if str(k).lower() in _PASSWORD_KEYS else strip(v) for k, v in item.items()
+            }
+        if isinstance(item, list):
+            return [strip(v) for v in item]
+        return item
+
+    return redact(strip(value))
+
+
 class ConfigurationError(ValueError):
     """configuration.json is invalid; ``problems`` holds one "path: message" per error."""
 

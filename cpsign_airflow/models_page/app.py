@@ -22,9 +22,11 @@ from typing import Any
 
 # FastAPI reads the routes' annotations at run time, so these are module imports: this
 # module is only imported by the plugin's LazyApp, in the api-server.
+from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,13 @@ def _metric(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else "" if value is None else str(value)
 
 
+def _redact(value: Any) -> str:
+    """Recorded text (an error, a reason, a log line) with every secret Airflow knows masked."""
+    from airflow.sdk.log import redact
+
+    return "" if value is None else str(redact(str(value)))
+
+
 def _web_url(value: str | None) -> str | None:
     """Only http(s) URLs become links: a recorded URL is data, not markup."""
     from urllib.parse import urlparse
@@ -93,6 +102,7 @@ def _environment() -> Any:
     )
     env.filters.update(
         web_url=_web_url,
+        redact=_redact,
         duration=_duration,
         when=_when,
         metric=_metric,
@@ -116,9 +126,7 @@ def create_app(
     ``settings`` gives the (bookkeeping, pachyderm) connection ids; ``authorize``
     is the dependency every route needs (default: Airflow's DAG read access).
     """
-    from fastapi import FastAPI, HTTPException
-    from fastapi.responses import Response
-
+    from cpsign_airflow.cpsign.configuration import without_secrets
     from cpsign_airflow.models_page import charts, reader
 
     env = _environment()
@@ -142,8 +150,8 @@ def create_app(
         )
         return problem(request, "Bad request", fields, 400)
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> Any:
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's, and unknown routes
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Any:
         if exc.status_code == 401:
             return RedirectResponse(_login_url(request), status_code=303)
         if exc.status_code == 403:
@@ -157,13 +165,24 @@ def create_app(
 
     def with_reader(request: Request, what: str, page: Callable[[Any], Any]) -> Any:
         """Run ``page`` with a reader; the store's failures become a page, never a 500."""
-        from cpsign_airflow.bookkeeping.engine import error_summary
-        from cpsign_airflow.bookkeeping.errors import BookkeepingConfigError, BookkeepingError
+        from sqlalchemy.exc import SQLAlchemyError
 
-        bookkeeping_conn_id, _ = settings()
+        from cpsign_airflow.bookkeeping.engine import error_summary
+        from cpsign_airflow.bookkeeping.errors import (
+            BookkeepingConfigError,
+            BookkeepingError,
+            BookkeepingInputError,
+            RunNotFound,
+        )
+
+        bookkeeping_conn_id = "(unknown)"
         try:
+            bookkeeping_conn_id, _ = settings()
             with reader.open_reader(bookkeeping_conn_id) as models:
                 return page(models)
+        except (RunNotFound, reader.WorkflowNotFound, BookkeepingInputError) as err:
+            # a run or workflow that does not exist, or an id no record can have
+            return problem(request, "Not found", str(err), 404)
         except BookkeepingConfigError as err:
             return problem(
                 request,
@@ -172,17 +191,15 @@ def create_app(
                 f"named by [cpsign] bookkeeping_conn_id ({bookkeeping_conn_id!r}).",
                 503,
             )
-        except LookupError as err:
-            return problem(request, "Not found", str(err.args[0] if err.args else err), 404)
         except BookkeepingError as err:
             return problem(request, "Bookkeeping is unavailable", str(err), 503)
+        except SQLAlchemyError as err:  # e.g. a SQLite file that cannot be opened
+            return problem(request, "Bookkeeping is unavailable", error_summary(err), 503)
         except Exception as err:  # noqa: BLE001 - the page says what failed; the server lives on
             log.exception("CPSign models page: %s failed", what)
-            return problem(
-                request, "Bookkeeping is unavailable", f"{what} failed: {error_summary(err)}", 503
-            )
+            return problem(request, "The page failed", f"{what} failed: {error_summary(err)}", 500)
 
-    guard = [Depends(authorize or _requires_dag_read())]
+    guard = [Depends(authorize or requires_dag_read)]
 
     @app.get("/icon.svg")
     def icon() -> Response:
@@ -245,7 +262,9 @@ def create_app(
                 request,
                 "run.html",
                 detail=detail,
-                configuration=json.dumps(detail.run.configuration, indent=2, sort_keys=True),
+                configuration=json.dumps(
+                    without_secrets(detail.run.configuration), indent=2, sort_keys=True
+                ),
                 console=console_base(pachyderm_conn_id),
             )
 
@@ -254,11 +273,17 @@ def create_app(
     return app
 
 
-def _requires_dag_read() -> Callable[..., None]:
-    """Airflow's own check: the user may read DAGs (GET on the DAG resource)."""
-    from airflow.api_fastapi.core_api.security import requires_access_dag
+def requires_dag_read(user: GetUserDep) -> None:
+    """The user may read DAGs, all of them: the page shows every workflow's records.
 
-    return requires_access_dag("GET")
+    Airflow's logged-in user (JWT cookie or bearer token, as its own API), asked of
+    the auth manager without a DAG id. Not ``requires_access_dag``, which would
+    check whatever ``dag_id`` the query string names.
+    """
+    from airflow.api_fastapi.app import get_auth_manager
+
+    if not get_auth_manager().is_authorized_dag(method="GET", user=user):
+        raise HTTPException(status_code=403, detail="Forbidden")
 
 
 def _login_url(request: Request) -> str:

@@ -1,14 +1,15 @@
 """The Airflow plugin that adds "CPSign models" to the UI's navigation.
 
-The provider registers it (``provider.yaml`` › ``plugins``), so installing the
-package is enough. The api-server mounts :data:`app` at ``/cpsign-models``; the
-UI shows that page inside Airflow at ``/plugin/cpsign-models``.
+The package registers it through its ``airflow.plugins`` entry point, so
+installing it is enough. The api-server mounts :data:`app` at ``/cpsign-models``;
+the UI shows that page inside Airflow at ``/plugin/cpsign-models``. The nav
+entry's links are relative, so they follow Airflow's base URL.
 
 Plugins are imported by every Airflow component (scheduler, workers, DAG
 processor), so this module imports nothing heavy: :class:`LazyApp` builds the
 FastAPI app (Jinja2, SQLAlchemy, matplotlib on demand) at its first request, in
-the api-server only. If that fails, the page answers with the reason and the
-api-server carries on.
+the api-server only. If that fails, the reason goes to the api-server's log, the
+page says so, and the api-server carries on.
 """
 
 from __future__ import annotations
@@ -39,14 +40,13 @@ class LazyApp:
                 from cpsign_airflow.models_page.app import create_app
 
                 self._app = create_app()
-            except Exception as err:  # noqa: BLE001 - the page reports it; the server lives on
+            except Exception:  # noqa: BLE001 - logged with the reason; the server lives on
                 log.exception("the CPSign models page could not be loaded")
                 if scope["type"] == "http":
                     from starlette.responses import PlainTextResponse
 
-                    reason = (
-                        f"The CPSign models page could not be loaded: {type(err).__name__}: {err}"
-                    )
+                    # answered before any login check: the reason stays in the log
+                    reason = "The CPSign models page could not be loaded; see the api-server's log."
                     await PlainTextResponse(reason, status_code=500)(scope, receive, send)
                 return
         await self._app(scope, receive, send)
@@ -63,10 +63,11 @@ class CpsignModelsPlugin(AirflowPlugin):
     external_views = [
         {
             "name": "CPSign models",
-            "href": f"{URL_PREFIX}/",
+            # relative: resolved against Airflow's base URL (<base href>), so a proxy path works
+            "href": f"{URL_PREFIX.lstrip('/')}/",
             "destination": "nav",
             "url_route": URL_ROUTE,
-            "icon": f"{URL_PREFIX}/icon.svg",
+            "icon": f"{URL_PREFIX.lstrip('/')}/icon.svg",
             "nav_top_level": True,
         }
     ]

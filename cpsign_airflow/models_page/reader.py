@@ -4,9 +4,12 @@ The page never writes: :func:`open_reader` asks :class:`BookkeepingHook` for an
 engine whose every database session is read-only, and the ledger's schema check
 applies (an outdated store is reported, never migrated from here).
 
-"Live" follows the quality gate: the live model of a workflow is the newest
-model of a succeeded run that passed the gate (or was not gated). A held-back
-model never goes live; an ``unchanged`` model is the live one already.
+"Live" is what is served: the newest *published* model of the workflow (model
+store or prediction service). A workflow that never recorded a publication shows
+its newest *accepted* model instead (of a succeeded run, passed by the quality
+gate or not gated), labelled as such. A held-back model is never either; an
+``unchanged`` model is the earlier one already. Both are looked for among the
+newest :data:`HISTORY_LIMIT` runs.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ if TYPE_CHECKING:
 LIVE_VERDICTS = ("passed", None)
 #: Runs shown in a workflow's history (newest first).
 HISTORY_LIMIT = 200
+
+
+class WorkflowNotFound(LookupError):
+    """No workflow of that name is recorded."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ class ModelsReader:
     def history(self, workflow: str, *, limit: int = HISTORY_LIMIT) -> WorkflowHistory:
         record = self.ledger.get_workflow(workflow)
         if record is None:
-            raise LookupError(f"no workflow named {workflow!r} in the bookkeeping store")
+            raise WorkflowNotFound(f"no workflow named {workflow!r} in the bookkeeping store")
         runs = self.ledger.list_runs(workflow, limit=limit)
         models = self.ledger.artifacts_of_runs(run.id for run in runs)
         views = [RunView(run, models.get(run.id, [])) for run in runs]
@@ -120,14 +127,16 @@ class ModelsReader:
 
 
 def live_model(runs: Sequence[RunView]) -> ArtifactRecord | None:
-    """The newest gate-passing model of a succeeded run (``runs`` newest first)."""
-    for view in runs:
-        if view.run.status != "succeeded":
-            continue
-        for model in view.models:
-            if model.quality in LIVE_VERDICTS:
-                return model
-    return None
+    """The newest published model, else the newest accepted one (``runs`` newest first)."""
+    accepted = [
+        model
+        for view in runs
+        if view.run.status == "succeeded"
+        for model in view.models
+        if model.quality in LIVE_VERDICTS
+    ]
+    published = [m for m in accepted if m.publication_status == "published"]
+    return (published or accepted or [None])[0]
 
 
 @contextmanager

@@ -212,6 +212,7 @@ def _record_rejection(
     from cpsign_airflow.bookkeeping.errors import BookkeepingInputError
     from cpsign_airflow.bookkeeping.hook import BookkeepingHook
     from cpsign_airflow.bookkeeping.records import TaskKey, trigger_kind_from_context
+    from cpsign_airflow.cpsign.configuration import without_secrets
 
     configuration = request.get("configuration")
     names = [
@@ -227,9 +228,11 @@ def _record_rejection(
             with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
                 run_id = ledger.record_rejected_run(
                     name,
-                    configuration
-                    if isinstance(configuration, Mapping)
-                    else {"configuration": configuration},
+                    without_secrets(
+                        configuration
+                        if isinstance(configuration, Mapping)
+                        else {"configuration": configuration}
+                    ),
                     problem,
                     trigger_kind=kind,
                     task=task,
@@ -408,14 +411,19 @@ def record_outcome(
     with hook.get_ledger() as ledger:
         ledger.record_artifacts(training_run_id, models)
         verdicts = judge_models(ledger, training_run_id, models, workflow, tolerance, margin)
-        run = ledger.finish_run(training_run_id, "succeeded")
-    log.info("Run %s finished: %s", run.id, run.status)
+        finished = ledger.get_run(training_run_id).status == "succeeded"  # by an earlier try
+    outlet = (context.get("outlet_events") or {}).get(MODELS_ASSET)
+    if outlet is not None:  # consumers can tell a held-back model from a passed one
+        outlet.extra = {**(outlet.extra or {}), "verdicts": verdicts}
     held_back = {n: v["reason"] for n, v in verdicts.items() if v["quality"] == HELD_BACK}
-    if held_back:
+    if held_back and not finished:  # alerted once, before the run is marked succeeded
         from cpsign_airflow.notifications import send_alert
 
         facts = {**run_facts(context), "workflow": workflow, "held_back": held_back}
         send_alert({**context, **facts}, "held_back")
+    with hook.get_ledger() as ledger:  # last: the run is succeeded only once all is recorded
+        run = ledger.finish_run(training_run_id, "succeeded")
+    log.info("Run %s finished: %s", run.id, run.status)
     return {"models": models, "verdicts": verdicts}
 
 

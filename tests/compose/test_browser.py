@@ -689,7 +689,7 @@ def test_the_models_page_shows_workflows_history_and_plot_to_a_logged_in_user(
     )
     browser.click(entry, "the CPSign models entry")
     frame = browser.wait(
-        ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[src*='/cpsign-models/']")),
+        ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[src*='cpsign-models/']")),
         "the models page inside Airflow's UI",
     )
     browser.driver.switch_to.frame(frame)

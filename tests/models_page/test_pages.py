@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import sqlite3
 from collections.abc import Callable
 
 import pytest
@@ -178,7 +179,7 @@ def test_without_a_bookkeeping_connection_the_page_says_so() -> None:
     assert "cpsign_bookkeeping_nowhere" in page.text and "is not defined" in page.text
 
 
-def test_an_unreachable_or_unmigrated_store_is_a_page_not_a_server_error(
+def test_an_unreachable_missing_or_unmigrated_store_is_a_page_not_a_server_error(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_BK_DOWN", "mysql://cpsign:secret-pw@127.0.0.1:1/bookkeeping")
@@ -186,12 +187,112 @@ def test_an_unreachable_or_unmigrated_store_is_a_page_not_a_server_error(
     assert down.status_code == 503 and "Bookkeeping is unavailable" in down.text
     assert "secret-pw" not in down.text
 
-    monkeypatch.setenv("AIRFLOW_CONN_BK_EMPTY", f"sqlite:///{tmp_path}/empty.db")
-    empty = client_for("bk_empty").get("/")
-    assert empty.status_code == 503 and "schema" in empty.text
-    assert not (tmp_path / "empty.db").exists() or "cpsign_workflows" not in (
-        tmp_path / "empty.db"
-    ).read_bytes().decode("latin-1")  # the page never creates the schema
+    missing = tmp_path / "missing.db"  # a wrong path: read-only, so no empty file appears
+    monkeypatch.setenv("AIRFLOW_CONN_BK_MISSING", f"sqlite:///{missing}")
+    answer = client_for("bk_missing").get("/")
+    assert answer.status_code == 503 and "unable to open database file" in answer.text
+    assert not missing.exists()
+
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    monkeypatch.setenv("AIRFLOW_CONN_BK_EMPTY", f"sqlite:///{empty}")
+    answer = client_for("bk_empty").get("/")
+    assert answer.status_code == 503 and "has no bookkeeping schema" in answer.text
+    with sqlite3.connect(empty) as db:  # the page never creates the schema
+        assert db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone() == (0,)
+
+
+def test_unknown_runs_workflows_and_routes_are_not_found_pages(
+    history: History, bookkeeping_conn_id: str
+) -> None:
+    client = client_for(bookkeeping_conn_id)
+    for path, says in [
+        ("/runs/999", "999"),
+        ("/runs/0", "run_id"),
+        ("/workflows/no%20such", "workflow"),
+        ("/nowhere", "Not Found"),
+    ]:
+        page = client.get(path)
+        assert page.status_code == 404, (path, page.text)
+        assert page.headers["content-type"].startswith("text/html") and says in page.text
+
+
+def test_a_password_in_a_rejected_configuration_is_never_recorded_nor_shown(
+    history: History, bookkeeping_conn_id: str, bookkeeping_url: str
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cpsign_airflow.cpsign.configuration import load_example
+    from cpsign_airflow.workflow.training import validate
+
+    configuration = load_example("logd-flat")
+    configuration["database"]["password"] = "hunter2-secret"
+    configuration["database"]["options"] = [{"pwd": "hunter3-secret"}]
+    with pytest.raises(AirflowFailException, match="database.password"):
+        validate.function({"configuration": configuration}, bookkeeping_conn_id, "2.0.0")
+    with TrainingLedger.from_url(bookkeeping_url) as ledger:
+        rejected = ledger.list_runs(status="rejected")[0]  # the newest
+    assert "hunter" not in rejected.configuration_json
+    assert rejected.configuration["database"]["password"] == "***"
+    page = client_for(bookkeeping_conn_id).get(f"/runs/{rejected.id}").text
+    assert "hunter" not in page and "database.password" in page
+
+
+def test_the_live_model_is_the_newest_published_else_the_newest_accepted(
+    history: History, bookkeeping_conn_id: str, bookkeeping_url: str
+) -> None:
+    from cpsign_airflow.models_page.reader import live_model, open_reader
+
+    logd = sorted((r for r in history.runs if r.workflow == "LogD"), key=lambda r: -r.id)
+    with open_reader(bookkeeping_conn_id) as models:
+        views = models.history("LogD").runs
+    newest_published = next(r for r in logd if r.quality == "passed")
+    assert live_model(views).run_id == newest_published.id
+    # before that run: the newest succeeded run was 'unchanged', so the model it equals
+    # (published before it) stays live; the held-back one never is
+    earlier = [v for v in views if v.run.id < newest_published.id]
+    unchanged = next(r for r in logd if r.quality == "unchanged")
+    assert earlier[0].run.id == unchanged.id
+    assert live_model(earlier).sha256 == unchanged.sha256
+    assert live_model(earlier).run_id < unchanged.id
+    # a workflow that never published: its newest accepted model, labelled as such
+    with TrainingLedger.from_url(bookkeeping_url) as ledger:
+        rid = ledger.record_pending_run("Solubility", {"workflow_name": "Solubility"})
+        ledger.mark_committed(rid, "c" * 32, "c" * 32)
+        location = f"Solubility-aggregate@{'c' * 32}:/model/m.jar"
+        ledger.record_artifacts(rid, [{"model_name": "m", "location": location}])
+        ledger.record_quality(rid, "m", "passed", "not gated")
+        ledger.finish_run(rid, "succeeded")
+    page = client_for(bookkeeping_conn_id).get("/workflows/Solubility").text
+    assert "Latest accepted model" in page and "(no publication recorded)" in page
+    assert (
+        "Latest accepted model" not in client_for(bookkeeping_conn_id).get("/workflows/LogD").text
+    )
+
+
+def test_a_dag_id_in_the_query_does_not_choose_what_is_checked(
+    history: History, bookkeeping_conn_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real dependency: Airflow's user, asked of the auth manager for DAGs in general."""
+    from airflow.api_fastapi.core_api.security import get_user
+
+    asked = []
+
+    class OneDagOnly:  # an auth manager whose user may read one DAG, not DAGs in general
+        def is_authorized_dag(self, *, method, user, details=None, **_):
+            asked.append((method, user, getattr(details, "id", None)))
+            return details is not None and details.id == "other_dag"
+
+    monkeypatch.setattr("airflow.api_fastapi.app.get_auth_manager", lambda: OneDagOnly())
+    app = page_app.create_app(settings=lambda: (bookkeeping_conn_id, "pachyderm_default"))
+    app.dependency_overrides[get_user] = lambda: "reader"
+    server = FastAPI()
+    server.mount(URL_PREFIX, app)
+    client = TestClient(server, base_url=f"http://testserver{URL_PREFIX}")
+    for path in ("/", "/?dag_id=other_dag", "/workflows/LogD?dag_id=other_dag"):
+        page = client.get(path)
+        assert page.status_code == 403 and "LogD_model" not in page.text, path
+    assert asked == [("GET", "reader", None)] * 3
 
 
 def test_users_without_dag_access_are_refused_and_strangers_sent_to_login(

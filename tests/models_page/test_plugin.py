@@ -41,14 +41,16 @@ def test_airflow_finds_the_page_through_the_installed_package(tmp_path: Path) ->
     assert {"prefix": plugin.URL_PREFIX, "name": "CPSign models"} in found["apps"]
     [view] = [v for v in found["views"] if v["name"] == "CPSign models"]
     assert view["url_route"] == plugin.URL_ROUTE and view["destination"] == "nav"
-    assert view["href"] == f"{plugin.URL_PREFIX}/"
+    # relative: the UI resolves it against Airflow's base URL
+    assert view["href"] == "cpsign-models/" and view["icon"] == "cpsign-models/icon.svg"
     assert found["errors"] == {}
     assert found["matplotlib_imported"] is False  # built lazily, on the first request
 
 
-def test_a_page_that_cannot_load_answers_with_the_reason_and_the_server_lives_on(
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_page_that_cannot_load_logs_the_reason_and_the_server_lives_on(
+    monkeypatch: pytest.MonkeyPatch, cpsign_caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog = cpsign_caplog
     from cpsign_airflow.models_page import app as page_app
 
     def broken() -> None:
@@ -65,5 +67,6 @@ def test_a_page_that_cannot_load_answers_with_the_reason_and_the_server_lives_on
     client = TestClient(server)
     page = client.get(f"{plugin.URL_PREFIX}/")
     assert page.status_code == 500
-    assert "could not be loaded: ImportError: No module named 'matplotlib'" in page.text
+    assert page.text == "The CPSign models page could not be loaded; see the api-server's log."
+    assert "No module named 'matplotlib'" in caplog.text  # the reason: logged, not shown
     assert client.get("/health").json() == {"ok": True}

@@ -57,7 +57,7 @@ def test_put_file_and_pipelines_report_their_repos(pachd, pachyderm_conn, unique
 def test_hook_reads_and_writes_reach_airflows_hook_lineage(
     pachd, pachyderm_conn, unique_name, monkeypatch
 ):
-    """A @task that reads a model through the hook (record_outcome) reports the repo too."""
+    """A @task that reads a model through the hook (find_models, in record_outcome) reports the repo too."""
     from airflow.sdk.lineage import HookLineageCollector
 
     from cpsign_airflow.hooks.pachyderm import PachydermHook

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
+from types import SimpleNamespace
 
 import pytest
 
@@ -241,7 +241,7 @@ def test_settings_defaults_and_overrides(monkeypatch):
 # ------------------------------------------------------------------ tasks
 
 
-def test_read_metrics_from_the_validate_repo(pachd, pachyderm_conn, unique_name, caplog, request):
+def test_read_metrics_from_the_validate_repo(pachd, pachyderm_conn, unique_name, cpsign_caplog):
     """Through PachydermHook against the (local) pachd, as record_outcome reads them."""
     from cpsign_airflow.hooks.pachyderm import PachydermHook
     from cpsign_airflow.workflow.training import read_metrics
@@ -249,10 +249,7 @@ def test_read_metrics_from_the_validate_repo(pachd, pachyderm_conn, unique_name,
     hook = PachydermHook(pachyderm_conn)
     repo = f"{unique_name}-validate"
     hook.ensure_repo(repo)
-    # Airflow's logging set-up (on the first connection lookup) replaced the root's handlers
-    training_log = logging.getLogger("cpsign_airflow.workflow.training")
-    training_log.addHandler(caplog.handler)
-    request.addfinalizer(lambda: training_log.removeHandler(caplog.handler))
+    caplog = cpsign_caplog
 
     def committed(data: bytes | None) -> str:
         if data is None:
@@ -295,7 +292,7 @@ def test_deployment_request_skips_a_held_back_model_with_the_reason():
 
 
 def test_record_outcome_records_jobs_models_verdicts_against_the_previous_accepted_model(
-    bookkeeping_conn_id, caplog, monkeypatch
+    bookkeeping_conn_id, cpsign_caplog, monkeypatch
 ):
     """The run's tail as one task, on real bookkeeping; only pachd's model listing is given."""
     from cpsign_airflow.bookkeeping.hook import BookkeepingHook
@@ -324,13 +321,16 @@ def test_record_outcome_records_jobs_models_verdicts_against_the_previous_accept
         ]
         return run_id, commit
 
+    events: dict = {}
+
     def outcome(run_id: int, commit: str) -> dict:
         jobs = [  # as the sensor reports them: more than a job record holds
             {"pipeline": "FreeSolv-train", "job_id": commit, "state": "JOB_SUCCESS", "project": "x"}
         ]
+        event = events[commit] = SimpleNamespace(extra={"workflow": "FreeSolv"})
         return training.record_outcome.function(
             run_id, jobs, "FreeSolv", commit, "pachyderm_default", None,
-            bookkeeping_conn_id, 0.05, 0.1,
+            bookkeeping_conn_id, 0.05, 0.1, outlet_events={training.MODELS_ASSET: event},
         )  # fmt: skip
 
     first, commit = trained(1, REGRESSION)
@@ -349,14 +349,19 @@ def test_record_outcome_records_jobs_models_verdicts_against_the_previous_accept
     with hook.get_ledger() as ledger:
         assert len(ledger.list_jobs(first)) == len(ledger.list_artifacts(first)) == 1
 
-    assert "held back" not in caplog.text  # no alert for a passed model
+    assert "held back" not in cpsign_caplog.text  # no alert for a passed model
     wider = changed(REGRESSION, efficiency={"0.8": 4.0})
     second, commit = trained(2, wider)
     verdict = outcome(second, commit)["verdicts"]["FreeSolv_acp"]
     assert verdict["quality"] == HELD_BACK and "exceeds the bound 3.344" in verdict["reason"]
+    # the Asset event tells consumers the verdict
+    assert events[commit].extra == {"workflow": "FreeSolv", "verdicts": {"FreeSolv_acp": verdict}}
     # the held_back alert (logged by default) names the workflow, the model and why
-    assert "[cpsign] FreeSolv training succeeded, but its model was held back" in caplog.text
-    assert f"model FreeSolv_acp: {verdict['reason']}" in caplog.text
+    subject = "[cpsign] FreeSolv training succeeded, but its model was held back"
+    assert subject in cpsign_caplog.text
+    assert f"model FreeSolv_acp: {verdict['reason']}" in cpsign_caplog.text
+    outcome(second, commit)  # a retry after the run was finished alerts no more
+    assert cpsign_caplog.text.count(subject) == 1
     with hook.get_ledger() as ledger:
         [art] = ledger.list_artifacts(second)
         assert (art.quality, art.quality_reason) == (HELD_BACK, verdict["reason"])

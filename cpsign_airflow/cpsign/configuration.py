@@ -59,26 +59,32 @@ _FLAT_ONLY_KEYS = ("database", "query", "parallellism", "parallelism", "cpsign-v
 _PASSWORD_KEYS = frozenset({"password", "passwd", "pass", "pwd", "secret"})
 
 
+#: Key names whose values ``without_secrets`` hides: the password keys exactly, and any key
+#: containing one of these (as Airflow's secrets masker judges key names).
+_SECRET_KEY_PARTS = (
+    "password", "secret", "token", "api_key", "apikey", "private_key", "passphrase",
+    "authorization", "credential",
+)  # fmt: skip
+
+
 def without_secrets(value: Any) -> Any:
     """A copy of a (possibly refused) configuration safe to record and show.
 
-    Values of password-like keys, at any depth, become ``***`` (the schema refuses
-    them, but a refused configuration is still recorded); then Airflow's secrets
-    masker masks its own sensitive keys (``token``, ``api_key``...) and every secret
-    registered in this process.
+    Values of password-like keys, at any depth, become ``***``: the schema refuses
+    them, but a refused configuration is still recorded. By key name only: masking
+    registered secrets' values would also blank ordinary values that happen to
+    equal one (a user name that is also a password).
     """
-    from airflow.sdk.log import redact
 
-    def strip(item: Any) -> Any:
-        if isinstance(item, Mapping):
-            return {
-                k: "***" if str(k).lower() in _PASSWORD_KEYS else strip(v) for k, v in item.items()
-            }
-        if isinstance(item, list):
-            return [strip(v) for v in item]
-        return item
+    def hidden(key: Any) -> bool:
+        name = str(key).lower()
+        return name in _PASSWORD_KEYS or any(part in name for part in _SECRET_KEY_PARTS)
 
-    return redact(strip(value))
+    if isinstance(value, Mapping):
+        return {k: "***" if hidden(k) else without_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_secrets(v) for v in value]
+    return value
 
 
 class ConfigurationError(ValueError):

@@ -78,7 +78,7 @@ def _hex(*parts: object) -> str:
 def _configuration(workflow: str, ptype: int, cost: float, model: str) -> dict[str, Any]:
     return {
         "workflow_name": workflow,
-        "database": {"host": "chembl-mysql", "user": "cpsign", "db_name": "chembl_24"},
+        "database": {"host": "chembl-mysql", "user": "chembl_reader", "db_name": "chembl_24"},
         "query": {"database_query": "SELECT smiles, value FROM training_data{}"},
         "cpsign-version": "2.0.0",
         "cpsign": {"ptype": ptype, "impl": "liblinear", "nr-models": 5, "cost": cost,

@@ -273,7 +273,7 @@ class CPSignPredictionServiceOperator(_KubernetesOperator):
         model_url: str | None = None,
         model_version: str | None = None,
         image: str | None = None,
-        image_tag: str = "latest",
+        image_tag: str | None = None,
         service_name: str | None = None,
         replicas: int = 1,
         service_type: str = "ClusterIP",
@@ -318,7 +318,7 @@ class CPSignPredictionServiceOperator(_KubernetesOperator):
         self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from cpsign_airflow.kubernetes.manifests import FETCH_IMAGE
+        from cpsign_airflow.kubernetes.manifests import DEFAULT_IMAGE_TAG, FETCH_IMAGE
         from cpsign_airflow.kubernetes.prediction import ensure_prediction_service
 
         return ensure_prediction_service(
@@ -330,7 +330,7 @@ class CPSignPredictionServiceOperator(_KubernetesOperator):
             model_url=self.model_url or None,
             model_version=self.model_version or None,
             image=self.image or None,
-            image_tag=self.image_tag,
+            image_tag=self.image_tag or DEFAULT_IMAGE_TAG,
             service_name=self.service_name or None,
             replicas=self.replicas,
             service_type=self.service_type,

@@ -50,7 +50,7 @@ def _render(points: Sequence[HistoryPoint], confidence: float, efficiency_label:
     rcParams["svg.hashsalt"] = "cpsign-models"  # stable ids: the same data, the same SVG
 
     xs = list(range(len(points)))
-    labels = [p.label for p in points]
+    labels = [f"#{p.run_id}" for p in points]
     figure = Figure(figsize=(9, 5.2), layout="constrained")
     FigureCanvasSVG(figure)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[3, 2])

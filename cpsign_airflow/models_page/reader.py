@@ -60,7 +60,6 @@ class WorkflowSummary:
     workflow: WorkflowRecord
     latest: RunRecord | None
     live: ArtifactRecord | None
-    live_run: RunRecord | None
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,6 @@ class HistoryPoint:
     """One model on the history plot: validity (coverage) and efficiency at one confidence."""
 
     run_id: int
-    label: str
     validity: float | None
     efficiency: float | None
     held_back: bool
@@ -99,12 +97,8 @@ class ModelsReader:
         out = []
         for wf in self.ledger.list_workflows():
             history = self.history(wf.name, limit=HISTORY_LIMIT)
-            live_run = next(
-                (v.run for v in history.runs if history.live and v.run.id == history.live.run_id),
-                None,
-            )
             latest = history.runs[0].run if history.runs else None
-            out.append(WorkflowSummary(wf, latest, history.live, live_run))
+            out.append(WorkflowSummary(wf, latest, history.live))
         return out
 
     def history(self, workflow: str, *, limit: int = HISTORY_LIMIT) -> WorkflowHistory:
@@ -210,7 +204,6 @@ def history_points(runs: Sequence[RunView], confidence: float) -> list[HistoryPo
             points.append(
                 HistoryPoint(
                     run_id=view.run.id,
-                    label=f"#{view.run.id}",
                     validity=1.0 - rates[confidence],
                     efficiency=efficiency,
                     held_back=model.quality == "held_back",

@@ -182,9 +182,8 @@ def validate(
     log.info(
         "Configuration of %s is valid (sha256 %s)", workflow, configuration_sha256(configuration)
     )
-    preflight = bool(request.get("preflight", True))
     if source_db_conn_id is not None:
-        if preflight:
+        if request.get("preflight", True):
             from cpsign_airflow.workflow.preflight import check_source_query
 
             check_source_query(configuration, source_db_conn_id)
@@ -197,7 +196,6 @@ def validate(
         "canonical_json": canonical_json(configuration),
         "config_repo": config_repo,
         "trigger_kind": request.get("trigger_kind") or "",
-        "preflight": preflight,
     }
 
 

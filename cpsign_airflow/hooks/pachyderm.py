@@ -1064,10 +1064,17 @@ class PachydermHook(BaseHook):
 
 
 def console_link(console_url: str | None, project: str, *path: str) -> str | None:
-    """A page of Pachyderm Console's lineage view (None without a Console URL)."""
+    """A page of Pachyderm Console's lineage view (None without a Console URL).
+
+    The project and every path segment (repo, pipeline, commit or commit set id) are
+    percent-encoded whole: a ``/``, ``?``, ``#`` or space in one stays in its segment.
+    """
     if not console_url:
         return None
-    return "/".join([console_url.rstrip("/"), "lineage", project, *path])
+    from urllib.parse import quote
+
+    segments = [quote(str(part), safe="") for part in (project, *path)]
+    return "/".join([console_url.rstrip("/"), "lineage", *segments])
 
 
 def console_url_from_connection(conn: Any) -> str | None:

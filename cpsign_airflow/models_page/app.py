@@ -6,6 +6,10 @@ from the internet. Every route requires what Airflow's own DAG views require:
 a logged-in user (Airflow's JWT cookie or a bearer token) whom the auth manager
 lets read DAGs. A browser without a session is sent to Airflow's login page.
 
+Every response carries a Content-Security-Policy (no script, nothing fetched,
+framed only by Airflow's own origin), ``X-Content-Type-Options: nosniff`` and a
+``Referrer-Policy``: see :mod:`cpsign_airflow.models_page.security`.
+
 Whatever goes wrong with the bookkeeping store (no connection, database down,
 an outdated schema) is shown on the page; it never reaches the api-server.
 Routes are plain functions, run in FastAPI's thread pool, so a slow database
@@ -28,6 +32,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cpsign_airflow.models_page.security import SecurityHeaders
+
 log = logging.getLogger(__name__)
 
 #: The nav entry's icon (a bar chart), in Airflow's blue.
@@ -35,6 +41,15 @@ ICON_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#017cee" '
     'stroke-width="2" stroke-linecap="round"><path d="M4 20h16M7 16v-5M12 16V6M17 16v-8"/></svg>'
 )
+
+
+class PageApp(FastAPI):
+    """The page's FastAPI app, wrapped in :class:`SecurityHeaders` outside all of its
+    middleware: every response (pages, error pages, the icon, the server's own 500,
+    whatever a future route returns) carries the security headers."""
+
+    def build_middleware_stack(self) -> Any:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def _settings() -> tuple[str, str]:
@@ -130,7 +145,7 @@ def create_app(
     from cpsign_airflow.models_page import charts, reader
 
     env = _environment()
-    app = FastAPI(title="CPSign models", docs_url=None, redoc_url=None, openapi_url=None)
+    app = PageApp(title="CPSign models", docs_url=None, redoc_url=None, openapi_url=None)
 
     def render(request: Request, template: str, status_code: int = 200, **values: Any) -> Any:
         # links are relative to where the api-server mounted the app (a base_url too)

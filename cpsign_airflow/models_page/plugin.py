@@ -45,9 +45,12 @@ class LazyApp:
                 if scope["type"] == "http":
                     from starlette.responses import PlainTextResponse
 
+                    from cpsign_airflow.models_page.security import SecurityHeaders
+
                     # answered before any login check: the reason stays in the log
                     reason = "The CPSign models page could not be loaded; see the api-server's log."
-                    await PlainTextResponse(reason, status_code=500)(scope, receive, send)
+                    answer = SecurityHeaders(PlainTextResponse(reason, status_code=500))
+                    await answer(scope, receive, send)
                 return
         await self._app(scope, receive, send)
 

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 LIVE_VERDICTS = ("passed", None)
 #: Runs shown in a workflow's history (newest first).
 HISTORY_LIMIT = 200
+#: The largest run id the store can hold: its ids are INTEGER columns, a signed 32-bit
+#: INT on MySQL/MariaDB. A larger id names no run (SQLite would fail to bind one
+#: beyond 64 bits rather than find nothing).
+MAX_RUN_ID = 2**31 - 1
 
 
 class WorkflowNotFound(LookupError):
@@ -111,6 +115,10 @@ class ModelsReader:
         return WorkflowHistory(record, views, live_model(views))
 
     def run(self, run_id: int) -> RunDetail:
+        if isinstance(run_id, int) and run_id > MAX_RUN_ID:
+            from cpsign_airflow.bookkeeping.errors import RunNotFound
+
+            raise RunNotFound(f"No training run {run_id} in the bookkeeping store")
         run = self.ledger.get_run(run_id)
         return RunDetail(
             run,

@@ -66,7 +66,7 @@ with DAG(
         "workflow_name": Param(
             "LogD",
             type="string",
-            pattern="^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$",
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,39}(?![\s\S])",
             title="Workflow name",
             description="Prefix of every pipeline: <workflow>-<stage>.",
         ),
@@ -85,6 +85,17 @@ with DAG(
         "ingestion_image": Param(None, type=["null", "string"], title="Ingestion image"),
         "publish_image": Param(None, type=["null", "string"], title="Publish image"),
         "train_parallelism": Param(5, type="integer", minimum=1, title="Training workers"),
+        "source_db_conn_id": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *settings.source_conn_ids],
+            title="Source database connection",
+            description=(
+                "Where the ingestion pipeline connects, and whose password its secret holds: "
+                "one of the connections an administrator allowed ([cpsign] source_db_conn_id, "
+                "source_db_conn_ids); empty: source_db_conn_id."
+            ),
+        ),
         "spec_folder": Param(
             None,
             type=["null", "string"],
@@ -133,10 +144,18 @@ with DAG(
 
     @task
     def spec_vars(**context) -> dict:
-        """The template variables: bundled defaults, overridden by the form's non-empty fields."""
-        from cpsign_airflow.cpsign.pipelines import default_spec_vars
+        """The template variables: bundled defaults, overridden by the form's non-empty fields.
+
+        The ingestion pipeline is pinned to the source connection's coordinates (never a
+        configuration's), so its password goes nowhere else.
+        """
+        from cpsign_airflow.cpsign.pipelines import default_spec_vars, source_spec_vars
+        from cpsign_airflow.workflow.preflight import resolve_source_connection
 
         params = context["params"]
+        source = resolve_source_connection(
+            params.get("source_db_conn_id"), settings.source_conn_ids, settings.source_sqlite_dir
+        )
         overrides = {
             key: params[key]
             for key in (
@@ -148,7 +167,7 @@ with DAG(
             )
             if params.get(key) not in (None, "")
         }
-        return default_spec_vars(params["workflow_name"], **overrides)
+        return default_spec_vars(params["workflow_name"], **overrides, **source_spec_vars(source))
 
     variables = spec_vars()
     schema = BookkeepingSchemaOperator(
@@ -196,7 +215,7 @@ with DAG(
     secrets = [
         KubernetesSecretFromConnectionOperator.for_source_database(
             namespace=namespace,
-            conn_id=settings.source_db_conn_id,
+            conn_id="{{ params.source_db_conn_id or '" + settings.source_db_conn_id + "' }}",
             kubernetes_conn_id=settings.kubernetes_conn_id,
         ),
         KubernetesSecretFromConnectionOperator.for_model_store(
@@ -224,6 +243,7 @@ with DAG(
         trigger_rule="none_failed",
     )
     gate = kubernetes_enabled()
+    variables >> gate  # the source connection is checked against the allow-list first
     gate >> secrets >> check
     gate >> license_wanted() >> license_secret >> check
     gate >> check  # skipped with the gate, whatever its trigger rule

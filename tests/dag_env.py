@@ -19,6 +19,25 @@ def logd_source_db(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def source_example(name: str = "logd-flat") -> dict:
+    """A packaged example configuration whose database block names this test's source
+    connection (``AIRFLOW_CONN_CPSIGN_SOURCE_DB``, a SQLite file): a configuration must name
+    the administrator's connection, field by field."""
+    import os
+
+    from cpsign_airflow.cpsign.configuration import load_example
+
+    config = load_example(name)
+    uri = os.environ["AIRFLOW_CONN_CPSIGN_SOURCE_DB"]
+    assert uri.startswith("sqlite:///"), uri
+    database = {"dialect": "sqlite", "host": "-", "user": "-", "db_name": uri[len("sqlite:///") :]}
+    if "database" in config:  # the flat (LogD) layout
+        config["database"] = database
+    else:
+        config["preprocessing"]["database"] = database
+    return config
+
+
 def use_bundled_dags(
     monkeypatch: pytest.MonkeyPatch,
     folder: Path,

@@ -46,9 +46,9 @@ STATE_MAX = 32
 LOCATION_MAX = 1024
 MODEL_NAME_MAX = 255
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_LOCATION_RE = re.compile(r"^[^@\s]+@[^:\s]+:/\S*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
+_LOCATION_RE = re.compile(r"^[^@\s]+@[^:\s]+:/\S*\Z")
 
 
 def utcnow() -> datetime:

@@ -2,10 +2,17 @@
 
 The pipeline specs stay generic: each CPSign stage runs
 ``java -jar cpsign.jar <program> @<argument file> <paths>``, and the ingestion
-stage writes the argument files from configuration.json (CPSign reads
-``@file`` arguments: whitespace-separated tokens, double quotes around a
-value with blanks). So a new configuration needs
+stage writes the argument files from configuration.json. So a new configuration needs
 no spec update, and the specs never interpolate user text into a shell line.
+
+CPSign reads ``@file`` arguments with picocli's rules (a ``java.io.StreamTokenizer``):
+tokens are separated by blanks and line breaks; ``"..."`` or ``'...'`` groups one token,
+with backslash escapes inside; ``#`` outside quotes starts a comment. :func:`quote_argument`
+double-quotes every value that needs it, so each value is exactly one argument. Quoting
+cannot help with a line break (it ends even a quoted token) or a leading ``@`` (picocli
+reads the named file as further arguments, quoted or not); such values, and values
+starting with ``-`` that CPSign would read as an option, are refused here and by
+:func:`~cpsign_airflow.cpsign.configuration.validate_configuration`.
 
 Flag names are those of the CPSign 2.x CLI (``precompute --model-type
 --train-data --property --labels --descriptors``; ``train --predictor-type
@@ -20,7 +27,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cpsign_airflow.cpsign.configuration import REGRESSION_PTYPES, effective_seed
+from cpsign_airflow.cpsign.configuration import (
+    REGRESSION_PTYPES,
+    argument_problem,
+    effective_seed,
+)
 
 #: Where the precompute pipeline mounts the ingestion output (its input ``name``).
 PRECOMPUTE_INPUT_DIR = "/pfs/ingestion"
@@ -28,22 +39,38 @@ PRECOMPUTE_INPUT_DIR = "/pfs/ingestion"
 TRAIN_MODELS_DIR = "/pfs/out/models"
 TCP_PTYPE = 3
 VAP_PTYPE = 5
+#: What ends or splits an unquoted picocli @-file token: blanks, quotes, '\\' and '#'.
 _NEEDS_QUOTES = re.compile(r"[\s\"'\\#]")
+_FLAG_NAME = re.compile(r"[a-z][a-z0-9-]*")
 #: CPSign splits --labels values on these (after unquoting): regex ``[\s,]``.
 _LABEL_SPLIT = re.compile(r"[\s,]")
 
 
 def quote_argument(value: Any) -> str:
-    """One token of a CPSign (picocli) @-file: double-quoted if it has blanks, quotes or '#'."""
+    """One token of a CPSign (picocli) @-file: double-quoted if it has blanks, quotes or '#'.
+
+    Raises ValueError for what no quoting keeps one literal argument: a line break or
+    other control character, or a leading '@'.
+    """
     if isinstance(value, bool):
         value = "true" if value else "false"
     text = str(value)
+    problem = argument_problem(text, leading_dash_ok=True)
+    if problem:
+        raise ValueError(f"CPSign argument {text!r} {problem}")
     if text and not _NEEDS_QUOTES.search(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _flag(name: str, *values: Any) -> list[str]:
+    """``--name value...`` as one @-file line; refuses names and values CPSign would misread."""
+    if not _FLAG_NAME.fullmatch(name):
+        raise ValueError(f"CPSign flag name {name!r} is not of the form [a-z][a-z0-9-]*")
+    for value in values:
+        problem = argument_problem(value) if isinstance(value, str) else None
+        if problem:
+            raise ValueError(f"--{name}: {value!r} {problem}")
     line = f"--{name}"
     if values:
         line += " " + " ".join(quote_argument(v) for v in values)
@@ -215,7 +242,8 @@ def with_tuned_scorer(params: str, tuned: Mapping[str, Any]) -> str:
             name, *subs = line.split(" ", 1)[1].split(":")
             settings = dict(s.split("=", 1) for s in subs if "=" in s)
             settings.update({k: _num(v) for k, v in tuned.items()})
-            line = "--scorer " + ":".join([name, *(f"{k}={v}" for k, v in settings.items())])
+            scorer = ":".join([name, *(f"{k}={v}" for k, v in settings.items())])
+            line = "--scorer " + quote_argument(scorer)
         out.append(line)
     return "\n".join(out) + "\n"
 

@@ -232,6 +232,45 @@ def _obj(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+#: Line breaks, NUL and the other control characters (C0, DEL, C1, U+2028/9).
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def argument_problem(value: str, *, leading_dash_ok: bool = False) -> str | None:
+    """Why ``value`` cannot be one CPSign argument in an @-file, or None when it can.
+
+    The stages hand CPSign (picocli) argument files. There, whatever the quoting, a line
+    break ends the value, so the rest of the line becomes arguments of their own; a token
+    starting with ``@`` makes CPSign read the file it names as further arguments (a
+    license file could end up in an error message); and a token starting with ``-`` can be
+    taken as an option (``--model-out``). ``leading_dash_ok`` skips that last rule, for a
+    caller that only needs the token to stay one literal argument.
+    """
+    if _CONTROL_CHARACTERS.search(value):
+        return (
+            "must not contain line breaks or other control characters (they would split the "
+            "value into further CPSign arguments)"
+        )
+    if value.startswith("@"):
+        return "must not start with '@' (CPSign would read the file it names as arguments)"
+    if value.startswith("-") and not leading_dash_ok and not _NUMBER.fullmatch(value):
+        return "must not start with '-' unless it is a number (CPSign would read it as an option)"
+    return None
+
+
+def _argument_problems(where: str, value: Any) -> list[str]:
+    """``argument_problem`` of a string, or of each string of a list (``where[i]``)."""
+    if isinstance(value, str):
+        problem = argument_problem(value)
+        return [f"{where}: {problem}"] if problem else []
+    if isinstance(value, list):
+        return [
+            line for i, v in enumerate(value) for line in _argument_problems(f"{where}[{i}]", v)
+        ]
+    return []
+
+
 def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
     """Cross-field rules JSON Schema cannot express; tolerant of schema-invalid input."""
     problems: list[str] = []
@@ -256,8 +295,30 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
                     f"{section}.flags.{flag}: is set by the workflow's pipelines and "
                     "cannot be overridden"
                 )
+            name_problem = argument_problem(flag)
+            if name_problem:
+                problems.append(f"{section}.flags: flag name {flag!r} {name_problem}")
+            else:
+                problems.extend(_argument_problems(f"{section}.flags.{flag}", flags[flag]))
+    # the other free text the stages write into CPSign's @-files
+    for where, value in (
+        ("precompute.endpoint", precompute.get("endpoint")),
+        ("precompute.descriptors", precompute.get("descriptors")),
+        ("precompute.labels", labels),
+        ("train.nonconf-measure", train.get("nonconf-measure")),
+    ):
+        problems.extend(_argument_problems(where, value))
     columns = _obj(_obj(config.get("preprocessing")).get("query")).get("smi_columns")
     endpoint = precompute.get("endpoint")
+    if isinstance(columns, list):
+        for i, column in enumerate(columns):
+            if isinstance(column, str) and _CONTROL_CHARACTERS.search(column):
+                problems.append(
+                    f"preprocessing.query.smi_columns[{i}]: must not contain line breaks or "
+                    "other control characters"
+                )
+            elif not endpoint and i == len(columns) - 1:  # the default endpoint
+                problems.extend(_argument_problems(f"preprocessing.query.smi_columns[{i}]", column))
     if isinstance(endpoint, str) and isinstance(columns, list) and endpoint not in columns:
         problems.append(
             f"precompute.endpoint: {endpoint!r} is not one of the output columns {columns}"
@@ -287,9 +348,20 @@ def validate_configuration(config: Mapping[str, Any]) -> dict[str, Any]:
     )
     problems = [line for error in errors for line in _format_errors(error)]
     problems.extend(_semantic_problems(normalised))
+    problems.extend(_query_problems(normalised))
     if problems:
         raise ConfigurationError(problems)
     return normalised
+
+
+def _query_problems(config: Mapping[str, Any]) -> list[str]:
+    """The query must be exactly one read-only SELECT in the source's dialect (sqlglot)."""
+    from cpsign_airflow.cpsign.source_db import statement_problems
+
+    preprocessing = _obj(config.get("preprocessing"))
+    dialect = _obj(preprocessing.get("database")).get("dialect", "mysql")
+    query = _obj(preprocessing.get("query")).get("database_query")
+    return statement_problems(query, dialect if isinstance(dialect, str) else "mysql")
 
 
 def canonical_json(config: Any) -> str:

@@ -9,6 +9,11 @@ from the packaged configuration schema, so form and schema cannot drift apart.
 
 The grid search (``crossvalidate``) is not in the form: the bundled chain does
 not run it; put it in a configuration.json instead.
+
+Nor is the source database: where ingestion connects is an administrator's choice
+(the ``[cpsign] source_db_conn_id`` connection), so the validate task fills
+``preprocessing.database`` from that connection, and a whole configuration given in
+the run's conf must name the same place.
 """
 
 from __future__ import annotations
@@ -31,11 +36,6 @@ if TYPE_CHECKING:
 #: Form field -> path in the v2 configuration.
 FIELD_PATHS: dict[str, tuple[str, ...]] = {
     "workflow_name": ("workflow_name",),
-    "db_dialect": ("preprocessing", "database", "dialect"),
-    "db_host": ("preprocessing", "database", "host"),
-    "db_user": ("preprocessing", "database", "user"),
-    "db_name": ("preprocessing", "database", "db_name"),
-    "db_port": ("preprocessing", "database", "port"),
     "database_query": ("preprocessing", "query", "database_query"),
     "query_limit": ("preprocessing", "query", "query_limit"),
     "smi_columns": ("preprocessing", "query", "smi_columns"),
@@ -64,11 +64,6 @@ FIELD_PATHS: dict[str, tuple[str, ...]] = {
 
 _SECTIONS = {
     "workflow_name": "Workflow",
-    "db_dialect": "Source database",
-    "db_host": "Source database",
-    "db_user": "Source database",
-    "db_name": "Source database",
-    "db_port": "Source database",
     "database_query": "Query",
     "query_limit": "Query",
     "smi_columns": "Query",
@@ -97,8 +92,6 @@ _SECTIONS = {
 }
 #: Fields the configuration may leave out: the form allows null for them.
 _OPTIONAL = {
-    "db_dialect",
-    "db_port",
     "test_fraction",
     "confidences",
     "query_limit",

@@ -34,13 +34,13 @@ STAGES: tuple[str, ...] = ("ingestion", "precompute", "train", "aggregate", "val
 #: The stage image built from images/stages/Dockerfile (README: build and push it).
 STAGE_IMAGE = "ghcr.io/pharmbio/cpsign-airflow-stages:0.1.0"
 
-_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?([EPTGMK]i?|[mkEPTGM])?$")
-_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_ABS_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
-_REPO = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
-_WORKFLOW = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*\Z")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?([EPTGMK]i?|[mkEPTGM])?\Z")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+_ABS_PATH = re.compile(r"^/[A-Za-z0-9._/-]*\Z")
+_REPO = re.compile(r"^[A-Za-z0-9_-]{1,63}\Z")
+_WORKFLOW = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}\Z")
 
 
 def spec_folder() -> Path:
@@ -71,6 +71,13 @@ def default_spec_vars(workflow_name: str, **overrides: Any) -> dict[str, Any]:
         # secrets
         "source_db_secret": "chembl-mysql",
         "source_db_secret_key": "mysql-root-password",
+        # where ingestion connects (cpsign_setup: from the source connection, see
+        # source_spec_vars); left empty, the ingestion stage refuses to connect anywhere
+        "source_db_dialect": "",
+        "source_db_host": "",
+        "source_db_port": "",
+        "source_db_user": "",
+        "source_db_name": "",
         "model_store_secret": "modelweb-api-info",
         "model_store_mount": "/mnt/api-info/",
         # publish holds back a model failing validity by more than this (as the DAG's
@@ -108,6 +115,16 @@ def default_spec_vars(workflow_name: str, **overrides: Any) -> dict[str, Any]:
     return variables
 
 
+def source_spec_vars(source: Any) -> dict[str, str]:
+    """The ``source_db_*`` spec variables pinning ingestion to ``source`` (a SourceDatabase)."""
+    from cpsign_airflow.cpsign.source_db import PIN_ENV
+
+    env = source.pin_env()
+    return {
+        f"source_db_{'name' if key == 'db_name' else key}": env[var] for key, var in PIN_ENV.items()
+    }
+
+
 def _check_vars(v: dict[str, Any]) -> None:
     """Reject values that would give a broken or surprising spec, naming each one."""
     problems: list[str] = []
@@ -140,8 +157,21 @@ def _check_vars(v: dict[str, Any]) -> None:
     )
     check(
         "source_db_secret_key",
-        matches(re.compile(r"^[-._a-zA-Z0-9]+$"), v["source_db_secret_key"]),
+        matches(re.compile(r"^[-._a-zA-Z0-9]+\Z"), v["source_db_secret_key"]),
         "not a secret key",
+    )
+    for name in ("source_db_host", "source_db_user", "source_db_name"):
+        check(name, isinstance(v[name], str) and "\n" not in v[name], "a string on one line")
+    check(
+        "source_db_dialect",
+        v["source_db_dialect"] in ("", "mysql", "postgresql", "sqlite"),
+        "empty, mysql, postgresql or sqlite",
+    )
+    check(
+        "source_db_port",
+        isinstance(v["source_db_port"], str)
+        and (v["source_db_port"] == "" or v["source_db_port"].isdigit()),
+        "empty or a port number (a string)",
     )
     tolerance = v["validity_tolerance"]
     check(

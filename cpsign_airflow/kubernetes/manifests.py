@@ -67,10 +67,10 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 APP_NAME = "cpsign-prediction-service"
 
 _LOCATION = re.compile(
-    r"^(?:(?P<project>[^/@:]+)/)?(?P<repo>[^/@:]+)@(?:(?P<branch>[^=:@]+)=)?(?P<commit>[^=:@]+):(?P<path>/.*)$"
+    r"^(?:(?P<project>[^/@:]+)/)?(?P<repo>[^/@:]+)@(?:(?P<branch>[^=:@]+)=)?(?P<commit>[^=:@]+):(?P<path>/.*)\Z"
 )
-_COMMIT_ID = re.compile(r"^[0-9a-f]{32}$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_COMMIT_ID = re.compile(r"^[0-9a-f]{32}\Z")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
 
 
 @dataclass(frozen=True)

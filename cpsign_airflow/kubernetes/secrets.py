@@ -31,13 +31,13 @@ from cpsign_airflow.kubernetes.client import MANAGED_BY, MANAGED_BY_LABEL, KubeC
 log = logging.getLogger(__name__)
 
 SOURCES_ANNOTATION = "cpsign-airflow/sources"
-SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+\Z")
 _CONN_FIELDS = ("login", "password", "host", "port", "schema")
 _SOURCE = re.compile(
-    r"^(?P<kind>conn|var):(?P<body>.+?)(?:\|(?P<encoding>base64))?$",
+    r"^(?P<kind>conn|var):(?P<body>.+?)(?:\|(?P<encoding>base64))?\Z",
 )
 _CONN_BODY = re.compile(
-    r"^(?P<conn>.+?)\.(?P<field>login|password|host|port|schema|extra\.(?P<key>.+))$"
+    r"^(?P<conn>.+?)\.(?P<field>login|password|host|port|schema|extra\.(?P<key>.+))\Z"
 )
 
 #: The original workflow's secrets (pharmbio/cpsign-service-management), as

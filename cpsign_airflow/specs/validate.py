@@ -17,7 +17,7 @@ from cpsign_airflow.exceptions import PachydermSpecError
 
 # betterproto accepts snake_case and camelCase alike; so does protojson.
 _CAMEL_RE = re.compile(r"(?<!^)(?=[A-Z])")
-_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+\Z")
 _SCALAR_TYPES = {
     "string": (str,),
     "bool": (bool,),

@@ -2,7 +2,9 @@
 
 Runs inside the ``<workflow>-ingestion`` pipeline with ``/pfs/config/configuration.json``
 as input. The source database password comes from ``$SOURCE_DB_PASSWORD`` (a mounted
-Kubernetes secret), never from the configuration. The rows are split once, with a seeded
+Kubernetes secret), never from the configuration, and goes only to the database named by
+``$SOURCE_DB_*`` (set by cpsign_setup from the source connection); the query runs in a
+read-only transaction (:mod:`cpsign_airflow.cpsign.source_db`). The rows are split once, with a seeded
 shuffle, into the training file CPSign precomputes and a held-out test file the validate
 stage predicts; the split is reproducible, so an unchanged source gives unchanged files
 (and Pachyderm skips the downstream datums).
@@ -36,46 +38,47 @@ class IngestionError(RuntimeError):
     """The query gave nothing usable; the message names the query and the column."""
 
 
-def source_url(database: Mapping[str, Any], password: str | None) -> Any:
-    """The SQLAlchemy URL of the source database (the password only ever in memory)."""
-    from sqlalchemy.engine import URL
+def pinned_source(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Any:
+    """Where this stage may connect: the coordinates cpsign_setup pinned in its environment.
 
-    dialect = database.get("dialect", "mysql")
-    if dialect == "sqlite":
-        return URL.create("sqlite", database=database["db_name"])
-    driver = {"mysql": "mysql+mysqldb", "postgresql": "postgresql+psycopg2"}[dialect]
-    return URL.create(
-        driver,
-        username=database["user"],
-        password=password or None,
-        host=database["host"],
-        port=database.get("port"),
-        database=database["db_name"],
+    The configuration's ``preprocessing.database`` must name the same place, field by
+    field; otherwise nothing is connected to and the error names the field.
+    """
+    from cpsign_airflow.cpsign.source_db import SourceDatabase, coordinate_problems
+
+    source = SourceDatabase.from_env(environ)
+    problems = coordinate_problems(
+        config["preprocessing"]["database"], source, "the ingestion pipeline's environment"
     )
+    if problems:
+        raise IngestionError("; ".join(problems))
+    return source
 
 
-def fetch_rows(config: Mapping[str, Any], password: str | None) -> list[tuple[str, ...]]:
-    """Run the configured query; return the ``smi_columns`` of every row, in order."""
-    from sqlalchemy import create_engine, text
+def fetch_rows(
+    config: Mapping[str, Any], password: str | None, environ: Mapping[str, str] | None = None
+) -> list[tuple[str, ...]]:
+    """Run the configured query, read-only; return the ``smi_columns`` of every row, in order."""
+    from sqlalchemy import text
 
+    from cpsign_airflow.cpsign.source_db import check_statement, read_only_connection
+
+    source = pinned_source(config, environ)
     query = config["preprocessing"]["query"]
     sql = render_query(config)
+    check_statement(sql, source.dialect)  # exactly what runs, placeholder filled in
     columns: Sequence[str] = query["smi_columns"]
-    engine = create_engine(source_url(config["preprocessing"]["database"], password))
-    try:
-        with engine.connect() as conn:
-            result = conn.execute(text(sql))
-            keys = list(result.keys())
-            missing = [c for c in columns if c not in keys]
-            if missing:
-                raise IngestionError(
-                    f"preprocessing.query.smi_columns: column {missing[0]!r} is not in the "
-                    f"result of the query {sql!r} (its columns: {keys})"
-                )
-            index = [keys.index(c) for c in columns]
-            rows = [tuple("" if r[i] is None else str(r[i]) for i in index) for r in result]
-    finally:
-        engine.dispose()
+    with read_only_connection(source, password) as conn:
+        result = conn.execute(text(sql))
+        keys = list(result.keys())
+        missing = [c for c in columns if c not in keys]
+        if missing:
+            raise IngestionError(
+                f"preprocessing.query.smi_columns: column {missing[0]!r} is not in the "
+                f"result of the query {sql!r} (its columns: {keys})"
+            )
+        index = [keys.index(c) for c in columns]
+        rows = [tuple("" if r[i] is None else str(r[i]) for i in index) for r in result]
     if not rows:
         raise IngestionError(f"the query {sql!r} returned no rows: nothing to train on")
     return rows
@@ -100,10 +103,15 @@ def write_table(path: Path, header: Sequence[str], rows: list[tuple[str, ...]]) 
         writer.writerows(rows)
 
 
-def ingest(config: Mapping[str, Any], out: Path, password: str | None) -> dict[str, Any]:
+def ingest(
+    config: Mapping[str, Any],
+    out: Path,
+    password: str | None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Everything the ingestion stage writes, under ``out``; returns a summary for the log."""
     config = validate_configuration(config)
-    rows = fetch_rows(config, password)
+    rows = fetch_rows(config, password, environ)
     validation = config.get("validation") or {}
     train, test = split_rows(
         rows, validation.get("test_fraction", DEFAULT_TEST_FRACTION), effective_seed(config)

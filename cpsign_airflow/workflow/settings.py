@@ -8,7 +8,9 @@ would need the API server and are only read inside tasks.
 |---|---|---|
 | pachyderm_conn_id | pachyderm_default | Pachyderm connection |
 | bookkeeping_conn_id | cpsign_bookkeeping | bookkeeping database (mysql or sqlite) |
-| source_db_conn_id | cpsign_source_db | source database: pre-flight query check, its password secret |
+| source_db_conn_id | cpsign_source_db | source database: where ingestion connects, the pre-flight check, its password secret |
+| source_db_conn_ids | (none) | further source connections a configuration may name (comma-separated allow-list) |
+| source_sqlite_dir | (none) | SQLite source files must lie in this directory |
 | model_store_conn_id | modelweb | model store credentials for the publish stage's secret |
 | kubernetes_conn_id | kubernetes_default | Kubernetes API for secrets and prediction services |
 | project | (connection's) | Pachyderm project |
@@ -67,6 +69,15 @@ class Settings:
     efficiency_margin: float = 0.1
     #: cpsign_setup's default limit of its wait for unfinished jobs of pipelines it updates.
     setup_wait: timedelta = timedelta(minutes=30)
+    #: Further source connections (beyond source_db_conn_id) a configuration may name.
+    source_db_conn_ids: tuple[str, ...] = ()
+    #: SQLite source files must lie in this directory (None: only the connections' files).
+    source_sqlite_dir: str | None = None
+
+    @property
+    def source_conn_ids(self) -> tuple[str, ...]:
+        """The allow-list of source connections: source_db_conn_id first."""
+        return tuple(dict.fromkeys((self.source_db_conn_id, *self.source_db_conn_ids)))
 
 
 def load() -> Settings:
@@ -109,6 +120,12 @@ def load() -> Settings:
         setup_wait=timedelta(
             minutes=_fraction("setup_wait_minutes", get("setup_wait_minutes", "30"))
         ),
+        source_db_conn_ids=tuple(
+            part.strip()
+            for part in (optional("source_db_conn_ids") or "").split(",")
+            if part.strip()
+        ),
+        source_sqlite_dir=optional("source_sqlite_dir"),
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Asset, task, task_group
@@ -126,15 +126,20 @@ def validate(
     request: Mapping[str, Any] | None,
     bookkeeping_conn_id: str,
     cpsign_version: str,
-    source_db_conn_id: str | None = None,
+    source_db_conn_id: str | Sequence[str] | None = None,
+    source_sqlite_dir: str | None = None,
     **context: Any,
 ) -> dict[str, Any]:
     """Check the configuration against the schema, then its query; nothing is committed before.
 
     A refused configuration is recorded as a ``rejected`` run with every
     reason (when it names a usable workflow), then fails the task without retries.
-    With ``source_db_conn_id`` and the request's ``preflight`` (default on), the
-    source query then runs with LIMIT 0 (:mod:`~cpsign_airflow.workflow.preflight`).
+    With ``source_db_conn_id`` (one id or the allow-list), the configuration's
+    ``preprocessing.database`` must name one of those connections field by field (a
+    configuration without it, as the form makes, gets the first connection's); with
+    the request's ``preflight`` (default on), the source query then runs with LIMIT 0
+    in a read-only transaction (:mod:`~cpsign_airflow.workflow.preflight`). The query
+    is checked to be one SELECT whatever ``preflight`` says.
     ``request`` None: the run's own (:func:`request_from_run`).
     """
     from airflow.sdk.exceptions import AirflowFailException
@@ -152,7 +157,17 @@ def validate(
     try:
         if request.get("configuration") is None:
             raise ConfigurationError(["configuration: missing from the request"])
-        configuration = check(request["configuration"])
+        submitted = request["configuration"]
+        if source_db_conn_id is not None:
+            submitted = _with_source_database(submitted, source_db_conn_id)
+        configuration = check(submitted)
+        if source_db_conn_id is not None:
+            from cpsign_airflow.workflow.preflight import PreflightError, resolve_source
+
+            try:
+                resolve_source(configuration, source_db_conn_id, source_sqlite_dir)
+            except PreflightError as err:
+                problems.append(str(err))
         wanted = (configuration.get("cpsign") or {}).get("version")
         if wanted and wanted != cpsign_version:
             problems.append(
@@ -186,7 +201,7 @@ def validate(
         if request.get("preflight", True):
             from cpsign_airflow.workflow.preflight import check_source_query
 
-            check_source_query(configuration, source_db_conn_id)
+            check_source_query(configuration, source_db_conn_id, source_sqlite_dir)
         else:
             log.warning("Pre-flight check of the source query skipped (preflight=false)")
     return {
@@ -196,6 +211,27 @@ def validate(
         "canonical_json": canonical_json(configuration),
         "config_repo": config_repo,
         "trigger_kind": request.get("trigger_kind") or "",
+    }
+
+
+def _with_source_database(configuration: Any, conn_ids: str | Sequence[str]) -> Any:
+    """A sectioned configuration without ``preprocessing.database`` (as the form makes it)
+    gets the first allowed source connection's coordinates; anything else is unchanged."""
+    from cpsign_airflow.cpsign.configuration import is_flat_configuration
+    from cpsign_airflow.workflow.preflight import allowed_conn_ids, source_connection
+
+    if not isinstance(configuration, Mapping) or is_flat_configuration(configuration):
+        return configuration
+    preprocessing = configuration.get("preprocessing")
+    if not isinstance(preprocessing, Mapping) or "database" in preprocessing:
+        return configuration
+    ids = allowed_conn_ids(conn_ids)
+    if not ids:
+        return configuration
+    source, _conn = source_connection(ids[0])
+    return {
+        **configuration,
+        "preprocessing": {**preprocessing, "database": source.as_configuration()},
     }
 
 
@@ -489,7 +525,11 @@ def training_run(request: Any, settings: Settings) -> None:
 
     conns = {"bookkeeping_conn_id": settings.bookkeeping_conn_id}
     checked = validate(
-        request, settings.bookkeeping_conn_id, settings.cpsign_version, settings.source_db_conn_id
+        request,
+        settings.bookkeeping_conn_id,
+        settings.cpsign_version,
+        list(settings.source_conn_ids),
+        settings.source_sqlite_dir,
     )
     pending = RecordPendingRunOperator(
         task_id="record_pending_run",

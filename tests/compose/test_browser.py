@@ -96,10 +96,8 @@ NAMED_WIDGETS = {
     "database_query": "textarea",
     "ptype": "select",
     "impl": "select",
-    "db_dialect": "select",
     "cost": "number",
     "nr_models": "number",
-    "db_port": "number",
     "preflight": "switch",
     "deploy_prediction_service": "switch",
     "reseed_on_retrain": "switch",
@@ -370,7 +368,9 @@ def test_the_training_form_has_sections_typed_widgets_unique_labels_and_starts_a
 
     params = airflow.api("GET", f"/api/v2/dags/{DAG_ID}/details")["params"]
     sections = list(dict.fromkeys(p["schema"]["section"] for p in params.values()))
-    assert {"Workflow", "Source database", "Training", "Run options"} <= set(sections), sections
+    assert {"Workflow", "Query", "Training", "Run options"} <= set(sections), sections
+    # where ingestion connects is the administrator's connection, not a form field
+    assert "Source database" not in sections, sections
     runs_before = {
         r["dag_run_id"] for r in airflow.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]
     }

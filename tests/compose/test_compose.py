@@ -20,11 +20,13 @@ import select
 import shlex
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +34,16 @@ import pytest
 import yaml
 from compose_config import (
     COMPOSE_FILE,
+    entrypoint_script,
+    exported_by_entrypoint,
     init_script,
+    init_secrets_step,
     load_config,
+    pachd_service_argv,
+    pachd_service_env,
     read_env_file,
     run_compose,
+    run_init_secrets,
     unescape,
 )
 
@@ -233,7 +241,11 @@ def test_services_follow_the_official_airflow3_shape(defaults: dict[str, Any]) -
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
             "http://airflow-apiserver:8080/execution/"
         )
-        assert env["AIRFLOW__API_AUTH__JWT_SECRET"]
+        # the JWT secret airflow-init writes (given in .env or generated), never a default
+        assert env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] == "cat /opt/airflow/secrets/jwt_secret"
+        assert "AIRFLOW__API_AUTH__JWT_SECRET" not in env
+        if name != "airflow-init":
+            entrypoint_script(service)  # the image's entrypoint, after the connection's export
         assert env["AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"] == "true"
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
         assert "@postgres:5432/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
@@ -267,11 +279,19 @@ def test_the_sample_env_arrives(sampled: dict[str, Any]) -> None:
     assert 'chown -R "1234:0"' in services["airflow-init"]["command"][1]
 
 
+def runs_image_entrypoint(service: dict[str, Any]) -> bool:
+    """The image's /entrypoint gets the command: no entrypoint set, or the wrapper."""
+    entrypoint = service.get("entrypoint")
+    if entrypoint is None:
+        return True
+    return len(entrypoint) > 2 and entrypoint_script(service) is not None
+
+
 def airflow_argv_in_service(service: dict[str, Any]) -> list[list[str]]:
     """The airflow command lines a service runs, through the image's /entrypoint or not."""
-    command, entrypoint = service.get("command") or [], service.get("entrypoint")
+    command = service.get("command") or []
     found = []
-    if entrypoint is None and command and command[0] not in ("python", "bash"):
+    if runs_image_entrypoint(service) and command and command[0] not in ("python", "bash"):
         found.append(["airflow", *command])  # the entrypoint prepends `airflow`
     test = (service.get("healthcheck") or {}).get("test") or []
     if test[:1] == ["CMD-SHELL"]:
@@ -347,8 +367,12 @@ def test_every_python_module_command_exists_here(defaults: dict[str, Any]) -> No
 
 
 @pytest.mark.parametrize("which", ["defaults", "sampled"])
-def test_pachyderm_connection(which: str, request: pytest.FixtureRequest) -> None:
-    from airflow.models.connection import Connection
+def test_pachyderm_connection(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """airflow-init writes the connection with the token it generated; each service's
+    entrypoint exports it: pachyderm://, the pachd service, its token."""
+    from airflow.sdk import BaseHook
 
     from cpsign_airflow.hooks.pachyderm import address_from_connection
 
@@ -358,15 +382,41 @@ def test_pachyderm_connection(which: str, request: pytest.FixtureRequest) -> Non
     listen_port = int(command[command.index("--port") + 1])
     assert command[command.index("--host") + 1] == "0.0.0.0"  # reachable from other containers
     assert listen_port in {p["target"] for p in pachd["ports"]}
-    for name in AIRFLOW_SERVICES:
-        uri = config["services"][name]["environment"]["AIRFLOW_CONN_PACHYDERM_DEFAULT"]
-        address = address_from_connection(Connection(conn_id="pachyderm_default", uri=uri))
+    paths = run_init_secrets(config, tmp_path)
+    token = (paths["pachd_auth"] / "token").read_text()
+    assert re.fullmatch(r"[0-9a-f]{64}", token)
+    for name in AIRFLOW_SERVICES - {"airflow-init"}:
+        service = config["services"][name]
+        assert service["environment"]["AIRFLOW_CONN_PACHYDERM_DEFAULT"] == ""
+        value = exported_by_entrypoint(service, paths["secrets"], "AIRFLOW_CONN_PACHYDERM_DEFAULT")
+        # looked up as Airflow looks it up in that environment
+        monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", value)
+        conn = BaseHook.get_connection("pachyderm_default")
+        assert conn.conn_type == "pachyderm"  # the provider's type, not grpc (issue #25)
+        address = address_from_connection(conn)
         assert (address.host, address.port, address.tls, address.token) == (
             "pachd",
             listen_port,
             False,
-            None,
+            token,
         )
+
+
+def test_a_connection_from_env_wins_over_the_generated_one(
+    defaults: dict[str, Any], tmp_path: Path
+) -> None:
+    paths = run_init_secrets(defaults, tmp_path)
+    service = defaults["services"]["airflow-scheduler"]
+    mine = "grpcs://:my-token@pachd.example.org:31400"
+    got = exported_by_entrypoint(
+        service, paths["secrets"], "AIRFLOW_CONN_PACHYDERM_DEFAULT",
+        AIRFLOW_CONN_PACHYDERM_DEFAULT=mine,
+    )  # fmt: skip
+    assert got == mine
+    # no file (the secrets volume empty): nothing is set, not an empty connection
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert exported_by_entrypoint(service, empty, "AIRFLOW_CONN_PACHYDERM_DEFAULT") is None
 
 
 @pytest.mark.parametrize("which", ["defaults", "sampled"])
@@ -418,46 +468,288 @@ def test_published_ports_do_not_collide(which: str, request: pytest.FixtureReque
     assert len(numbers) == len(set(numbers)), published
     expected = {"defaults": {8080, 33306, 30650}, "sampled": {18080, 13306, 13650}}[which]
     assert {number for number, _, _ in published} == expected
-    # Only the UI is published beyond loopback.
-    for name, service in config["services"].items():
+    # Nothing is published beyond loopback unless .env says so.
+    for service in config["services"].values():
         for port in service.get("ports", []):
-            assert port.get("host_ip") == "127.0.0.1" or name == "airflow-apiserver"
+            assert port.get("host_ip") == "127.0.0.1"
+
+
+# ------------------------------------------------------------------ safe by default
+
+#: Values the compose file used to default to: public, so anyone could sign a JWT with it.
+OLD_FIXED_SECRETS = ("cpsign-airflow-dev-jwt-secret",)
+#: Variables that must not carry a built-in value (empty: given in .env, or generated).
+NO_DEFAULT = (
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "_AIRFLOW_WWW_USER_PASSWORD",
+    "_CPSIGN_JWT_SECRET",
+    "_CPSIGN_PACHD_TOKEN",
+    "AIRFLOW_CONN_PACHYDERM_DEFAULT",
+)
+
+
+def exposure(config: dict[str, Any]) -> list[str]:
+    """What in a rendered compose configuration is not safe by default."""
+    found = []
+    rendered = json.dumps(config)
+    found += [f"fixed secret {s!r}" for s in OLD_FIXED_SECRETS if s in rendered]
+    for name, service in config["services"].items():
+        env = service.get("environment") or {}
+        found += [f"{name}: {var} has a default" for var in NO_DEFAULT if env.get(var)]
+        for port in service.get("ports", []):
+            if port.get("host_ip") != "127.0.0.1":
+                found.append(f"{name}: port {port['published']} on {port.get('host_ip')!r}")
+    pachd = config["services"]["pachd"]
+    command = pachd["command"]
+    if pachd.get("privileged"):
+        found.append("pachd is privileged")
+    if pachd.get("cap_add") != ["SYS_ADMIN"]:
+        found.append(f"pachd cap_add {pachd.get('cap_add')}")
+    if "seccomp:unconfined" not in pachd.get("security_opt", []):
+        found.append("pachd keeps the default seccomp profile (bubblewrap cannot mount)")
+    if "--auth-token-file" not in command and "--auth-token-env" not in command:
+        found.append("pachd requires no token")
+    if "--secret" in command:
+        found.append("pachd takes a secret's value on its command line")
+    return found
+
+
+def test_no_fixed_secrets_and_nothing_beyond_loopback(
+    defaults: dict[str, Any], sampled: dict[str, Any]
+) -> None:
+    assert exposure(defaults) == []
+    # the sample .env sets the admin password: that is the user's choice, nothing else
+    assert exposure(sampled) == ["airflow-init: _AIRFLOW_WWW_USER_PASSWORD has a default"]
+
+
+@pytest.mark.parametrize(
+    ("what", "edit", "finding"),
+    [
+        (
+            "the old JWT default",
+            lambda t: t.replace(
+                "AIRFLOW__API_AUTH__JWT_SECRET_CMD: cat /opt/airflow/secrets/jwt_secret",
+                "AIRFLOW__API_AUTH__JWT_SECRET: ${AIRFLOW__API_AUTH__JWT_SECRET:-"
+                "cpsign-airflow-dev-jwt-secret}",
+            ),
+            "fixed secret 'cpsign-airflow-dev-jwt-secret'",
+        ),
+        (
+            "a default admin password",
+            lambda t: t.replace(
+                "_AIRFLOW_WWW_USER_PASSWORD: ${_AIRFLOW_WWW_USER_PASSWORD:-}",
+                "_AIRFLOW_WWW_USER_PASSWORD: ${_AIRFLOW_WWW_USER_PASSWORD:-airflow}",
+            ),
+            "airflow-init: _AIRFLOW_WWW_USER_PASSWORD has a default",
+        ),
+        (
+            "the UI on every interface",
+            lambda t: t.replace("${AIRFLOW_API_HOST_BIND:-127.0.0.1}:", ""),
+            "airflow-apiserver: port 8080 on None",
+        ),
+        (
+            "a privileged pachd",
+            lambda t: t.replace("    cap_add:\n      - SYS_ADMIN\n", "    privileged: true\n"),
+            "pachd is privileged",
+        ),
+        (
+            "pachd without a token",
+            lambda t: t.replace('"--auth-token-file", "/run/pachd-auth/token",', ""),
+            "pachd requires no token",
+        ),
+    ],
+)
+def test_exposure_check_finds_each_regression(
+    compose_bin: Path, tmp_path: Path, empty_env: Path, what: str, edit: Any, finding: str
+) -> None:
+    """The check above can fail: each old default, put back, is found."""
+    text = COMPOSE_FILE.read_text()
+    changed = edit(text)
+    assert changed != text, f"the edit for {what} no longer applies"
+    variant = tmp_path / "docker-compose.yaml"
+    variant.write_text(changed)
+    result = run_compose(
+        compose_bin, "config", "--format", "json", file=variant, env_file=empty_env
+    )
+    assert result.returncode == 0, result.stderr
+    assert finding in exposure(json.loads(result.stdout))
+
+
+def test_api_host_bind_is_the_users_choice(compose_bin: Path, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(ENV_EXAMPLE.read_text() + "AIRFLOW_API_HOST_BIND=0.0.0.0\n")
+    config = load_config(compose_bin, env_file)
+    [port] = config["services"]["airflow-apiserver"]["ports"]
+    assert port["host_ip"] == "0.0.0.0"
+
+
+def test_init_generates_secrets_once_and_keeps_them(
+    defaults: dict[str, Any], tmp_path: Path
+) -> None:
+    """Nothing in .env: random values at the first start, the same ones at the next; a value
+    given in .env replaces them. Every file 0600 whatever the umask, every value its own."""
+    old_umask = os.umask(0)
+    try:
+        first = run_init_secrets(defaults, tmp_path / "a")
+    finally:
+        os.umask(old_umask)
+    files = {
+        "jwt": first["secrets"] / "jwt_secret",
+        "connection": first["secrets"] / "pachyderm_default.json",
+        "token": first["pachd_auth"] / "token",
+        "passwords": first["auth"] / "simple_auth_manager_passwords.json",
+    }
+    for path in files.values():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    values = {k: p.read_text() for k, p in files.items()}
+    [password] = json.loads(values["passwords"]).values()
+    assert list(json.loads(values["passwords"])) == ["airflow"]
+    assert len(password) >= 20 and password != "airflow"
+    assert re.fullmatch(r"[0-9a-f]{64}", values["jwt"])
+    assert re.fullmatch(r"[0-9a-f]{64}", values["token"])
+    assert json.loads(values["connection"])["password"] == values["token"]
+    assert len({values["jwt"], values["token"], password}) == 3
+    # no temporary files left beside them
+    assert sorted(p.name for d in first.values() for p in d.iterdir()) == sorted(
+        p.name for p in files.values()
+    )
+
+    run_init_secrets(defaults, tmp_path / "a")  # the next `up`: kept
+    assert {k: p.read_text() for k, p in files.items()} == values
+    other = run_init_secrets(defaults, tmp_path / "b")  # another machine: different
+    assert (other["secrets"] / "jwt_secret").read_text() != values["jwt"]
+    assert (other["pachd_auth"] / "token").read_text() != values["token"]
+
+    # a password file from before (the fixed default "airflow"): that one is replaced
+    files["passwords"].write_text('{"airflow": "airflow"}\n')
+    run_init_secrets(defaults, tmp_path / "a")
+    [renewed] = json.loads(files["passwords"].read_text()).values()
+    assert renewed != "airflow" and len(renewed) >= 20
+
+    run_init_secrets(
+        defaults, tmp_path / "a", _AIRFLOW_WWW_USER_PASSWORD="from-env",
+        _CPSIGN_JWT_SECRET="jwt-from-env", _CPSIGN_PACHD_TOKEN="token-from-env",
+    )  # fmt: skip
+    assert json.loads(files["passwords"].read_text()) == {"airflow": "from-env"}
+    assert files["jwt"].read_text() == "jwt-from-env"
+    assert files["token"].read_text() == "token-from-env"
+    assert json.loads(files["connection"].read_text())["password"] == "token-from-env"
+
+
+def test_init_prints_where_the_password_is_not_the_password(defaults: dict[str, Any]) -> None:
+    script = unescape(defaults["services"]["airflow-init"]["command"][1])
+    echoes = [line for line in script.splitlines() if line.lstrip().startswith("echo")]
+    assert echoes and all("_AIRFLOW_WWW_USER_PASSWORD" not in line for line in echoes)
+    assert any(
+        "docker compose exec airflow-apiserver cat ${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE}"
+        in line
+        for line in echoes
+    )
+    _, step = init_secrets_step(defaults)
+    assert "print(" not in step
 
 
 # --------------------------------------------------------------- run what can run here
 
 
-def test_pachd_service_command_starts_the_local_pachd(
-    defaults: dict[str, Any], tmp_path: Path
+def secret_values_in_state(data_dir: Path) -> dict[str, dict[str, str]]:
+    """The secrets the local pachd saved (name -> key -> value), from its state file."""
+    import base64
+
+    saved = json.loads((data_dir / "state.json").read_text())["secrets"]
+    values = {}
+    for name, secret in saved.items():
+        manifest = secret["manifest"]
+        data = {k: base64.b64decode(v).decode() for k, v in (manifest.get("data") or {}).items()}
+        values[name] = {**data, **(manifest.get("stringData") or {})}
+    return values
+
+
+def pachd_health(pachd: dict[str, Any], port: int, token_file: Path) -> list[str]:
+    """The service's healthcheck, pointed at ``port`` and the token at ``token_file``."""
+    test = pachd["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"]
+    words = [w.replace("30650", str(port)) for w in test[2:]]
+    words = [w.replace("/run/pachd-auth/token", str(token_file)) for w in words]
+    return [sys.executable, *words]
+
+
+def test_pachd_service_requires_its_token(
+    defaults: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The service's exact command, with `python` -> this venv, port/host -> loopback:0 and
-    its data directory -> a temporary one, which must be the service's volume."""
+    """The pachd service as compose starts it: its exact command and environment (python ->
+    this venv, port/host -> loopback:0, its volumes -> temporary directories) with the token
+    airflow-init generated. Unmodified pachyderm_sdk clients get nothing but GetVersion
+    without that token; the secrets' values and the token are not on its command line; its
+    data directory is private even under umask 0."""
+    import grpc
+    from pachyderm_sdk import Client
+    from pachyderm_sdk.api import pfs
+    from pachyderm_sdk.constants import AUTH_TOKEN_ENV, OIDC_TOKEN_ENV
+
+    for var in (AUTH_TOKEN_ENV, OIDC_TOKEN_ENV):
+        monkeypatch.delenv(var, raising=False)
     pachd = defaults["services"]["pachd"]
-    argv = list(pachd["command"])
-    assert argv[0] == "python"
-    argv[0] = sys.executable
-    argv[argv.index("--port") + 1] = "0"
-    argv[argv.index("--host") + 1] = "127.0.0.1"
-    data_dir = argv[argv.index("--data-dir") + 1]
-    assert data_dir in {v["target"] for v in pachd["volumes"] if v["type"] == "volume"}
-    argv[argv.index("--data-dir") + 1] = str(tmp_path)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    paths = run_init_secrets(defaults, tmp_path / "volumes")
+    token_file = paths["pachd_auth"] / "token"
+    token = token_file.read_text()
+    data_dir = tmp_path / "pachd-data"  # created by pachd
+    env = pachd_service_env(defaults)
+    argv = pachd_service_argv(defaults, 0, data_dir, paths["pachd_auth"])
+    stderr = (tmp_path / "pachd.log").open("w")
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, umask=0
+    )
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 60)
         assert ready, "the pachd command printed nothing in 60 s"
         first = proc.stdout.readline().strip()
         match = re.fullmatch(r"grpc://127\.0\.0\.1:(\d+)", first)
-        assert match, (
-            f"first line {first!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"
-        )
-        port = match.group(1)
+        assert match, f"first line {first!r}; log: {(tmp_path / 'pachd.log').read_text()}"
+        address, port = first, int(match.group(1))
 
-        # The service's healthcheck, pointed at that port, passes...
-        test = pachd["healthcheck"]["test"]
-        assert test[:2] == ["CMD", "python"]
-        health = [sys.executable, *(w.replace("30650", port) for w in test[2:])]
+        # Nothing secret on its command line, which every user of the machine can read.
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()
+        assert token not in cmdline
+        placeholders = {v for v in (pachd.get("environment") or {}).values() if v}
+        assert placeholders and not {v for v in placeholders if v in cmdline}
+        assert "--secret\0" not in cmdline + "\0"
+
+        # Without the token: GetVersion only, as on pachd.
+        anonymous = Client.from_pachd_address(address)
+        assert anonymous.get_version().major == 2
+        wrong = Client.from_pachd_address(address, auth_token="not-" + token)
+        for client in (anonymous, wrong):
+            for call in (
+                lambda c: list(c.pfs.list_repo()),
+                lambda c: c.pfs.create_repo(repo=pfs.Repo(name="sneaky")),
+                lambda c: c.pps.list_secret(),
+                lambda c: c.auth.who_am_i(),
+            ):
+                with pytest.raises(grpc.RpcError) as raised:
+                    call(client)
+                assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        # With it: everything, and the secrets the service's command created.
+        client = Client.from_pachd_address(address, auth_token=token)
+        assert client.auth.who_am_i().username == "pach:root"
+        assert [r.repo.name for r in client.pfs.list_repo()] == []  # "sneaky" was refused
+        names = {i.secret.name for i in client.pps.list_secret().secret_info}
+        assert names == {"chembl-mysql", "modelweb-api-info"}
+        client.pfs.create_repo(repo=pfs.Repo(name="data"))
+        with client.pfs.commit(branch=pfs.Branch.from_uri("data@master")) as commit:
+            commit.put_file_from_bytes(path="/x.txt", data=b"kept\n")
+
+        # The healthcheck makes an authenticated call: passes with the token, not without.
+        health = pachd_health(pachd, port, token_file)
         result = subprocess.run(health, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
+        bad = tmp_path / "bad-token"
+        bad.write_text("not-" + token)
+        result = subprocess.run(
+            pachd_health(pachd, port, bad), capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode != 0 and "UNAUTHENTICATED" in result.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -465,32 +757,50 @@ def test_pachd_service_command_starts_the_local_pachd(
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
-    assert code == 0, proc.stderr.read()
-    assert (tmp_path / "state.json").is_file()  # state kept for the next start
+        finally:
+            stderr.close()
+    assert code == 0, (tmp_path / "pachd.log").read_text()
 
-    # ...and fails once pachd is gone.
+    # The state kept for the next start, private: directories 0700, files 0600.
+    assert (data_dir / "state.json").is_file()
+    assert secret_values_in_state(data_dir) == {
+        "chembl-mysql": {"mysql-root-password": env["SOURCE_DB_PASSWORD_PLACEHOLDER"]},
+        "modelweb-api-info": {"about": env["MODEL_STORE_ABOUT"]},
+    }
+    modes = {
+        str(p.relative_to(data_dir)): stat.S_IMODE(p.stat().st_mode)
+        for p in [data_dir, *data_dir.rglob("*")]
+    }
+    assert len(modes) >= 4, modes  # the directory, state.json, blobs/, a blob
+    assert {p: m for p, m in modes.items() if m != (0o700 if p in (".", "blobs") else 0o600)} == {}
+
+    # ...and the healthcheck fails once pachd is gone.
     result = subprocess.run(health, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
 
 
 def test_init_admin_user_logs_in_to_the_api_server(sampled: dict[str, Any], tmp_path: Path) -> None:
-    """airflow-init's password step + the API server as configured: the admin can log in.
+    """airflow-init's secrets step + the API server as configured: the admin can log in, and
+    the API takes tokens signed with the JWT secret airflow-init wrote (read through
+    AIRFLOW__API_AUTH__JWT_SECRET_CMD), not the fixed secret the compose file used to have.
 
     Run here with sqlite in place of the postgres service; the rest of the environment is
     the compose file's (with the sample .env).
     """
-    env = dict(os.environ)
-    env.update(sampled["services"]["airflow-init"]["environment"])
+    import jwt
+
     home = tmp_path / "airflow"
     (home / "dags").mkdir(parents=True)
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(home / "passwords.json"),
-    )
-    # The init steps that do not need the containers: db migrate, then the password file.
+    local = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+    }
+    # (the suite's own AIRFLOW__API_AUTH__JWT_SECRET would take precedence over _CMD)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__API_AUTH__")}
+    env = {**base, **sampled["services"]["airflow-init"]["environment"], **local}
+    # The init steps that do not need the containers: db migrate, then the secrets.
     script = init_script(sampled)
     migrate = next(
         shlex.split(line)[1:] for line in script if line.startswith("/entrypoint airflow db")
@@ -498,25 +808,18 @@ def test_init_admin_user_logs_in_to_the_api_server(sampled: dict[str, Any], tmp_
     subprocess.run(
         [str(BIN / "airflow"), *migrate[1:]], env=env, check=True, capture_output=True, timeout=300
     )
-    password_step = next(line for line in script if line.startswith("/entrypoint python -c "))
-    argv = shlex.split(password_step)[1:]
-    subprocess.run([sys.executable, *argv[1:]], env=env, check=True, timeout=60)
-    assert json.loads((home / "passwords.json").read_text()) == {"sample_admin": "sample-password"}
+    volumes = run_init_secrets(sampled, tmp_path / "volumes")
+    passwords = volumes["auth"] / "simple_auth_manager_passwords.json"
+    assert json.loads(passwords.read_text()) == {"sample_admin": "sample-password"}
+    jwt_secret = (volumes["secrets"] / "jwt_secret").read_text()
 
-    # The API server gets the environment of its own service.
-    api_env = dict(env)
-    api_env.update(sampled["services"]["airflow-apiserver"]["environment"])
-    api_env.update(
-        {
-            k: env[k]
-            for k in (
-                "AIRFLOW_HOME",
-                "AIRFLOW__CORE__DAGS_FOLDER",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
-            )
-        }
-    )
+    # The API server gets the environment of its own service, its volumes moved here.
+    api_env = {**base, **sampled["services"]["airflow-apiserver"]["environment"], **local}
+    api_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords)
+    api_env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] = api_env[
+        "AIRFLOW__API_AUTH__JWT_SECRET_CMD"
+    ].replace("/opt/airflow/secrets/", f"{volumes['secrets']}/")
+    assert "AIRFLOW__API_AUTH__JWT_SECRET" not in api_env
     port = free_port()
     command = sampled["services"]["airflow-apiserver"]["command"]
     log = (tmp_path / "api-server.log").open("w")
@@ -566,15 +869,36 @@ def test_init_admin_user_logs_in_to_the_api_server(sampled: dict[str, Any], tmp_
             except urllib.error.HTTPError as exc:
                 return exc.code, {}
 
+        def connections(token: str) -> int:
+            request = urllib.request.Request(
+                f"{base}/api/v2/connections?limit=1",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
         status, body = login("sample_admin", "sample-password")
         assert status == 201 and body["access_token"]
-        request = urllib.request.Request(
-            f"{base}/api/v2/connections?limit=1",
-            headers={"Authorization": f"Bearer {body['access_token']}"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 200  # connections: an admin-only view
+        assert connections(body["access_token"]) == 200  # connections: an admin-only view
         assert login("sample_admin", "wrong-password")[0] == 401
+
+        # The admin's token, re-signed: with the secret airflow-init wrote it is taken (the
+        # forgery works), with the fixed default the compose file had it is refused.
+        token = body["access_token"]
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        extra = {k: v for k, v in header.items() if k not in ("alg", "typ")}
+
+        def signed(key: str) -> str:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+                return jwt.encode(claims, key, algorithm=header["alg"], headers=extra)
+
+        assert connections(signed(jwt_secret)) == 200
+        assert connections(signed("cpsign-airflow-dev-jwt-secret")) == 403  # "Invalid JWT"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -583,6 +907,7 @@ def test_init_admin_user_logs_in_to_the_api_server(sampled: dict[str, Any], tmp_
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+    assert jwt_secret not in (tmp_path / "api-server.log").read_text()
 
 
 # ------------------------------------------------------------------------- Dockerfile

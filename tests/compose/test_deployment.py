@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compose_config import init_script
+from compose_config import (
+    SECRETS_DIR,
+    init_script,
+    pachd_service_argv,
+    pachd_service_env,
+    run_init_secrets,
+)
 
 from cpsign_airflow import demo_data
 from cpsign_airflow.bookkeeping.ledger import TrainingLedger
@@ -86,17 +92,6 @@ class Mailbox:
         return html.unescape(re.sub(r"</?pre>", "", part.get_content()))
 
 
-def _pachd_argv(defaults: dict[str, Any], port: int, data_dir: Path) -> list[str]:
-    """The ``pachd`` service's own command, on loopback and a temporary data directory."""
-    argv = list(defaults["services"]["pachd"]["command"])
-    assert argv[:3] == ["python", "-m", "cpsign_airflow.testing.pachd"]
-    argv[0] = sys.executable
-    argv[argv.index("--port") + 1] = str(port)
-    argv[argv.index("--host") + 1] = "127.0.0.1"
-    argv[argv.index("--data-dir") + 1] = str(data_dir)
-    return argv
-
-
 @pytest.fixture(scope="module")
 def deployment(
     defaults: dict[str, Any], mysql_server_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -113,12 +108,18 @@ def deployment(
     common = defaults["services"]["airflow-scheduler"]["environment"]
     assert common["AIRFLOW_CONN_CPSIGN_SOURCE_DB"] == "sqlite:////opt/airflow/source/freesolv.db"
 
-    # pachd: the compose service's command, with the stages' runtime on its PATH
+    # airflow-init's secrets step: the JWT secret, the admin password, pachd's token and
+    # the connection carrying it, in the services' volumes (moved here)
+    volumes = run_init_secrets(defaults, work / "volumes")
+    connection = json.loads((volumes["secrets"] / "pachyderm_default.json").read_text())
+
+    # pachd: the compose service's command and environment, with the stages' runtime on
+    # its PATH and its token volume
     pachd_port = free_port()
-    pachd_env = {**__import__("os").environ, **stage_environment(launcher)}
+    pachd_env = {**pachd_service_env(defaults), **stage_environment(launcher)}
     pachd_log = (work / "pachd.log").open("w")
     pachd = subprocess.Popen(
-        _pachd_argv(defaults, pachd_port, work / "pachd-data"),
+        pachd_service_argv(defaults, pachd_port, work / "pachd-data", volumes["pachd_auth"]),
         env=pachd_env,
         stdout=subprocess.PIPE,
         stderr=pachd_log,
@@ -148,14 +149,18 @@ def deployment(
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{work}/airflow/airflow.db",
                 "AIRFLOW__CORE__FERNET_KEY": "",
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                # what the services' entrypoint exports, pointed at this pachd
                 "AIRFLOW_CONN_PACHYDERM_DEFAULT": json.dumps(
                     {
-                        "conn_type": "pachyderm",
+                        **connection,
                         "host": "127.0.0.1",
                         "port": pachd_port,
                         "extra": {"console_url": CONSOLE},
                     }
                 ),
+                "AIRFLOW__API_AUTH__JWT_SECRET_CMD": env[
+                    "AIRFLOW__API_AUTH__JWT_SECRET_CMD"
+                ].replace(SECRETS_DIR + "/", f"{volumes['secrets']}/"),
                 "AIRFLOW_CONN_CPSIGN_BOOKKEEPING": (
                     f"mysql://{bk.username or 'root'}:{bk.password or ''}@{bk.host}:{bk.port}"
                     f"/{bk.database}"

@@ -130,7 +130,10 @@ def test_hostile_queries_round_trip_unchanged(query):
     # through the trigger form and back
     values = {name: p.value for name, p in training_params().items()}
     values["database_query"] = query
-    from_form = validate_configuration(configuration_from_params(values))
+    form_config = configuration_from_params(values)
+    # the form has no source database: the validate task adds the connection's
+    form_config["preprocessing"]["database"] = config["preprocessing"]["database"]
+    from_form = validate_configuration(form_config)
     assert from_form["preprocessing"]["query"]["database_query"] == query
     # only the placeholder is replaced; nothing is templated or formatted
     assert render_query(valid) == query.replace("{}", " LIMIT 10000")

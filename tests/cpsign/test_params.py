@@ -16,6 +16,26 @@ def _values(params) -> dict:
     return {name: param.resolve() for name, param in params.items()}
 
 
+#: What the validate task adds from the source connection: the form has no database.
+DATABASE = {"dialect": "mysql", "host": "chembl-mysql", "user": "reader", "db_name": "chembl_24"}
+
+
+def from_form(values) -> dict:
+    config = configuration_from_params(values)
+    assert "database" not in config["preprocessing"]
+    config["preprocessing"]["database"] = dict(DATABASE)
+    return config
+
+
+def test_the_form_cannot_choose_the_source_database():
+    """Where ingestion connects (and sends the password) is the administrator's connection."""
+    params = training_params()
+    assert not [name for name in params if name.startswith("db_")]
+    values = _values(params)
+    values["db_host"] = "attacker.example.org"  # an extra form value is not a field
+    assert "database" not in configuration_from_params(values)["preprocessing"]
+
+
 def test_params_have_titles_sections_and_resolve():
     params = training_params()
     assert params["workflow_name"].value == "LogD"
@@ -35,7 +55,7 @@ def test_params_have_titles_sections_and_resolve():
 
 
 def test_defaults_make_a_valid_configuration():
-    config = validate_configuration(configuration_from_params(_values(training_params())))
+    config = validate_configuration(from_form(_values(training_params())))
     assert config["workflow_name"] == "LogD"
     assert config["train"]["model-name"] == "LogD_full_split"
     assert "advanced" not in config and "flags" not in config["train"]
@@ -54,7 +74,7 @@ def test_other_default_workflow_and_edited_values():
         advanced={"simulate_failure": "train"},
         train_flags={"percentiles": 10},
     )
-    config = validate_configuration(configuration_from_params(values))
+    config = validate_configuration(from_form(values))
     assert config["precompute"]["labels"] == ["active", "inactive"]
     assert config["train"]["seed"] == 7 and config["train"]["flags"] == {"percentiles": 10}
     assert config["advanced"] == {"simulate_failure": "train"}
@@ -111,7 +131,10 @@ def test_form_defaults_come_from_the_configured_file(tmp_path, monkeypatch):
     path.write_text(json.dumps(demo_configuration(tmp_path / "freesolv.db", "FreeSolv")))
     monkeypatch.setenv("AIRFLOW__CPSIGN__FORM_CONFIGURATION", str(path))
     values = _values(training_params(defaults=form_defaults()))
-    assert (values["workflow_name"], values["db_dialect"]) == ("FreeSolv", "sqlite")
+    assert (values["workflow_name"], values["smi_filename"]) == (
+        "FreeSolv",
+        "freesolv_training_data.tsv",
+    )
 
     # the form's values, untouched, make exactly that configuration
     def meaning(config: dict) -> dict:  # null fields and the form's explicit defaults aside
@@ -122,7 +145,11 @@ def test_form_defaults_come_from_the_configured_file(tmp_path, monkeypatch):
         }
         return config
 
-    assert meaning(configuration_from_params(values)) == meaning(json.loads(path.read_text()))
+    # but for the source database, which the validate task takes from the connection
+    saved = json.loads(path.read_text())
+    form_config = configuration_from_params(values)
+    form_config["preprocessing"]["database"] = saved["preprocessing"]["database"]
+    assert meaning(form_config) == meaning(saved)
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match=f"form_configuration.*{path}"):
         form_defaults()
@@ -138,4 +165,4 @@ def test_a_query_without_its_placeholder_is_left_to_validation_with_a_reason():
     values = _values(params)
     values["database_query"] = "SELECT canonical_smiles, acd_logd FROM t"
     with pytest.raises(ConfigurationError, match="database_query"):  # ...validation names it
-        validate_configuration(configuration_from_params(values))
+        validate_configuration(from_form(values))

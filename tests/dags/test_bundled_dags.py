@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from dag_env import logd_source_db, use_bundled_dags
+from dag_env import logd_source_db, source_example, use_bundled_dags
 from dag_runner import load_dag, run_dag
 
 from cpsign_airflow.bookkeeping.hook import BookkeepingHook
 from cpsign_airflow.bookkeeping.ledger import TrainingLedger
-from cpsign_airflow.cpsign.configuration import load_example
 from cpsign_airflow.cpsign.pipelines import STAGES
 from cpsign_airflow.cpsign.standins import configure_local_pachd
 from cpsign_airflow.hooks.pachyderm import PachydermHook
@@ -165,7 +164,7 @@ def test_setup_twice_second_run_changes_nothing(bundled):
 
 def test_training_run_records_everything(bundled):
     setup(bundled)
-    configuration = load_example("logd-flat")
+    configuration = source_example("logd-flat")
     result = train(bundled, configuration)
     assert result.state == "success", result.task_states
     commit = result.xcom["training_run.put_config"]
@@ -225,7 +224,7 @@ def test_pipeline_failure_fails_run_names_pipeline_and_alerts(bundled, pachd, mo
             }
         ),
     )
-    configuration = load_example("logd-flat")
+    configuration = source_example("logd-flat")
     configuration["advanced"] = {"simulate_failure": "train"}
     result = train(bundled, configuration)
     assert result.state == "failed"
@@ -259,7 +258,7 @@ def test_pipeline_failure_fails_run_names_pipeline_and_alerts(bundled, pachd, mo
 def test_invalid_configuration_commits_nothing(bundled):
     setup(bundled)
     before = _commits(bundled["hook"], f"{WORKFLOW}-config")
-    configuration = load_example("logd-flat")
+    configuration = source_example("logd-flat")
     configuration["cpsign"]["ptype"] = 4
     del configuration["query"]["database_query"]
     result = train(bundled, configuration)
@@ -284,7 +283,7 @@ def test_invalid_configuration_commits_nothing(bundled):
 def test_preflight_rejects_a_broken_query_before_commit(bundled):
     setup(bundled)
     before = _commits(bundled["hook"], f"{WORKFLOW}-config")
-    configuration = load_example("logd-flat")
+    configuration = source_example("logd-flat")
     configuration["query"]["database_query"] = "SELECT canonical_smiles FROM no_such_table{}"
     result = train(bundled, configuration)
     assert result.task_states["training_run.validate"] == "failed"
@@ -308,9 +307,9 @@ def test_rerun_of_the_same_dag_run_commits_once(bundled, capfd):
 
     setup(bundled)
     when = datetime.datetime(2025, 6, 1, tzinfo=datetime.timezone.utc)
-    first = train(bundled, load_example("logd-flat"), logical_date=when, run_after=when)
+    first = train(bundled, source_example("logd-flat"), logical_date=when, run_after=when)
     capfd.readouterr()
-    again = train(bundled, load_example("logd-flat"), logical_date=when, run_after=when)
+    again = train(bundled, source_example("logd-flat"), logical_date=when, run_after=when)
     assert first.run_id == again.run_id
     assert "already committed by this task" in capfd.readouterr().out  # put_config ran again
     assert first.xcom["training_run.put_config"] == again.xcom["training_run.put_config"]
@@ -328,9 +327,9 @@ def test_rerun_of_the_same_dag_run_commits_once(bundled, capfd):
 @mysql_only
 def test_retraining_recommits_the_last_good_configuration(bundled):
     setup(bundled)
-    good = load_example("logd-flat")
+    good = source_example("logd-flat")
     assert train(bundled, good).state == "success"
-    bad = load_example("logd-flat")
+    bad = source_example("logd-flat")
     bad["advanced"] = {"simulate_failure": "aggregate"}
     assert train(bundled, bad).state == "failed"
     result = run_dag(bundled["dags"] / "cpsign_retraining.py", "cpsign_retraining")
@@ -383,6 +382,29 @@ def test_setup_creates_pipeline_secrets_in_kubernetes(
     assert "db-pass-7Hq" not in json.dumps(result.xcom) and "store-pass-3Zx" not in json.dumps(
         result.xcom
     )
+    # ingestion connects only where the connection points: pinned in its spec, no password
+    spec = bundled["hook"].inspect_pipeline(f"{WORKFLOW}-ingestion")["user_spec"]
+    env = spec["transform"]["env"]
+    assert (env["SOURCE_DB_DIALECT"], env["SOURCE_DB_HOST"], env["SOURCE_DB_PORT"]) == (
+        "mysql",
+        "chembl-mysql",
+        "3306",
+    )
+    assert (env["SOURCE_DB_USER"], env["SOURCE_DB_NAME"]) == ("root", "chembl_24")
+    assert "db-pass-7Hq" not in json.dumps(spec)
+
+
+@mysql_only
+def test_setup_refuses_a_source_connection_outside_the_allow_list(bundled):
+    """The form offers only the allowed connections (the spec_vars task checks again)."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match=r"source_db_conn_id: 'elsewhere' is not one of"):
+        run_dag(
+            bundled["dags"] / "cpsign_setup.py",
+            "cpsign_setup",
+            run_conf={"workflow_name": WORKFLOW, "source_db_conn_id": "elsewhere"},
+        )
 
 
 @mysql_only
@@ -413,7 +435,7 @@ def test_training_deploys_prediction_service_when_asked(
     result = run_dag(
         bundled["dags"] / "cpsign_training.py",
         "cpsign_training",
-        run_conf={"configuration": load_example("logd-flat"), "deploy_prediction_service": True},
+        run_conf={"configuration": source_example("logd-flat"), "deploy_prediction_service": True},
     )
     assert result.state == "success", result.task_states
     deployed = result.xcom["training_run.deploy_prediction_service"]
@@ -443,7 +465,7 @@ def test_setup_force_kills_a_running_training_and_fails_its_run(bundled, pachd, 
     setup(bundled)
     hook, ingestion = bundled["hook"], f"{WORKFLOW}-ingestion"
     hook.wait_for_jobs(hook.list_unfinished_jobs([ingestion]), timeout=60)  # setup's own
-    configuration = load_example("logd-flat")
+    configuration = source_example("logd-flat")
     with JobGate() as gate:
         pachd.configure_pipeline(ingestion, handler=gate.handler)
         commit = hook.put_file(
@@ -490,7 +512,7 @@ def test_a_commit_set_without_a_model_fails_once_not_retried(bundled, pachd):
     pachd.configure_pipeline(f"{WORKFLOW}-aggregate", outputs={"/readme.txt": b"no model"})
     pachd.configure_pipeline(f"{WORKFLOW}-validate", outputs={"/readme.txt": b"nothing"})
     pachd.configure_pipeline(f"{WORKFLOW}-publish", outputs={"/readme.txt": b"nothing"})
-    result = train(bundled, load_example("logd-flat"))
+    result = train(bundled, source_example("logd-flat"))
     assert result.state == "failed"
     assert result.task_states["training_run.record_outcome"] == "failed"
     assert result.tries["training_run.record_outcome"] == 1
@@ -513,7 +535,7 @@ def test_a_pipeline_that_cannot_start_fails_the_run_within_the_grace(bundled, pa
     spec["transform"]["cmd"] = ["cpsign-no-such-binary"]  # like an image that cannot be pulled
     pachd.unconfigure_pipeline(f"{WORKFLOW}-precompute")  # its own command, not the stand-in
     hook.create_or_update_pipeline(spec)
-    result = train(bundled, load_example("logd-flat"))
+    result = train(bundled, source_example("logd-flat"))
     assert result.state == "failed"
     assert result.task_states["training_run.wait_for_training"] == "failed"
     assert result.tries["training_run.wait_for_training"] == 1

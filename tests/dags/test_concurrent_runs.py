@@ -20,13 +20,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from dag_env import logd_source_db, use_bundled_dags
+from dag_env import logd_source_db, source_example, use_bundled_dags
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
 from cpsign_airflow.bookkeeping.hook import BookkeepingHook
 from cpsign_airflow.cpsign import standins
-from cpsign_airflow.cpsign.configuration import load_example
 
 RUNS = {"LogD": 3, "LogP": 2}
 
@@ -133,7 +132,7 @@ def test_three_runs_of_one_workflow_and_two_of_another(
     procs, configurations = [], []
     for workflow, count in RUNS.items():
         for i in range(count):
-            configuration = load_example("logd-flat")
+            configuration = source_example("logd-flat")
             configuration["workflow_name"] = workflow
             configuration["cpsign"]["cost"] = i + 1  # each run's own configuration
             configurations.append(configuration)

@@ -35,9 +35,17 @@ def config(db: Path, query: str = "SELECT smiles, logd FROM mols{};", columns=("
 
 
 def run(tmp_path: Path, cfg: dict, capsys) -> tuple[int, str]:
+    """The stage as its pipeline runs it: pinned (by cpsign_setup) to the configured file."""
+    import os
+    from unittest import mock
+
+    from cpsign_airflow.cpsign.source_db import SourceDatabase
+
     path = tmp_path / "configuration.json"
     path.write_text(json.dumps(cfg))
-    code = ingest.main(["--config", str(path), "--out", str(tmp_path / "out")])
+    pinned = SourceDatabase("sqlite", db_name=cfg["preprocessing"]["database"]["db_name"])
+    with mock.patch.dict(os.environ, pinned.pin_env()):
+        code = ingest.main(["--config", str(path), "--out", str(tmp_path / "out")])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 

@@ -23,6 +23,8 @@ from cpsign_airflow import demo_data
 from cpsign_airflow.cpsign import render_workflow_specs
 from cpsign_airflow.cpsign.configuration import load_example, validate_configuration
 from cpsign_airflow.cpsign.local import create_stage_secrets, install_cpsign, stage_environment
+from cpsign_airflow.cpsign.pipelines import source_spec_vars
+from cpsign_airflow.cpsign.source_db import SourceDatabase
 from cpsign_airflow.testing.pachd import LocalPachd
 
 #: 128 test molecules: a binomial error rate of 0.1 has a standard deviation of ~0.027,
@@ -68,7 +70,9 @@ def run_chain(pachd: LocalPachd, configuration: dict[str, Any]) -> dict[str, Any
     client = Client.from_pachd_address(pachd.address)
     create_stage_secrets(pachd.address, workflow)
     client.pfs.create_repo(repo=pfs.Repo(name=f"{workflow}-config"))
-    for _, spec in render_workflow_specs(workflow, train_parallelism=2):
+    database = validate_configuration(configuration)["preprocessing"]["database"]
+    pinned = source_spec_vars(SourceDatabase("sqlite", db_name=database["db_name"]))
+    for _, spec in render_workflow_specs(workflow, train_parallelism=2, **pinned):
         client.pps.create_pipeline_v2(create_pipeline_request_json=json.dumps(spec))
     with client.pfs.commit(branch=pfs.Branch.from_uri(f"{workflow}-config@master")) as commit:
         commit.put_file_from_bytes("/configuration.json", json.dumps(configuration).encode())

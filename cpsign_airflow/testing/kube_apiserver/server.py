@@ -20,10 +20,12 @@ from .patch import merge_patch, strategic_merge_patch
 from .resources import KINDS, Kind, deployment_controller_status, validate_metadata
 
 GIT_VERSION = "v1.30.0"
-CORE_PATH = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<res>[a-z]+)(?:/(?P<name>[^/]+))?/?$")
+CORE_PATH = re.compile(
+    r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<res>[a-z]+)(?:/(?P<name>[^/]+))?/?\Z"
+)
 GROUP_PATH = re.compile(
     r"^/apis/(?P<group>[a-z0-9.]+)/(?P<version>v1)/namespaces/(?P<ns>[^/]+)/(?P<res>[a-z]+)"
-    r"(?:/(?P<name>[^/]+))?/?$"
+    r"(?:/(?P<name>[^/]+))?/?\Z"
 )
 VERBS_BY_METHOD = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 PATCH_TYPES = {

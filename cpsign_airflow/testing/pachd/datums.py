@@ -101,7 +101,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     regex, _ = _glob_sequence(pattern, 0, "")
     index = regex.find(_CLOSE_NEG + ")")
     if index > 0:  # a negation matches up to the next boundary, else to the end
-        regex = regex.replace(_CLOSE_NEG, "" if _BOUNDARY in regex[index:] else "$")
+        regex = regex.replace(_CLOSE_NEG, "" if _BOUNDARY in regex[index:] else r"\Z")
     return re.compile(r"\A" + regex.replace(_BOUNDARY, "") + r"\Z", re.S)
 
 

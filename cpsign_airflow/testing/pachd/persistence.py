@@ -7,6 +7,10 @@ never half of one. Contents go to ``DATA_DIR/blobs/<sha256 of the contents>``:
 content-addressed and written once, so a save only writes files it has not seen
 before, and commits sharing a file (copy-on-write snapshots) share one blob.
 
+The state holds secrets (``pachctl create secret``) and the repos' data: DATA_DIR and
+``blobs/`` are created 0700 (tightened to 0700 if they exist with wider modes) and
+every file is written 0600, whatever the process's umask.
+
 On load, jobs that were not done are reset to JOB_CREATED with an empty output
 commit; the server reschedules them and they run from the start (every datum not
 carried over from a parent job runs again). Provenance pointing into repos that
@@ -31,6 +35,8 @@ from .state import BranchRec, CommitRec, JobRec, PipelineRec, ProjectRec, RepoRe
 FORMAT = 1
 STATE_FILE = "state.json"
 BLOBS_DIR = "blobs"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
 
 CommitRef = tuple[str, str, str, str]  # (project, repo name, repo type, commit id)
 
@@ -47,10 +53,18 @@ def _ref(commit: CommitRec | None) -> list[str] | None:
     return None if commit is None else [*commit.repo.key, commit.id]
 
 
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) mode 0700, or take group/other access away."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, DIR_MODE)
+
+
 def _atomic_write(path: Path, chunks: Any) -> None:
-    """Write to a temp file beside ``path``, then rename it over ``path``."""
+    """Write to a temp file beside ``path`` (mode 0600), then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp's mode already; explicit, as the state holds secrets
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
                 out.write(chunk)
@@ -72,7 +86,8 @@ def save(
     """
     root = Path(data_dir)
     blobs = root / BLOBS_DIR
-    blobs.mkdir(parents=True, exist_ok=True)
+    private_dir(root)
+    private_dir(blobs)
     written = set() if written is None else written
     referenced: set[str] = set()
 

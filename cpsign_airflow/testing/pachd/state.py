@@ -25,7 +25,7 @@ from . import errors
 from .errors import DEFAULT_PROJECT, PachdError, repo_str
 from .filestore import FileData
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+\Z")
 RESTARTING = "pachd is restarting; retry"
 
 RepoKey = tuple[str, str, str]  # (project, name, type)

@@ -31,6 +31,10 @@ RESOURCES: dict[str, tuple[str, str, str, str]] = {
 }
 _SINGULAR = {"secrets": "secret", "services": "service", "deployments": "deployment"}
 _ERRORS: dict[tuple[int, str | None], type[errors.KubernetesApiError]] = {
+    # A real kube-apiserver answers 400 BadRequest for a body that does not decode
+    # ("Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data ...",
+    # "... quantities must match the regular expression ..."), 422 for validation.
+    (400, None): errors.KubernetesInvalid,
     (403, None): errors.KubernetesForbidden,
     (404, None): errors.KubernetesNotFound,
     (409, "AlreadyExists"): errors.KubernetesAlreadyExists,

@@ -41,7 +41,12 @@ class KubernetesConflict(KubernetesApiError):
 
 
 class KubernetesInvalid(KubernetesApiError, ValueError):
-    """422 Invalid: the API server rejected the object."""
+    """The API server, or a check before the request, rejected the object.
+
+    Both 422 Invalid (validation) and 400 BadRequest: a real API server answers
+    400 when the body does not even decode (bad base64 in a Secret's ``data``, a
+    malformed quantity such as ``cpu: "1 core"``).
+    """
 
 
 class KubernetesUnavailable(KubernetesError):

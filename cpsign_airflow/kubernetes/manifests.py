@@ -38,6 +38,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from cpsign_airflow.kubernetes import errors
 from cpsign_airflow.kubernetes.client import MANAGED_BY, MANAGED_BY_LABEL
 
 IMAGE_REGISTRY = "ghcr.io/arosbio"
@@ -71,6 +72,20 @@ _LOCATION = re.compile(
 )
 _COMMIT_ID = re.compile(r"^[0-9a-f]{32}\Z")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
+
+#: Keys of a container's ``resources`` (Kubernetes ``ResourceRequirements``).
+RESOURCE_SECTIONS = ("limits", "requests")
+#: Resource names a container may set without a domain prefix.
+STANDARD_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+#: A Kubernetes quantity (``resource.Quantity``): ``<signedNumber><suffix>``.
+QUANTITY = re.compile(
+    r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?\Z"
+)
+_HUGEPAGES = re.compile(r"^hugepages-[0-9]+(?:[KMGTPE]i|[kMGTPE])?\Z")
+_QUALIFIED_RESOURCE = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    r"/([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\Z"
+)
 
 
 @dataclass(frozen=True)
@@ -138,6 +153,70 @@ def service_name_for(model_name: str) -> str:
     return name[:63].rstrip("-")
 
 
+def validate_container_resources(resources: Any) -> dict[str, dict[str, Any]]:
+    """The server container's ``resources``, checked before any request is made.
+
+    A real API server drops fields it does not know (only a ``Warning`` header,
+    which the client ignores, says so): ``{"limit": {...}}`` would deploy with
+    no limits at all. So only ``limits`` and ``requests`` are taken, each
+    mapping a resource name (``cpu``, ``memory``, ``ephemeral-storage``,
+    ``hugepages-<size>`` or a domain-prefixed extended resource such as
+    ``nvidia.com/gpu``) to a quantity (``"500m"``, ``"1Gi"``, ``2``).
+    ``claims`` (dynamic resource allocation) needs pod-level
+    ``resourceClaims``, which this operator does not set, so it is refused too.
+
+    :raises errors.KubernetesInvalid: naming the offending key or value.
+    """
+
+    def invalid(text: str) -> errors.KubernetesInvalid:
+        return errors.KubernetesInvalid(f"container_resources: {text}", code=None, reason="Invalid")
+
+    if resources is None:
+        return {}
+    if not isinstance(resources, dict):
+        raise invalid(
+            f"expected a dict like {{'requests': {{'cpu': '500m'}}, 'limits': {{'memory': "
+            f"'1Gi'}}}}, got {type(resources).__name__}"
+        )
+    out: dict[str, dict[str, Any]] = {}
+    for section, values in resources.items():
+        if section == "claims":
+            raise invalid(
+                "'claims' (dynamic resource allocation) needs pod-level resourceClaims, which "
+                "this operator does not set; use 'limits' and 'requests'"
+            )
+        if section not in RESOURCE_SECTIONS:
+            raise invalid(
+                f"unknown key {section!r}: only 'limits' and 'requests' are allowed "
+                "(a Kubernetes API server silently drops unknown fields)"
+            )
+        if not isinstance(values, dict):
+            raise invalid(f"{section!r} must map resource names to quantities")
+        for name, quantity in values.items():
+            if not isinstance(name, str) or not (
+                name in STANDARD_CONTAINER_RESOURCES
+                or _HUGEPAGES.match(name)
+                or (_QUALIFIED_RESOURCE.match(name) and len(name) <= 253)
+            ):
+                raise invalid(
+                    f"{section}: unknown resource {name!r}: expected cpu, memory, "
+                    "ephemeral-storage, hugepages-<size> or an extended resource with a domain "
+                    "prefix (e.g. nvidia.com/gpu)"
+                )
+            text = str(quantity).strip() if not isinstance(quantity, bool) else ""
+            if (
+                isinstance(quantity, bool)
+                or not isinstance(quantity, (str, int, float))
+                or (not QUANTITY.match(text))
+            ):
+                raise invalid(
+                    f"{section}.{name}: {quantity!r} is not a Kubernetes quantity "
+                    "(e.g. '500m', '2', '1Gi', '512Mi')"
+                )
+        out[section] = dict(values)
+    return out
+
+
 def spec_hash(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -177,7 +256,7 @@ def build_prediction_service(
     replicas: int = 1,
     service_type: str = "ClusterIP",
     service_port: int = 80,
-    resources: dict[str, Any] | None = None,
+    container_resources: dict[str, Any] | None = None,
     extra_labels: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Deployment and Service (as API dicts), each carrying its spec hash.
@@ -230,6 +309,7 @@ def build_prediction_service(
             "failureThreshold": 6,
         },
     }
+    resources = validate_container_resources(container_resources)
     if resources:
         server["resources"] = resources
     pod_spec = {

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from cpsign_airflow.kubernetes.manifests import validate_container_resources
 from cpsign_airflow.specs.templating import SpecTemplatesMixin
 
 if TYPE_CHECKING:
@@ -208,6 +209,28 @@ class KubernetesCheckPipelineSecretsOperator(SpecTemplatesMixin, _KubernetesOper
         return spec_secret_refs(loaded)
 
 
+#: Argument names of Airflow's ``Resources`` (BaseOperator's ``resources``).
+_AIRFLOW_RESOURCE_KEYS = frozenset({"cpus", "ram", "disk", "gpus"})
+
+
+def _refuse_kubernetes_resources(resources: Any, task_id: Any) -> None:
+    """Fail clearly on a Kubernetes-style ``resources`` dict.
+
+    ``resources`` is BaseOperator's own argument (Airflow executor resources,
+    keys ``cpus``/``ram``/``disk``/``gpus``); Airflow turns a dict given there
+    into ``Resources(**dict)``, which fails with "unexpected keyword argument
+    'limits'". Such a dict belongs in ``container_resources``.
+    """
+    if isinstance(resources, Mapping) and set(resources) - _AIRFLOW_RESOURCE_KEYS:
+        unknown = ", ".join(repr(k) for k in sorted(set(resources) - _AIRFLOW_RESOURCE_KEYS))
+        raise TypeError(
+            f"{task_id or 'CPSignPredictionServiceOperator'}: 'resources' is Airflow's own "
+            f"operator argument (executor resources: cpus, ram, disk, gpus), not the "
+            f"prediction server's Kubernetes resources (got keys {unknown}); pass "
+            "container_resources={'requests': {...}, 'limits': {...}} instead"
+        )
+
+
 class CPSignPredictionServiceOperator(_KubernetesOperator):
     """Serve a trained model with a CPSign prediction server: a Deployment plus a Service.
 
@@ -227,8 +250,18 @@ class CPSignPredictionServiceOperator(_KubernetesOperator):
     (action ``unchanged``); a new version patches the Deployment and rolls its
     pods (action ``rolled``). Objects of that name not labelled
     ``app.kubernetes.io/managed-by: cpsign-airflow`` are not touched unless
-    ``allow_takeover``. With ``wait_for_ready`` the task waits until the
-    rollout has finished (all replicas ready).
+    ``allow_takeover``; a Deployment whose selector differs from this
+    service's is refused even then (a selector is immutable: delete it
+    first). With ``wait_for_ready`` the task waits, up to ``ready_timeout``
+    seconds, until the rollout has finished (all replicas ready).
+
+    ``container_resources`` sets the server container's Kubernetes
+    ``resources``: ``{"requests": {"cpu": "500m", "memory": "1Gi"}, "limits":
+    {"memory": "2Gi"}}``. Any other key (``limit``, ``claims``), resource name
+    or a malformed quantity fails before any request, naming it, since a real
+    API server would silently drop an unknown key. (``resources`` is Airflow's
+    own operator argument, executor resources such as ``{"cpus": 1}``; a
+    Kubernetes-style dict given there is refused with a pointer here.)
 
     Returns ``{"deployment", "service", "namespace", "url", "model_version",
     "model_location", "image", "action", "status", "generation"}`` - what the
@@ -283,7 +316,7 @@ class CPSignPredictionServiceOperator(_KubernetesOperator):
         pachyderm_token_secret: str | None = None,
         pachyderm_token_key: str = "auth-token",
         fetch_image: str | None = None,
-        resources: dict[str, Any] | None = None,
+        container_resources: dict[str, Any] | None = None,
         allow_takeover: bool = False,
         wait_for_ready: bool = False,
         ready_timeout: float = 600.0,
@@ -291,6 +324,7 @@ class CPSignPredictionServiceOperator(_KubernetesOperator):
         kubernetes_conn_id: str = "kubernetes_default",
         **kwargs: Any,
     ) -> None:
+        _refuse_kubernetes_resources(kwargs.get("resources"), kwargs.get("task_id"))
         super().__init__(kubernetes_conn_id=kubernetes_conn_id, **kwargs)
         if (model_location is None) == (model_url is None):
             raise ValueError(f"{self.task_id}: give exactly one of model_location or model_url")
@@ -311,7 +345,7 @@ class CPSignPredictionServiceOperator(_KubernetesOperator):
         self.pachyderm_token_secret = pachyderm_token_secret
         self.pachyderm_token_key = pachyderm_token_key
         self.fetch_image = fetch_image
-        self.resources = resources
+        self.container_resources = validate_container_resources(container_resources) or None
         self.allow_takeover = allow_takeover
         self.wait_for_ready = wait_for_ready
         self.ready_timeout = ready_timeout
@@ -340,7 +374,7 @@ class CPSignPredictionServiceOperator(_KubernetesOperator):
             pachyderm_token_secret=self.pachyderm_token_secret or None,
             pachyderm_token_key=self.pachyderm_token_key,
             fetch_image=self.fetch_image or FETCH_IMAGE,
-            resources=self.resources,
+            container_resources=self.container_resources,
             allow_takeover=self.allow_takeover,
             wait_for_ready=self.wait_for_ready,
             ready_timeout=self.ready_timeout,

@@ -40,6 +40,20 @@ def ensure_object(
             f"{resource[:-1]} {namespace}/{name} exists and is not managed by cpsign-airflow; "
             "refusing to change it (choose another service_name, or allow_takeover=True)"
         )
+    if resource == "deployments":
+        have = (existing.get("spec") or {}).get("selector")
+        want = desired["spec"]["selector"]
+        if have != want:
+            # A Deployment's selector is immutable (the API server answers 422), and
+            # replacing the object would need the delete verb, which deploy/rbac.yaml
+            # does not grant: refuse, naming both selectors.
+            raise errors.ObjectNotManaged(
+                f"deployment {namespace}/{name} exists with selector {_selector_text(have)}, "
+                f"and this service needs selector {_selector_text(want)}; a Deployment's "
+                "selector is immutable, so it cannot be taken over: delete it "
+                f"(kubectl delete deployment -n {namespace} {name}) or choose another "
+                "service_name"
+            )
     wanted_hash = meta["annotations"][manifests.SPEC_HASH_ANNOTATION]
     current = (existing.get("metadata") or {}).get("annotations") or {}
     if is_managed(existing) and current.get(manifests.SPEC_HASH_ANNOTATION) == wanted_hash:
@@ -49,6 +63,15 @@ def ensure_object(
         "spec": desired["spec"],
     }
     return "updated", client.merge_patch(resource, namespace, name, patch), existing
+
+
+def _selector_text(selector: Any) -> str:
+    labels = (selector or {}).get("matchLabels") or {} if isinstance(selector, dict) else {}
+    text = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    extra = (selector or {}).get("matchExpressions") if isinstance(selector, dict) else None
+    if extra:
+        text += f" (+{len(extra)} matchExpressions)"
+    return f"{{{text}}}"
 
 
 def ensure_prediction_service(
@@ -71,15 +94,20 @@ def ensure_prediction_service(
     pachyderm_token_secret: str | None = None,
     pachyderm_token_key: str = "auth-token",
     fetch_image: str = manifests.FETCH_IMAGE,
-    resources: dict[str, Any] | None = None,
+    container_resources: dict[str, Any] | None = None,
     allow_takeover: bool = False,
     wait_for_ready: bool = False,
     ready_timeout: float = 600.0,
     poll_interval: float = 5.0,
 ) -> dict[str, Any]:
-    """Deploy or update the service; returns what bookkeeping records (no secrets)."""
+    """Deploy or update the service; returns what bookkeeping records (no secrets).
+
+    ``container_resources`` is the server container's Kubernetes ``resources``
+    (``limits``/``requests``), checked before any request.
+    """
     if (model_location is None) == (model_url is None):
         raise ValueError("give exactly one of model_location ('repo@commit:/path') or model_url")
+    container_resources = manifests.validate_container_resources(container_resources)
     kind = manifests.server_kind(predictor_type)
     image = image or f"{manifests.SERVER_IMAGES[kind]}:{image_tag}"
     name = service_name or manifests.service_name_for(model_name)
@@ -119,7 +147,7 @@ def ensure_prediction_service(
         replicas=replicas,
         service_type=service_type,
         service_port=service_port,
-        resources=resources,
+        container_resources=container_resources,
     )
     dep_action, dep, previous = ensure_object(
         client, "deployments", deployment, allow_takeover=allow_takeover

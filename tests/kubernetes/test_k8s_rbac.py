@@ -45,6 +45,7 @@ def granted() -> set[tuple[str, str, str]]:
 
 def exercise_everything(fake, monkeypatch) -> None:
     """Every code path that talks to the API server: create, update, no-op, roll, check."""
+    fake.auto_ready = True  # play the deployment controller: wait_for_ready returns at once
     monkeypatch.setenv(
         "AIRFLOW_CONN_CHEMBL_MYSQL", json.dumps({"conn_type": "mysql", "password": "pw-1"})
     )
@@ -104,7 +105,7 @@ def test_manifest_grants_exactly_the_verbs_used(kube_conn, fake, monkeypatch):
     )
 
 
-def test_each_granted_verb_is_needed(kube_conn, kube_apiserver, monkeypatch):
+def test_each_granted_verb_is_needed(kube_conn, fake, kube_apiserver, monkeypatch):
     """Denying any one granted verb makes some provider path fail with a clear 403."""
     from cpsign_airflow.kubernetes.errors import KubernetesError
     from cpsign_airflow.testing.kube_apiserver import FakeKubeApiServer

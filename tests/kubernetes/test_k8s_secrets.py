@@ -79,13 +79,18 @@ def creds(monkeypatch):
     return Creds(monkeypatch)
 
 
-def decoded(fake, name):
-    obj = fake.get_object("secrets", NAMESPACE, name)
+def decoded(kube, name):
+    obj = kube.get("secrets", name)
     return {k: base64.b64decode(v) for k, v in obj["data"].items()}
 
 
-def rv(fake, name):
-    return fake.get_object("secrets", NAMESPACE, name)["metadata"]["resourceVersion"]
+def rv(kube, name):
+    return kube.get("secrets", name)["metadata"]["resourceVersion"]
+
+
+def writes(kube):
+    """The fake's record of write requests (None against a real server)."""
+    return [c for c in kube.fake.calls if c.verb != "get"] if kube.fake else None
 
 
 def everything_recorded(airflow_home, dag_id, run_id, captured) -> str:
@@ -114,7 +119,7 @@ def make_dag(airflow_db, name, takeover=False):
 
 
 def test_secrets_created_updated_unchanged_without_leaking(
-    airflow_db, kube_conn, fake, creds, capfd
+    airflow_db, kube_conn, kube, creds, capfd
 ):
     path = make_dag(airflow_db, "k8s_secrets_lifecycle")
     first = run_dag(path, path.stem)
@@ -127,29 +132,29 @@ def test_secrets_created_updated_unchanged_without_leaking(
     }
     assert first.xcom["modelweb"]["keys"] == ["keycloak-url", "modelweb-url", "password", "user"]
     assert first.xcom["license"]["keys"] == ["license"]
-    assert decoded(fake, "chembl-mysql") == {"mysql-root-password": creds.db_password.encode()}
-    assert decoded(fake, "modelweb-api-info") == {
+    assert decoded(kube, "chembl-mysql") == {"mysql-root-password": creds.db_password.encode()}
+    assert decoded(kube, "modelweb-api-info") == {
         "user": b"mw-user",
         "password": creds.mw_password.encode(),
         "modelweb-url": b"https://modelweb.example.org",
         "keycloak-url": b"https://keycloak.example.org",
     }
-    assert decoded(fake, "cpsign-license") == {"license": creds.license}
-    meta = fake.get_object("secrets", NAMESPACE, "chembl-mysql")["metadata"]
+    assert decoded(kube, "cpsign-license") == {"license": creds.license}
+    meta = kube.get("secrets", "chembl-mysql")["metadata"]
     assert meta["labels"]["app.kubernetes.io/managed-by"] == "cpsign-airflow"
     assert json.loads(meta["annotations"]["cpsign-airflow/sources"]) == {
         "mysql-root-password": "conn:chembl_mysql.password"
     }
     versions = {
-        name: rv(fake, name) for name in ("chembl-mysql", "modelweb-api-info", "cpsign-license")
+        name: rv(kube, name) for name in ("chembl-mysql", "modelweb-api-info", "cpsign-license")
     }
 
     # Same data again: nothing written, resourceVersions unchanged.
-    writes_before = [c for c in fake.calls if c.verb != "get"]
+    writes_before = writes(kube)
     second = run_dag(path, path.stem)
     assert {r["action"] for r in second.xcom.values()} == {"unchanged"}
-    assert {name: rv(fake, name) for name in versions} == versions
-    assert [c for c in fake.calls if c.verb != "get"] == writes_before
+    assert {name: rv(kube, name) for name in versions} == versions
+    assert writes(kube) == writes_before
 
     # A rotated password in the connection: that secret alone is updated.
     old_password = creds.db_password
@@ -160,9 +165,9 @@ def test_secrets_created_updated_unchanged_without_leaking(
         "modelweb": "unchanged",
         "license": "unchanged",
     }
-    assert int(rv(fake, "chembl-mysql")) > int(versions["chembl-mysql"])
-    assert rv(fake, "modelweb-api-info") == versions["modelweb-api-info"]
-    assert decoded(fake, "chembl-mysql") == {"mysql-root-password": creds.db_password.encode()}
+    assert int(rv(kube, "chembl-mysql")) > int(versions["chembl-mysql"])
+    assert rv(kube, "modelweb-api-info") == versions["modelweb-api-info"]
+    assert decoded(kube, "chembl-mysql") == {"mysql-root-password": creds.db_password.encode()}
 
     # No secret value (raw or base64) in output, log files, XCom or rendered fields.
     captured = capfd.readouterr()
@@ -176,34 +181,34 @@ def test_secrets_created_updated_unchanged_without_leaking(
             assert value not in text
 
 
-def test_refuses_to_overwrite_unmanaged_secret(airflow_db, kube_conn, fake, creds, capfd):
-    fake.put_object(
+def test_refuses_to_overwrite_unmanaged_secret(airflow_db, kube_conn, kube, creds, capfd):
+    kube.create(
         "secrets",
         {
             "metadata": {"name": "chembl-mysql", "namespace": NAMESPACE, "labels": {"team": "dba"}},
             "data": {"mysql-root-password": base64.b64encode(b"theirs").decode()},
         },
     )
-    before = fake.get_object("secrets", NAMESPACE, "chembl-mysql")
+    before = kube.get("secrets", "chembl-mysql")
     path = make_dag(airflow_db, "k8s_secrets_refuse")
     result = run_dag(path, path.stem)
     assert result.task_states["db"] == "failed"
     assert result.task_states["modelweb"] == "success"
-    assert fake.get_object("secrets", NAMESPACE, "chembl-mysql") == before
+    assert kube.get("secrets", "chembl-mysql") == before
     out = capfd.readouterr()
-    assert "secret pachyderm/chembl-mysql exists and is not managed by cpsign-airflow" in (
+    assert f"secret {NAMESPACE}/chembl-mysql exists and is not managed by cpsign-airflow" in (
         out.out + out.err
     )
 
     adopt = make_dag(airflow_db, "k8s_secrets_adopt", takeover=True)
     adopted = run_dag(adopt, adopt.stem)
     assert adopted.xcom["db"]["action"] == "updated"
-    meta = fake.get_object("secrets", NAMESPACE, "chembl-mysql")["metadata"]
+    meta = kube.get("secrets", "chembl-mysql")["metadata"]
     assert meta["labels"] == {"team": "dba", "app.kubernetes.io/managed-by": "cpsign-airflow"}
-    assert decoded(fake, "chembl-mysql") == {"mysql-root-password": creds.db_password.encode()}
+    assert decoded(kube, "chembl-mysql") == {"mysql-root-password": creds.db_password.encode()}
 
 
-def test_missing_connection_or_field_fails_before_any_write(kube_conn, fake, creds, monkeypatch):
+def test_missing_connection_or_field_fails_before_any_write(kube_conn, kube, creds, monkeypatch):
     op = KubernetesSecretFromConnectionOperator(
         task_id="t",
         secret_name="s",
@@ -227,7 +232,9 @@ def test_missing_connection_or_field_fails_before_any_write(kube_conn, fake, cre
     with pytest.raises(errors.SecretSourceError, match="is not valid base64") as exc:
         KubernetesSecretFromConnectionOperator.for_license(namespace=NAMESPACE).execute({})
     assert "not base64!" not in str(exc.value)
-    assert fake.calls == []  # nothing was even read from the cluster
+    if kube.fake:
+        assert kube.fake.calls == []  # nothing was even read from the cluster
+    assert kube.list("secrets") == []
 
 
 def test_rbac_denial_is_reported_clearly(kube_conn, fake, creds):
@@ -283,18 +290,18 @@ SPECS = [
 ]
 
 
-def test_check_spec_secrets_names_secret_and_pipeline(kube_conn, fake, creds):
+def test_check_spec_secrets_names_secret_and_pipeline(kube_conn, kube, creds):
     KubernetesSecretFromConnectionOperator.for_model_store(namespace=NAMESPACE).execute({})
-    fake.put_object(
+    kube.create(
         "secrets",
         {"metadata": {"name": "chembl-mysql", "namespace": NAMESPACE}, "data": {"other": "eA=="}},
     )
     with pytest.raises(errors.MissingPipelineSecrets) as exc:
         check_spec_secrets([("spec.json", s) for s in SPECS], NAMESPACE, kube_conn)
     assert str(exc.value) == (
-        "secret 'chembl-mysql' in namespace 'pachyderm' has no key 'mysql-root-password' needed "
-        "by pipeline 'LogD-ingestion'; secret 'cpsign-license' needed by pipeline "
-        "'LogD-training' does not exist in namespace 'pachyderm'"
+        f"secret 'chembl-mysql' in namespace '{NAMESPACE}' has no key 'mysql-root-password' "
+        "needed by pipeline 'LogD-ingestion'; secret 'cpsign-license' needed by pipeline "
+        f"'LogD-training' does not exist in namespace '{NAMESPACE}'"
     )
     assert [m["secret"] for m in exc.value.missing] == ["chembl-mysql", "cpsign-license"]
 
@@ -303,11 +310,13 @@ def test_check_spec_secrets_names_secret_and_pipeline(kube_conn, fake, creds):
     ).execute({})
     KubernetesSecretFromConnectionOperator.for_license(namespace=NAMESPACE).execute({})
     check_spec_secrets(SPECS, NAMESPACE, kube_conn)  # all present now
-    assert {c.verb for c in fake.calls if c.resource == "secrets"} == {"get", "create", "update"}
+    if kube.fake:
+        verbs = {c.verb for c in kube.fake.calls if c.resource == "secrets"}
+        assert verbs == {"get", "create", "update"}
 
 
 def test_check_operator_in_a_dag_run_names_missing_secret_and_pipeline(
-    airflow_db, kube_conn, fake, creds, tmp_path, capfd
+    airflow_db, kube_conn, kube, creds, tmp_path, capfd
 ):
     folder = tmp_path / "specs"
     folder.mkdir()
@@ -338,7 +347,7 @@ def test_check_operator_in_a_dag_run_names_missing_secret_and_pipeline(
     out = capfd.readouterr()
     assert (
         "secret 'chembl-mysql' needed by pipeline 'LogD-ingestion' does not exist in namespace "
-        "'pachyderm'" in out.out + out.err
+        f"'{NAMESPACE}'" in out.out + out.err
     )
     for preset in ("for_source_database", "for_model_store", "for_license"):
         getattr(KubernetesSecretFromConnectionOperator, preset)(namespace=NAMESPACE).execute({})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,71 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
 LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\Z")
 SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+\Z")
 MAX_SECRET_BYTES = 1024 * 1024
+#: ``TotalAnnotationSizeLimitB``: keys plus values of all annotations of an object.
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+#: The default ``--service-node-port-range``.
+NODE_PORT_RANGE = (30000, 32767)
+#: apimachinery ``resource.ErrFormatWrong`` (pkg/api/resource/quantity.go).
+QUANTITY_FORMAT_WRONG = (
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)
+QUANTITY_SUFFIX = "unable to parse quantity's suffix"
+_QUANTITY_SUFFIXES = {"", "n", "u", "m", "k", "M", "G", "T", "P", "E"} | {f"{p}i" for p in "KMGTPE"}
+#: Fields of ``ResourceRequirements``; the server drops others (with a warning).
+RESOURCE_REQUIREMENTS_FIELDS = ("limits", "requests", "claims")
+#: Keys each typed Secret requires (pkg/apis/core/validation ValidateSecret).
+TYPED_SECRET_KEYS = {
+    "kubernetes.io/dockercfg": (".dockercfg",),
+    "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+    "kubernetes.io/ssh-auth": ("ssh-privatekey",),
+    "kubernetes.io/tls": ("tls.crt", "tls.key"),
+}
+
+
+class DecodeError(Exception):
+    """The body does not decode into the kind's Go type (the server answers 400, or 422
+    ``patch: Invalid value`` for a patch)."""
+
+
+def parse_quantity(text: Any) -> str | None:
+    """``None`` if ``text`` parses as a ``resource.Quantity``, else apimachinery's error.
+
+    A port of ``ParseQuantity``/``parseQuantityString`` (sign, digits, optional
+    fraction, suffix letters, optional signed exponent digits), then the suffix
+    table (binary ``Ki``..``Ei``, decimal ``n``..``E``, ``e<int>``/``E<int>``).
+    JSON numbers are accepted, as ``Quantity.UnmarshalJSON`` does.
+    """
+    if text is None:
+        return None
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        return QUANTITY_FORMAT_WRONG
+    value = text.strip() if isinstance(text, str) else json.dumps(text)
+    if not value:
+        return QUANTITY_FORMAT_WRONG
+    pos, end = 0, len(value)
+    if value[0] in "+-":
+        pos = 1
+    while pos < end and value[pos].isdigit():
+        pos += 1
+    if pos < end and value[pos] == ".":
+        pos += 1
+        while pos < end and value[pos].isdigit():
+            pos += 1
+    start = pos
+    while pos < end and value[pos] in "eEinumkKMGTP":
+        pos += 1
+    if pos < end and value[pos] in "+-":
+        pos += 1
+    while pos < end and value[pos].isdigit():
+        pos += 1
+    if pos < end:
+        return QUANTITY_FORMAT_WRONG
+    suffix = value[start:]
+    if suffix in _QUANTITY_SUFFIXES:
+        return None
+    if len(suffix) > 1 and suffix[0] in "eE" and re.fullmatch(r"[+-]?[0-9]+", suffix[1:]):
+        return None
+    return QUANTITY_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -52,6 +118,53 @@ def _invalid_value(value: Any, detail: str) -> str:
     return f'Invalid value: "{value}": {detail}'
 
 
+def container_lists(pod: dict[str, Any]):
+    """``(field, index, container)`` of the pod's init containers and containers."""
+    for field in ("initContainers", "containers"):
+        for i, container in enumerate((pod or {}).get(field) or []):
+            if isinstance(container, dict):
+                yield field, i, container
+
+
+def decode(kind: Kind, obj: dict[str, Any]) -> list[str]:
+    """What decoding the JSON into the Go type does: raise :class:`DecodeError` on a value
+    that does not decode (bad base64, bad quantity); drop unknown ``resources`` fields and
+    return the server's warnings for them (``unknown field "..."``)."""
+    warnings: list[str] = []
+    if kind.resource == "secrets":
+        for value in (obj.get("data") or {}).values():
+            if value is None:
+                continue
+            try:
+                if not isinstance(value, str):
+                    raise TypeError
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                at = next(
+                    (i for i, ch in enumerate(str(value)) if not (ch.isalnum() or ch in "+/=")),
+                    len(str(value)) // 4 * 4,
+                )
+                raise DecodeError(f"illegal base64 data at input byte {at}") from None
+    if kind.resource == "deployments":
+        pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+        for field, i, container in container_lists(pod):
+            resources = container.get("resources")
+            if not isinstance(resources, dict):
+                continue
+            for key in list(resources):
+                if key not in RESOURCE_REQUIREMENTS_FIELDS:
+                    warnings.append(
+                        f'unknown field "spec.template.spec.{field}[{i}].resources.{key}"'
+                    )
+                    del resources[key]
+            for section in ("limits", "requests"):
+                for value in (resources.get(section) or {}).values():
+                    error = parse_quantity(value)
+                    if error:
+                        raise DecodeError(error)
+    return warnings
+
+
 def validate_metadata(kind: Kind, obj: dict[str, Any]) -> list[tuple[str, str]]:
     causes: list[tuple[str, str]] = []
     meta = obj.get("metadata") or {}
@@ -59,7 +172,12 @@ def validate_metadata(kind: Kind, obj: dict[str, Any]) -> list[tuple[str, str]]:
     if not name:
         causes.append(("metadata.name", "Required value: name or generateName is required"))
     elif len(name) > kind.name_max or not kind.name_pattern.match(name):
-        if kind.name_pattern is DNS1035_LABEL:
+        if kind.name_pattern is DNS1123_LABEL:
+            detail = (
+                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters "
+                "or '-', and must start and end with an alphanumeric character"
+            )
+        elif kind.name_pattern is DNS1035_LABEL:
             detail = (
                 "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
                 "start with an alphabetic character, and end with an alphanumeric character"
@@ -94,6 +212,16 @@ def validate_metadata(kind: Kind, obj: dict[str, Any]) -> list[tuple[str, str]]:
                         ),
                     )
                 )
+    annotations = meta.get("annotations") or {}
+    if isinstance(annotations, dict):
+        size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+        if size > MAX_ANNOTATIONS_BYTES:
+            causes.append(
+                (
+                    "metadata.annotations",
+                    f"Too long: may not be more than {MAX_ANNOTATIONS_BYTES} bytes",
+                )
+            )
     return causes
 
 
@@ -125,12 +253,48 @@ class SecretKind(Kind):
                         ),
                     )
                 )
-            try:
-                total += len(base64.b64decode(value or "", validate=True))
-            except (binascii.Error, TypeError):
-                causes.append((f"data[{key}]", "Invalid value: <redacted>: illegal base64 data"))
+            total += len(base64.b64decode(value or ""))  # decode() has checked it
         if total > MAX_SECRET_BYTES:
-            causes.append(("data", f"Too long: must have at most {MAX_SECRET_BYTES} bytes"))
+            causes.append(("data", f"Too long: may not be more than {MAX_SECRET_BYTES} bytes"))
+        data = obj.get("data") or {}
+        secret_type = obj.get("type")
+        if secret_type == "kubernetes.io/service-account-token":
+            if not ((obj.get("metadata") or {}).get("annotations") or {}).get(
+                "kubernetes.io/service-account.name"
+            ):
+                causes.append(
+                    (
+                        "metadata.annotations[kubernetes.io/service-account.name]",
+                        "Required value",
+                    )
+                )
+        elif secret_type == "kubernetes.io/basic-auth":
+            if "username" not in data and "password" not in data:
+                causes += [
+                    ("data[username]", "Required value"),
+                    ("data[password]", "Required value"),
+                ]
+        elif secret_type == "kubernetes.io/ssh-auth":
+            if not base64.b64decode(data.get("ssh-privatekey") or ""):
+                causes.append(("data[ssh-privatekey]", "Required value"))
+        elif secret_type in TYPED_SECRET_KEYS:
+            for key in TYPED_SECRET_KEYS[secret_type]:
+                if key not in data:
+                    causes.append((f"data[{key}]", "Required value"))
+            if secret_type in ("kubernetes.io/dockercfg", "kubernetes.io/dockerconfigjson"):
+                key = TYPED_SECRET_KEYS[secret_type][0]
+                if key in data:
+                    try:
+                        parsed = json.loads(base64.b64decode(data[key]) or b"")
+                        if not isinstance(parsed, dict):
+                            raise ValueError("json: cannot unmarshal into a map")
+                    except ValueError as exc:
+                        causes.append(
+                            (
+                                f"data[{key}]",
+                                f'Invalid value: "<secret contents redacted>": {exc}',
+                            )
+                        )
         if old is not None and obj.get("type") != old.get("type"):
             causes.append(("type", f'Invalid value: "{obj.get("type")}": field is immutable'))
         return causes
@@ -151,16 +315,27 @@ class ServiceKind(Kind):
                 spec.pop("clusterIP")
         if spec.get("clusterIP"):
             spec["clusterIPs"] = [spec["clusterIP"]]
-        old_ports = {
-            (p.get("port"), p.get("protocol", "TCP")): p for p in old_spec.get("ports") or []
-        }
-        for port in spec.get("ports") or []:
+        node_ports = spec["type"] in ("NodePort", "LoadBalancer")
+        old_node_ports = old_spec.get("type") in ("NodePort", "LoadBalancer")
+        ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
+        # As the API server's patchAllocatedValues: a port without a nodePort keeps the
+        # one the old port of the same *name* had (whatever its number now), unless
+        # another port of the new spec already uses it.
+        previous = {p.get("name") or "": p.get("nodePort") for p in old_spec.get("ports") or []}
+        used = {p.get("nodePort") for p in ports if p.get("nodePort")}
+        for port in ports:
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
-            if spec["type"] in ("NodePort", "LoadBalancer") and "nodePort" not in port:
-                previous = old_ports.get((port.get("port"), port["protocol"]), {})
-                port["nodePort"] = previous.get("nodePort") or server.allocate_node_port()
-            if spec["type"] not in ("NodePort", "LoadBalancer"):
+            if node_ports and old_node_ports and not port.get("nodePort"):
+                kept = previous.get(port.get("name") or "")
+                if kept and kept not in used:
+                    port["nodePort"] = kept
+                    used.add(kept)
+        for port in ports:
+            if node_ports and not port.get("nodePort"):
+                port["nodePort"] = server.allocate_node_port(used)
+                used.add(port["nodePort"])
+            if not node_ports:
                 port.pop("nodePort", None)
         obj.setdefault("status", {"loadBalancer": {}})
 
@@ -276,7 +451,9 @@ class DeploymentKind(Kind):
 
 
 SECRETS = SecretKind("secrets", "Secret", "", "v1", DNS1123_SUBDOMAIN, 253)
-SERVICES = ServiceKind("services", "Service", "", "v1", DNS1035_LABEL, 63, has_status=True)
+# Service names: a DNS-1123 label. The API server validated DNS-1035 labels (no leading
+# digit) until RelaxedServiceNameValidation; a real 1.36 server accepts "1st-model".
+SERVICES = ServiceKind("services", "Service", "", "v1", DNS1123_LABEL, 63, has_status=True)
 DEPLOYMENTS = DeploymentKind(
     "deployments",
     "Deployment",

@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .patch import merge_patch, strategic_merge_patch
-from .resources import KINDS, Kind, deployment_controller_status, validate_metadata
+from .patch import JSONPatchError, json_patch, merge_patch, strategic_merge_patch
+from .resources import (
+    KINDS,
+    NODE_PORT_RANGE,
+    DecodeError,
+    Kind,
+    decode,
+    deployment_controller_status,
+    validate_metadata,
+)
 
 GIT_VERSION = "v1.30.0"
 CORE_PATH = re.compile(
@@ -28,9 +36,22 @@ GROUP_PATH = re.compile(
     r"(?:/(?P<name>[^/]+))?/?\Z"
 )
 VERBS_BY_METHOD = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = {
+    JSON_PATCH: json_patch,
     "application/merge-patch+json": merge_patch,
+    APPLY_PATCH: strategic_merge_patch,  # server-side apply, approximated (see the docstring)
     "application/strategic-merge-patch+json": strategic_merge_patch,
+}
+#: ``details.causes[].reason`` by the start of a cause's message.
+CAUSE_REASONS = {
+    "Required value": "FieldValueRequired",
+    "Too long": "FieldValueTooLong",
+    "Duplicate value": "FieldValueDuplicate",
+    "Not found": "FieldValueNotFound",
+    "Unsupported value": "FieldValueNotSupported",
+    "Forbidden": "FieldValueForbidden",
 }
 #: Metadata the server owns; a write that changes nothing but these is a no-op.
 SERVER_FIELDS = ("resourceVersion", "generation", "managedFields", "uid", "creationTimestamp")
@@ -52,6 +73,33 @@ class ApiError(Exception):
     def __init__(self, code: int, reason: str, message: str, details: dict | None = None):
         super().__init__(message)
         self.code, self.reason, self.message, self.details = code, reason, message, details
+
+
+def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str]]) -> ApiError:
+    """422 Invalid as ``errors.NewInvalid`` builds it: message and ``details.causes``."""
+    qualified = f"{kind}.{group}" if group and kind else kind
+    return ApiError(
+        422,
+        "Invalid",
+        f'{qualified} "{name}" is invalid: '
+        + (", ".join(f"{field}: {message}" for field, message in causes)),
+        {
+            "name": name,
+            "group": group,
+            "kind": kind,
+            "causes": [
+                {
+                    "reason": next(
+                        (r for p, r in CAUSE_REASONS.items() if m.startswith(p)),
+                        "FieldValueInvalid",
+                    ),
+                    "message": m,
+                    "field": f,
+                }
+                for f, m in causes
+            ],
+        },
+    )
 
 
 def status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:
@@ -90,14 +138,17 @@ class FakeKubeApiServer:
         port: int = 0,
         token: str | None = None,
         user: str = "system:serviceaccount:airflow:airflow",
-        auto_ready: bool = True,
+        auto_ready: bool = False,
     ) -> None:
         self.host = host
         self.port = port
         self.token = token or uuid.uuid4().hex
         self.user = user
-        #: Apply the deployment controller's finished-rollout status on every spec change.
+        #: Fake-only: play the deployment controller, writing its finished-rollout status
+        #: with every spec change. Off by default: a real API server without controllers
+        #: (and a real cluster, for a while) leaves a new Deployment progressing.
         self.auto_ready = auto_ready
+        self._warnings: list[str] = []
         self.calls: list[Call] = []
         self.namespaces: set[str] = {"default"}
         self._objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
@@ -211,8 +262,54 @@ class FakeKubeApiServer:
         n = next(self._ips)
         return f"10.96.{n // 250}.{n % 250 + 1}"
 
-    def allocate_node_port(self) -> int:
-        return next(self._node_ports)
+    def allocate_node_port(self, taken: set[int] | frozenset[int] = frozenset()) -> int:
+        """The lowest free port of the node-port range, as the allocator hands them out."""
+        used = set(taken) | self._node_ports_in_use()
+        for port in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1):
+            if port not in used:
+                return port
+        raise ApiError(500, "InternalError", "range is full")
+
+    def complete_rollout(self, namespace: str, name: str) -> dict[str, Any]:
+        """Fake-only: play the deployment controller once - write the status of a finished
+        rollout of the Deployment's current generation (a new resourceVersion)."""
+        with self._lock:
+            obj = self._objects[("apps", "deployments", namespace, name)]
+            obj["status"] = deployment_controller_status(obj)
+            obj["metadata"]["resourceVersion"] = str(next(self._rv))
+            return copy.deepcopy(obj)
+
+    def _node_ports_in_use(self, skip: tuple[str, str] | None = None) -> set[int]:
+        return {
+            port["nodePort"]
+            for (_, r, n, name), obj in self._objects.items()
+            if r == "services" and (n, name) != skip
+            for port in (obj.get("spec") or {}).get("ports") or []
+            if isinstance(port, dict) and port.get("nodePort")
+        }
+
+    def _check_node_ports(self, ns: str, name: str, obj: dict, old: dict | None) -> None:
+        """What the service registry's port allocator answers (422) for requested nodePorts."""
+        held = {p.get("nodePort") for p in ((old or {}).get("spec") or {}).get("ports") or []}
+        others = self._node_ports_in_use(skip=(ns, name))
+        causes = []
+        for i, port in enumerate((obj.get("spec") or {}).get("ports") or []):
+            number = port.get("nodePort") if isinstance(port, dict) else None
+            if not number or number in held:
+                continue
+            low, high = NODE_PORT_RANGE
+            if not isinstance(number, int) or not low <= number <= high:
+                detail = (
+                    "provided port is not in the valid range. "
+                    f"The range of valid ports is {low}-{high}"
+                )
+            elif number in others:
+                detail = "provided port is already allocated"
+            else:
+                continue
+            causes.append((f"spec.ports[{i}].nodePort", f"Invalid value: {number}: {detail}"))
+        if causes:
+            raise invalid("Service", "", name, causes)
 
     # ------------------------------------------------------------- internals
     @staticmethod
@@ -259,10 +356,28 @@ class FakeKubeApiServer:
             {"name": name, "group": kind.group, "kind": kind.resource},
         )
 
-    def _write(self, kind: Kind, ns: str, name: str, obj: dict, old: dict | None) -> dict:
-        """Default, validate and store ``obj``; a no-op write returns ``old`` unchanged."""
+    def _write(
+        self, kind: Kind, ns: str, name: str, obj: dict, old: dict | None, patch: bool = False
+    ) -> dict:
+        """Decode, default, validate and store ``obj``; a no-op write returns ``old``.
+
+        ``patch``: ``obj`` is a patched object, so a value that does not decode is
+        reported as the patch handler does (422 ``patch: Invalid value``), not 400.
+        """
         if not isinstance(obj, dict) or obj.get("kind") not in (None, kind.kind):
             raise ApiError(400, "BadRequest", f"the body of the request was not a {kind.kind}")
+        try:
+            self._warnings.extend(decode(kind, obj))
+        except DecodeError as exc:
+            if patch:
+                shown = json.dumps(json.dumps(obj, separators=(",", ":")))
+                raise invalid("", "", "", [("patch", f"Invalid value: {shown}: {exc}")]) from None
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'{kind.kind} in version "{kind.version}" cannot be handled as a '
+                f"{kind.kind}: {exc}",
+            ) from None
         obj.setdefault("apiVersion", kind.api_version)
         obj.setdefault("kind", kind.kind)
         meta = obj.setdefault("metadata", {})
@@ -286,27 +401,18 @@ class FakeKubeApiServer:
         kind.default(obj, old, self)
         causes = validate_metadata(kind, obj) + kind.validate(obj, old)
         if causes:
-            shown = meta.get("name") or ""
-            raise ApiError(
-                422,
-                "Invalid",
-                f'{kind.kind} "{shown}" is invalid: '
-                + ", ".join(f"{field}: {message}" for field, message in causes),
-                {
-                    "name": shown,
-                    "group": kind.group,
-                    "kind": kind.kind,
-                    "causes": [
-                        {"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes
-                    ],
-                },
-            )
+            raise invalid(kind.kind, kind.group, meta.get("name") or "", causes)
+        if kind.resource == "services":
+            self._check_node_ports(ns, meta["name"], obj, old)
         if old is not None and _strip_server_fields(obj) == _strip_server_fields(old):
             return copy.deepcopy(old)
         spec_changed = old is None or obj.get("spec") != old.get("spec")
         self._stamp(kind, obj, old)
-        if kind.resource == "deployments" and self.auto_ready and spec_changed:
-            obj["status"] = deployment_controller_status(obj)
+        if kind.resource == "deployments":
+            if self.auto_ready and spec_changed:
+                obj["status"] = deployment_controller_status(obj)
+            else:
+                obj.setdefault("status", {})  # no controller has looked at it yet
         self._objects[(kind.group, kind.resource, ns, meta["name"])] = obj
         return copy.deepcopy(obj)
 
@@ -314,6 +420,21 @@ class FakeKubeApiServer:
         self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
     ) -> tuple[int, dict]:
         """Serve one request; returns ``(status code, JSON body)``."""
+        code, payload, _ = self.handle_with_warnings(method, path, query, headers, body)
+        return code, payload
+
+    def handle_with_warnings(
+        self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
+    ) -> tuple[int, dict, list[str]]:
+        """Serve one request; also returns the texts of its ``Warning`` headers."""
+        with self._lock:
+            self._warnings = []
+            code, payload = self._handle(method, path, query, headers, body)
+            return code, payload, list(self._warnings)
+
+    def _handle(
+        self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
+    ) -> tuple[int, dict]:
         auth = headers.get("Authorization") or ""
         if auth != f"Bearer {self.token}":
             return 401, status_body(401, "Unauthorized", "Unauthorized")
@@ -442,10 +563,18 @@ class FakeKubeApiServer:
                     "uid": old["metadata"]["uid"],
                 },
             )
+        content_type = (headers.get("Content-Type") or "").split(";")[0].strip()
         try:
-            payload = json.loads(body or b"null")
-        except json.JSONDecodeError as exc:
+            if verb == "patch" and content_type == APPLY_PATCH:
+                import yaml
+
+                payload = yaml.safe_load(body or b"") if body else None
+            else:
+                payload = json.loads(body or b"null")
+        except Exception as exc:  # JSONDecodeError, yaml.YAMLError
             raise ApiError(400, "BadRequest", f"error decoding request body: {exc}") from None
+        if verb == "patch" and content_type == APPLY_PATCH:
+            return self._apply(kind, ns, name, query, payload, old)
         if verb == "create":
             name = (
                 ((payload or {}).get("metadata") or {}).get("name")
@@ -460,7 +589,7 @@ class FakeKubeApiServer:
                     {"name": name, "group": kind.group, "kind": kind.resource},
                 )
             return 201, self._write(kind, ns, name or "", payload, None)
-        if old is None:
+        if old is None and not (verb == "patch" and content_type == APPLY_PATCH):
             raise self._not_found(kind, name)
         if verb == "update":
             wanted = (
@@ -478,7 +607,6 @@ class FakeKubeApiServer:
                     {"name": name, "group": kind.group, "kind": kind.resource},
                 )
             return 200, self._write(kind, ns, name, payload, old)
-        content_type = (headers.get("Content-Type") or "").split(";")[0].strip()
         patcher = PATCH_TYPES.get(content_type)
         if patcher is None:
             raise ApiError(
@@ -487,6 +615,20 @@ class FakeKubeApiServer:
                 f"the body of the request was in an unknown format - accepted media types "
                 f"include: {', '.join(PATCH_TYPES)}",
             )
+        if content_type == JSON_PATCH:
+            try:
+                patched = json_patch(old, payload)
+            except JSONPatchError as exc:
+                if exc.bad:
+                    raise ApiError(400, "BadRequest", str(exc)) from None
+                raise ApiError(422, "Invalid", str(exc)) from None
+            if not isinstance(patched, dict):
+                raise ApiError(400, "BadRequest", "the patch did not produce an object")
+            if (patched.get("metadata") or {}).get("resourceVersion") != old["metadata"][
+                "resourceVersion"
+            ]:
+                raise self._conflict(kind, name)
+            return 200, self._write(kind, ns, name, patched, old, patch=True)
         if not isinstance(payload, dict):
             raise ApiError(400, "BadRequest", "a merge patch must be a JSON object")
         wanted = (payload.get("metadata") or {}).get("resourceVersion")
@@ -500,7 +642,49 @@ class FakeKubeApiServer:
             )
         patched = patcher(old, payload)
         patched.setdefault("metadata", {})["resourceVersion"] = old["metadata"]["resourceVersion"]
-        return 200, self._write(kind, ns, name, patched, old)
+        return 200, self._write(kind, ns, name, patched, old, patch=True)
+
+    def _conflict(self, kind: Kind, name: str) -> ApiError:
+        return ApiError(
+            409,
+            "Conflict",
+            f"Operation cannot be fulfilled on {kind.resource}{'.' + kind.group if kind.group else ''}"
+            f' "{name}": the object has been modified; please apply your changes to the latest '
+            "version and try again",
+            {"name": name, "group": kind.group, "kind": kind.resource},
+        )
+
+    def _apply(self, kind, ns, name, query, payload, old) -> tuple[int, dict]:
+        """Server-side apply, approximated: ``fieldManager`` required; the applied
+        configuration creates the object or is merged into it like a strategic merge
+        patch. No managedFields, no ownership conflicts, no removal of fields the
+        manager stopped applying."""
+        if not (query.get("fieldManager") or [""])[0]:
+            raise invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                [("fieldManager", "Required value: is required for apply patch")],
+            )
+        if not isinstance(payload, dict):
+            raise ApiError(400, "BadRequest", "the body of the request was not an object")
+        meta = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+        missing = [k for k in ("apiVersion", "kind") if not payload.get(k)]
+        if missing:
+            raise ApiError(
+                400, "BadRequest", f"Object '{missing[0][0].upper() + missing[0][1:]}' is missing"
+            )
+        if meta.get("name") not in (None, name):
+            raise ApiError(
+                400, "BadRequest", "the name of the object does not match the name on the URL"
+            )
+        applied = copy.deepcopy(payload)
+        applied.setdefault("metadata", {})["name"] = name
+        if old is None:
+            return 201, self._write(kind, ns, name, applied, None)
+        patched = strategic_merge_patch(old, applied)
+        patched["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        return 200, self._write(kind, ns, name, patched, old, patch=True)
 
 
 def _selects(selector: str, labels: dict[str, str]) -> bool:
@@ -533,7 +717,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        code, payload = self.api.handle(
+        code, payload, warnings = self.api.handle_with_warnings(
             self.command, parts.path, parse_qs(parts.query), self.headers, body
         )
         data = json.dumps(payload).encode()
@@ -541,6 +725,8 @@ class _Handler(BaseHTTPRequestHandler):
             code, HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else ""
         )
         self.send_header("Content-Type", "application/json")
+        for text in warnings:
+            self.send_header("Warning", f"299 - {json.dumps(text)}")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

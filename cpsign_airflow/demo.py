@@ -11,6 +11,10 @@ FreeSolv (642 molecules with measured hydration free energies, :mod:`demo_data`)
 
 What stands in: Pachyderm is the local pachd (pachd's gRPC API, in process, running
 each datum's command as a local process), and the source database is SQLite.
+
+What it leaves: the trained model in ``<workdir>/models/<model-name>.jar``, the CPSign
+runtime's launcher linked as ``<workdir>/bin/cpsign``, and a printed one-line command
+that predicts a SMILES with that model (:func:`predict_command`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -27,6 +32,57 @@ from typing import Any
 WORKFLOW = "FreeSolv"
 #: Molecules predicted at the end with the trained model: (SMILES, name).
 EXAMPLES = (("CCO", "ethanol"), ("c1ccccc1O", "phenol"), ("CC(=O)Oc1ccccc1C(=O)O", "aspirin"))
+#: The molecule the printed predict command predicts (phenol, as among the examples).
+COMMAND_SMILES = "c1ccccc1O"
+CONFIDENCES = "0.8,0.9"
+
+
+def _shown(path: Path, cwd: Path) -> str:
+    """``path`` relative to ``cwd`` when inside it (so the command reads ``.demo/…``)."""
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)
+
+
+def predict_command(
+    workdir: Path, model: Path, smiles: str = COMMAND_SMILES, cwd: Path | None = None
+) -> str:
+    """A one-line shell command predicting ``smiles`` with ``model``, run from ``cwd``.
+
+    The runtime's ``predict`` reads molecules from a file only (no ``--smiles``), so the
+    command first writes a one-molecule TSV, ``<workdir>/predict.tsv``; the prediction (JSON) goes
+    to stdout. ``<workdir>/bin/cpsign`` is the link :func:`_link_launcher` makes.
+    """
+    cwd = (cwd or Path.cwd()).resolve()
+    tsv = _shown(workdir / "predict.tsv", cwd)
+    launcher = _shown(workdir / "bin" / "cpsign", cwd)
+    q = shlex.quote
+    return (
+        f"printf 'smiles\\n%s\\n' {q(smiles)} > {q(tsv)} && {q(launcher)} predict"
+        f" --model {q(_shown(model, cwd))} --predict-file TSV {q(tsv)} --confidences {CONFIDENCES}"
+    )
+
+
+def _link_launcher(workdir: Path, launcher: Path) -> Path:
+    """``<workdir>/bin/cpsign``: a link to the CPSign runtime's launcher, for the printed command."""
+    link = workdir / "bin" / "cpsign"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(launcher.resolve())
+    return link
+
+
+def _keep_model(workdir: Path, name: str, content: bytes) -> Path:
+    """Write the trained model to ``<workdir>/models/<name>.jar`` (replacing an earlier one)."""
+    models = workdir / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    model = models / f"{name}.jar"
+    partial = models / f".{name}.jar.partial"
+    partial.write_bytes(content)
+    partial.replace(model)
+    return model
 
 
 def _prepare_environment(home: Path, dags: Path, bookkeeping_uri: str, source_db: Path) -> None:
@@ -91,8 +147,9 @@ def _print_record(dag_run: Any) -> dict[str, Any]:
     return record
 
 
-def _print_quality(record: dict[str, Any], launcher: Path) -> dict[str, Any]:
-    """The validate stage's metrics, then a few molecules predicted with the trained model."""
+def _print_quality(record: dict[str, Any], launcher: Path, workdir: Path) -> dict[str, Any]:
+    """The validate stage's metrics; the trained model kept in ``workdir/models``, a few
+    molecules predicted with it, and the command that predicts with it."""
     from cpsign_airflow.hooks.pachyderm import PachydermHook
 
     commit = record["run"]["commit_set_id"]
@@ -109,15 +166,16 @@ def _print_quality(record: dict[str, Any], launcher: Path) -> dict[str, Any]:
         )
     art = record["artifacts"][0]
     repo, path = art["location"].split(":", 1)
+    model = _keep_model(
+        workdir, art["model_name"], hook.read_file(repo.split("@")[0], commit, path)
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        model = Path(tmp) / "model.jar"
-        model.write_bytes(hook.read_file(repo.split("@")[0], commit, path))
         smiles = Path(tmp) / "molecules.tsv"
         smiles.write_text("smiles\tname\n" + "".join(f"{s}\t{n}\n" for s, n in EXAMPLES))
         out = Path(tmp) / "predictions.json"
         subprocess.run(
             [str(launcher), "predict", "--model", str(model), "--predict-file", "TSV",
-             str(smiles), "--confidences", "0.8,0.9", "--output-format", "json",
+             str(smiles), "--confidences", CONFIDENCES, "--output-format", "json",
              "--output", str(out), "--no-logfile"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp,
         )  # fmt: skip
@@ -133,7 +191,13 @@ def _print_quality(record: dict[str, Any], launcher: Path) -> dict[str, Any]:
             for i in result["intervals"]
         )
         print(f"  {name:<8} predicted {result['midpoint']:.2f}   {intervals}")
-    return {"metrics": metrics, "predictions": predictions}
+    _link_launcher(workdir, launcher)
+    command = predict_command(workdir, model)
+    print(f"\n=== the model: {_shown(model, Path.cwd().resolve())} ===")
+    print("predict a molecule with it (here phenol; JSON on stdout), from this directory:")
+    print(f"  {command}")
+    return {"metrics": metrics, "predictions": predictions, "model_file": str(model),
+            "predict_command": command}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         record = _print_record(training)
         ok = str(training.state) == "success" and record["run"]["status"] == "succeeded"
         if ok:
-            record.update(_print_quality(record, launcher))
+            record.update(_print_quality(record, launcher, workdir))
     if args.json:
         print(json.dumps(record, indent=2, default=str))
     print("\ndemo finished:", "training run succeeded" if ok else "training run FAILED")

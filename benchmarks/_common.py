@@ -89,8 +89,11 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def use_pachd(address: str, conn_id: str = "pachyderm_default") -> str:
-    """Point the Airflow connection ``conn_id`` at ``address`` (grpc://host:port)."""
-    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = address
+    """Point the Airflow connection ``conn_id`` at pachd's ``address`` (grpc://host:port),
+    as a ``pachyderm://`` connection URI."""
+    from cpsign_airflow.hooks.pachyderm import connection_uri
+
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = connection_uri(address)
     return conn_id
 
 
@@ -121,9 +124,11 @@ def spec(name: str, repo: str) -> dict:
     }
 
 
-def signalling_trigger(on_open: Callable[[], None]) -> Any:
+def signalling_trigger(on_open: Callable[[], None], share_pipeline_check: bool = True) -> Any:
     """``PachydermCommitSetTrigger`` calling ``on_open()`` when a stream of its wait
-    delivers its first commit (the stream is open on pachd); otherwise unchanged."""
+    delivers its first commit (the stream is open on pachd); otherwise unchanged.
+    ``share_pipeline_check=False``: each wait checks its pipelines for itself (the
+    baseline of the shared check)."""
     import contextlib
 
     from cpsign_airflow.hooks.pachyderm import PachydermHook
@@ -150,4 +155,5 @@ def signalling_trigger(on_open: Callable[[], None]) -> Any:
         def _hook(self) -> Any:
             return SignallingHook(pachyderm_conn_id=self.pachyderm_conn_id, project=self.project)
 
+    Trigger.share_pipeline_check = share_pipeline_check
     return Trigger

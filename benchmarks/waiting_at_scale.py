@@ -32,7 +32,11 @@ one interval after the last wait opened, when every trigger has had its first
 check (which also learns the set's pipelines with one InspectJobSet), and lasts
 ``--check-idle`` seconds; the RPCs pachd served in it, by method, give the
 steady-state cost per waiting trigger per minute, and per check round (which is
-the cost per minute at the default 60 s interval); ``threads``
+the cost per minute at the default 60 s interval). The N waits are on one chain
+(one pipeline), so they share one pipeline check (one InspectPipeline per
+interval, whatever N); ``trigger+check/per-wait`` (its baseline) = the same with
+``share_pipeline_check = False``: each wait checks its pipeline for itself, as
+before the sharing (N InspectPipeline per interval); ``threads``
 (baseline) = one thread per wait, each calling the sync
 ``PachydermHook.wait_commit_set`` (jobs listed afterwards, as for the trigger,
 so both variants time the same work: the wait). Its default count is
@@ -100,6 +104,7 @@ async def _trigger_main(
     idle: float,
     trigger_kwargs: dict[str, Any] | None = None,
     settle: float = 0.0,
+    share_pipeline_check: bool = True,
 ) -> dict:
     n = len(commits)
     opened = 0
@@ -111,7 +116,7 @@ async def _trigger_main(
         if opened == n:
             all_open.set()
 
-    trigger_cls = _common.signalling_trigger(on_open)
+    trigger_cls = _common.signalling_trigger(on_open, share_pipeline_check)
     trigger_kwargs = trigger_kwargs or {}
     results: list[tuple[float, dict]] = []
 
@@ -289,9 +294,12 @@ def _variant(kind: str, n: int, idle: float, out: Any, check_interval: float = 6
                 result = asyncio.run(
                     _trigger_main(pachd, commits, idle, {"pipeline_grace_period": None})
                 )
-            elif kind == "trigger+check":
+            elif kind in ("trigger+check", "trigger+check/per-wait"):
                 kwargs = {"pipeline_grace_period": 600.0, "pipeline_check_interval": check_interval}
-                result = asyncio.run(_trigger_main(pachd, commits, idle, kwargs, check_interval))
+                shared = kind == "trigger+check"
+                result = asyncio.run(
+                    _trigger_main(pachd, commits, idle, kwargs, check_interval, shared)
+                )
                 result["check_interval"] = check_interval
             else:
                 result = _threads_main(pachd, commits, idle)
@@ -328,6 +336,7 @@ def run(
 ) -> list[Row]:
     t = measure("trigger", count, idle)
     c = measure("trigger+check", count, check_idle, check_interval)
+    p = measure("trigger+check/per-wait", count, check_idle, check_interval)
     b = measure("threads", baseline_count, idle)
     label = f"threads, n={b['n']}"
     pw, bpw = t["per_wait"], b["per_wait"]
@@ -366,7 +375,7 @@ def run(
             "0",
             t["idle_calls"] == 0,
         ),
-        *_check_rows(c, t),
+        *_check_rows(c, p, t),
         Row(
             NAME,
             "pachd: first->last job finished",
@@ -410,43 +419,66 @@ def run(
     ]
 
 
-def _check_rows(c: dict, t: dict) -> list[Row]:
-    """The pipeline check's steady-state cost (trigger+check) beside the stream alone."""
+def _check_rows(c: dict, p: dict, t: dict) -> list[Row]:
+    """The pipeline check's steady-state cost: shared (trigger+check) beside each wait
+    checking for itself (trigger+check/per-wait), and the stream alone (t)."""
     n, interval, minutes = c["n"], c["check_interval"], c["idle_seconds"] / 60
-    by_method = c["idle_by_method"]
-    inspects = by_method.get("InspectPipeline", 0)
-    others = {m: k for m, k in by_method.items() if m != "InspectPipeline"}
-    per_minute = inspects / n / minutes
-    per_round = per_minute * interval / 60
+    inspects, base_inspects = _inspects(c), _inspects(p)
+    total = inspects / minutes  # pipeline-state RPCs a minute, all waits together
+    base_total = base_inspects / (p["idle_seconds"] / 60)
+    fewer = base_total / total if total else float("inf")
+    per_minute, base_per_minute = total / n, base_total / p["n"]
+    per_round, base_per_round = per_minute * interval / 60, base_per_minute * interval / 60
     return [
         Row(
             NAME,
-            f"pipeline check on (every {interval:g} s, n={n}): RPCs while idle "
+            f"pipeline check on (every {interval:g} s, n={n} on 1 chain): RPCs while idle "
             f"({c['idle_seconds']:.0f} s)",
-            f"{inspects} InspectPipeline" + (f" + {others}" if others else ""),
-            f"{t['idle_calls']} (check off)",
+            _idle_rpcs(c),
+            f"{_idle_rpcs(p)} (per-wait check); {t['idle_calls']} (check off)",
+        ),
+        Row(
+            NAME,
+            "  pipeline-state RPCs per minute, all waits",
+            f"{total:.1f} ({fewer:.0f}x fewer)",
+            f"{base_total:.0f} (per-wait check)",
+            ">= 100x fewer than per-wait",
+            fewer >= 100,
         ),
         Row(
             NAME,
             "  pipeline-state RPCs per waiting trigger per minute",
-            f"{per_minute:.2f} at {interval:g} s = {per_round:.2f} per round",
-            "0 (check off)",
-            "1 per unfinished pipeline per interval",
+            f"{per_minute:.4f} at {interval:g} s = {per_round:.4f} per round",
+            f"{base_per_minute:.2f} = {base_per_round:.2f} per round (per-wait check)",
+            "<= 1 per unfinished pipeline per interval",
             per_round < 1.1,  # one unfinished pipeline per set; window edges add a little
         ),
         Row(
             NAME,
             "  ... at the default interval (60 s), 1-pipeline set",
-            f"{per_round:.2f} / min / trigger (+1 InspectJobSet once); waiter CPU "
+            f"{per_round:.4f} / min / trigger (+1 InspectJobSet once); waiter CPU "
             f"~{_pct(c['cpu_fraction'] * interval / 60)} of a core (scaled)",
+            f"{base_per_round:.2f} / min / trigger; waiter CPU "
+            f"~{_pct(p['cpu_fraction'] * interval / 60)} (per-wait check)",
         ),
         Row(
             NAME,
             "  CPU while idle, check on: waiter / pachd",
             f"{_pct(c['cpu_fraction'])} / {_pct(c['idle_pachd_cpu_fraction'])} of a core",
-            f"{_pct(t['cpu_fraction'])} / {_pct(t['idle_pachd_cpu_fraction'])} (check off)",
+            f"{_pct(p['cpu_fraction'])} / {_pct(p['idle_pachd_cpu_fraction'])} (per-wait "
+            f"check); {_pct(t['cpu_fraction'])} / {_pct(t['idle_pachd_cpu_fraction'])} "
+            "(check off)",
         ),
     ]
+
+
+def _inspects(c: dict) -> int:
+    return c["idle_by_method"].get("InspectPipeline", 0)
+
+
+def _idle_rpcs(c: dict) -> str:
+    others = {m: k for m, k in c["idle_by_method"].items() if m != "InspectPipeline"}
+    return f"{_inspects(c)} InspectPipeline" + (f" + {others}" if others else "")
 
 
 def _pct(fraction: float) -> str:

@@ -26,6 +26,16 @@ _EXISTS_RE = re.compile(r"\balready exists\b")
 
 RETRYABLE_CODES = frozenset({"UNAVAILABLE"})
 
+# Under load pachd answers UNKNOWN with PostgreSQL's text when its transaction lost a
+# race: a serialization failure (SQLSTATE 40001, "could not serialize access due to ..."),
+# a deadlock (40P01), or a later statement of a transaction already aborted (25P02,
+# "current transaction is aborted, commands ignored until end of transaction block").
+# The transaction was rolled back, so sending the call again is safe and usually works.
+_TRANSIENT_DB_RE = re.compile(
+    r"could not serialize access|current transaction is aborted|deadlock detected"
+    r"|SQLSTATE 40001|SQLSTATE 40P01|SQLSTATE 25P02"
+)
+
 
 def status_of(error: BaseException) -> tuple[str | None, str]:
     """Return (status code name, details) of a grpc error, or (None, text)."""
@@ -40,14 +50,31 @@ def status_of(error: BaseException) -> tuple[str | None, str]:
     return None, str(error)
 
 
+def retry_reason(error: BaseException) -> str | None:
+    """Why ``error`` is worth sending again, for the log, or None when it is not.
+
+    UNAVAILABLE (or pachyderm-sdk's plain ConnectionError for an unreachable pachd):
+    ``"unavailable"``; UNKNOWN carrying one of PostgreSQL's transient transaction
+    failures (see _TRANSIENT_DB_RE): ``"answered a transient database error (...)"``.
+    Takes grpc errors and the provider's translated ones alike.
+    """
+    if isinstance(error, (PachydermUnavailable, ConnectionError)):
+        return "unavailable"
+    if isinstance(error, PachydermError):
+        code, details = error.code, error.details or str(error)
+    else:
+        code, details = status_of(error)
+    if code in RETRYABLE_CODES:
+        return "unavailable"
+    if code == "UNKNOWN" and _TRANSIENT_DB_RE.search(details):
+        text = details if len(details) <= 200 else details[:200] + "..."
+        return f"answered a transient database error ({text})"
+    return None
+
+
 def is_retryable(error: BaseException) -> bool:
-    """UNAVAILABLE, or pachyderm-sdk's plain ConnectionError for an unreachable pachd."""
-    if isinstance(error, PachydermUnavailable):
-        return True
-    if isinstance(error, ConnectionError):
-        return True
-    code, _ = status_of(error)
-    return code in RETRYABLE_CODES
+    """Whether :func:`retry_reason` gives a reason to send the call again."""
+    return retry_reason(error) is not None
 
 
 def translate(

@@ -36,7 +36,6 @@ from cpsign_airflow.exceptions import (
     PachydermNotFound,
     PachydermSpecError,
     PachydermTimeout,
-    PachydermUnavailable,
 )
 from cpsign_airflow.hooks import _grpc_errors, _sdk
 
@@ -88,10 +87,12 @@ def _as_bool(value: Any) -> bool:
 
 
 def address_from_connection(conn: Any) -> PachdAddress:
-    """Resolve a ``pachyderm`` connection (or a ``grpc://``/``grpcs://`` URI one).
+    """Resolve a ``pachyderm`` connection (or an older ``grpc://``/``grpcs://`` URI one).
 
-    ``AIRFLOW_CONN_PACHYDERM_DEFAULT=grpc://pachd:30650`` arrives with conn_type
-    ``grpc``; a host typed as ``grpcs://host:port`` in the UI works as well. With
+    ``AIRFLOW_CONN_PACHYDERM_DEFAULT=pachyderm://:TOKEN@pachd:30650`` (``?tls=true`` for
+    TLS) is the URI form; ``grpc://``/``grpcs://`` URIs still resolve here, but Airflow's
+    ``connections test`` knows ``grpc`` as another provider's type. A host typed as
+    ``grpcs://host:port`` in the UI works as well. With
     no host and an extra ``k8s_namespace`` (plus ``k8s_service``, default
     ``pachd``), the address is discovered through Kubernetes.
     """
@@ -133,6 +134,17 @@ def address_from_connection(conn: Any) -> PachdAddress:
         project=extra.get("project") or DEFAULT_PROJECT,
         console_url=console_url_from_connection(conn),
     )
+
+
+def connection_uri(address: str, token: str | None = None) -> str:
+    """The Airflow connection URI (``pachyderm://``) of a pachd address such as
+    ``grpc://host:port`` (what pachd and the local pachd print) or ``grpcs://host:port``."""
+    from urllib.parse import quote
+
+    parsed = urlparse(address if "://" in address else f"grpc://{address}")
+    auth = f":{quote(token, safe='')}@" if token else ""
+    tls = "?tls=true" if parsed.scheme in ("grpcs", "https") else ""
+    return f"pachyderm://{auth}{parsed.netloc.rpartition('@')[2]}{tls}"
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -211,10 +223,12 @@ class PachydermHook(BaseHook):
 
     Connection fields: host, port (default 30650), password = auth token;
     extras ``tls``, ``root_certs`` (PEM), ``project`` (default ``default``),
-    ``console_url``. ``grpc://host:port`` / ``grpcs://host:port`` URIs work too.
+    ``console_url``. As a URI: ``pachyderm://:TOKEN@host:port`` (``?tls=true`` for TLS).
 
-    Calls answered UNAVAILABLE (or refused connections) are retried with
-    bounded exponential backoff; other gRPC errors become
+    Calls answered UNAVAILABLE (or refused connections), or UNKNOWN with one of
+    PostgreSQL's transient transaction failures (serialization failure, deadlock,
+    aborted transaction), are retried with bounded exponential backoff, each retry
+    logged with its attempt count and reason; other gRPC errors become
     :mod:`cpsign_airflow.exceptions` types that name the resource involved.
     Reads name a commit by id, or a branch with ``ref_type="branch"``; nothing
     is guessed from how a name looks. asyncio code (the trigger) uses
@@ -222,7 +236,7 @@ class PachydermHook(BaseHook):
 
     :param pachyderm_conn_id: Airflow connection id.
     :param project: Pachyderm project; overrides the connection's ``project``.
-    :param max_retries: attempts after the first for UNAVAILABLE.
+    :param max_retries: attempts after the first for those.
     :param retry_backoff: first backoff in seconds; doubles up to ``retry_backoff_max``.
     """
 
@@ -298,18 +312,21 @@ class PachydermHook(BaseHook):
         return (self.address.token,) if self.address.token else ()
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` with retry on UNAVAILABLE and error translation."""
+        """Run ``fn`` with retry on UNAVAILABLE and pachd's transient database errors
+        (:func:`~cpsign_airflow.hooks._grpc_errors.retry_reason`), and error translation."""
         delay = self.retry_backoff
         attempt = 0
         while True:
             try:
                 return fn()
             except Exception as err:  # grpc.RpcError, ConnectionError, ...
-                if _grpc_errors.is_retryable(err) and attempt < self.max_retries:
+                reason = _grpc_errors.retry_reason(err)
+                if reason is not None and attempt < self.max_retries:
                     attempt += 1
                     self.log.warning(
-                        "pachd at %s unavailable while trying to %s; retry %d/%d in %.1fs",
+                        "pachd at %s %s while trying to %s; retry %d/%d in %.1fs",
                         self.address.url,
+                        _grpc_errors.scrub(reason, self._secrets()),
                         action,
                         attempt,
                         self.max_retries,
@@ -321,8 +338,8 @@ class PachydermHook(BaseHook):
                 translated = _grpc_errors.translate(
                     err, action, address=self.address.url, secrets=self._secrets()
                 )
-                if isinstance(translated, PachydermUnavailable) and attempt:
-                    translated = PachydermUnavailable(
+                if reason is not None and attempt:
+                    translated = type(translated)(
                         f"{translated} (gave up after {attempt + 1} attempts)",
                         code=translated.code,
                         details=translated.details,
@@ -395,12 +412,23 @@ class PachydermHook(BaseHook):
     # ------------------------------------------------------------------ admin
 
     def test_connection(self) -> tuple[bool, str]:
-        """Airflow's "Test" button: report pachd's version."""
+        """Airflow's "Test" button and ``airflow connections test``: pachd's version, then
+        the connection's project, a call that needs the token (pachd answers GetVersion
+        to anyone). A project not created yet still passes."""
         try:
             version = self.get_version()
+            name = self.project
+            try:
+                self._call(
+                    f"inspect project {name!r}",
+                    lambda: self.get_conn().pfs.inspect_project(project=self._project_msg(name)),
+                )
+                project = f"project {name!r}"
+            except PachydermNotFound:
+                project = f"project {name!r} not created yet"
         except Exception as err:
             return False, str(err)
-        return True, f"Connected to pachd {version} at {self.address.url}"
+        return True, f"Connected to pachd {version} at {self.address.url}, {project}"
 
     def get_version(self) -> str:
         info = self._call("report its version", lambda: self.get_conn().get_version())
@@ -648,6 +676,11 @@ class PachydermHook(BaseHook):
         Airflow dag/run/task), a commit already made on this branch with that key
         and the same content sha256 is returned instead of committing again, so a
         retried task never starts a second pipeline run. Returns the commit id.
+
+        The commit is closed once pachd has set its ``finishing`` time (FinishCommit
+        accepted; pachd's PFS master sets ``finished`` a little later): such an earlier
+        commit is returned as it is, like a new one, and never written to again. An
+        earlier try's commit still open (no ``finishing``) is resumed and finished.
         """
         if (data is None) == (local_path is None):
             raise ValueError("put_file needs exactly one of 'data' or 'local_path'")
@@ -669,14 +702,15 @@ class PachydermHook(BaseHook):
             mark = f"[cpsign-airflow key={_key_token(dedupe_key)} sha256={digest}]"
             earlier = self._find_marked_commit(repo, branch, project, mark)
             if earlier is not None:
-                if earlier["finished"]:
+                earlier_id, closed = earlier
+                if closed:
                     self.log.info(
                         "%s already committed by this task in commit %s; not committing again",
                         where,
-                        earlier["id"],
+                        earlier_id,
                     )
-                    return earlier["id"]
-                open_commit = earlier["id"]
+                    return earlier_id
+                open_commit = earlier_id
         full_description = f"{description} {mark}".strip()
         commit_id = self._write_commit(
             repo, branch, project, path, opener, full_description, open_commit
@@ -774,7 +808,10 @@ class PachydermHook(BaseHook):
 
     def _find_marked_commit(
         self, repo: str, branch: str, project: str | None, mark: str, depth: int = 50
-    ) -> dict[str, Any] | None:
+    ) -> tuple[str, bool] | None:
+        """``(id, closed)`` of the newest commit of ``branch`` carrying ``mark``, if any;
+        closed once ``finishing`` is set (pachd sets ``finished`` later, and refuses
+        writes from ``finishing`` on: src/server/pfs/server/server_commit.go)."""
         client = self.get_conn()
         head = self._commit(repo, branch, project, ref_type="branch")
         try:
@@ -790,7 +827,8 @@ class PachydermHook(BaseHook):
         )
         for info in infos:
             if mark in (info.description or ""):
-                return commit_to_dict(info)
+                closed = _ts(info.finishing) is not None or _ts(info.finished) is not None
+                return info.commit.id, closed
         return None
 
     def read_file(
@@ -887,7 +925,13 @@ class PachydermHook(BaseHook):
             raise PachydermTimeout(
                 f"Commit set {commit_set_id} did not finish within {timeout:g}s"
             ) from None
-        return [commit_to_dict(i) for i in infos if i.commit.repo.type in ("", "user")]
+        # pachd 2.12 also lists the set's provenance from other commit sets (spec commits,
+        # input heads; server_commit_set.go): only this set's own user-repo commits count
+        return [
+            commit_to_dict(i)
+            for i in infos
+            if i.commit.repo.type in ("", "user") and i.commit.id == commit_set_id
+        ]
 
     def list_jobs(self, commit_set_id: str) -> list[dict[str, Any]]:
         """Jobs of a commit set (its id is the job id): one per pipeline."""
@@ -1115,7 +1159,9 @@ class AsyncPachydermSession:
     the auth token scrubbed (see :mod:`~cpsign_airflow.hooks._grpc_errors`):
     :class:`~cpsign_airflow.exceptions.PachydermUnavailable` when pachd could not be
     reached or the stream broke (worth opening a new session and trying again), another
-    :class:`~cpsign_airflow.exceptions.PachydermError` otherwise. Nothing is retried here.
+    :class:`~cpsign_airflow.exceptions.PachydermError` otherwise. Nothing is retried here;
+    ``_grpc_errors.is_retryable`` tells which are worth trying again (also pachd's
+    transient database errors, which arrive as a plain PachydermError, code UNKNOWN).
 
     Replies are decoded by :mod:`cpsign_airflow.hooks._wire` (google.protobuf), not
     betterproto: the same dicts as :func:`commit_to_dict`, :func:`job_to_dict` and
@@ -1161,7 +1207,8 @@ class AsyncPachydermSession:
         try:
             with self._translated(f"wait for commit set {commit_set_id}"):
                 async for commit in call:
-                    if commit["repo_type"] == "user":
+                    # only this set's own user-repo commits (see PachydermHook._commit_set)
+                    if commit["repo_type"] == "user" and commit["id"] == commit_set_id:
                         yield commit
         finally:
             call.cancel()  # a no-op once the stream ended; the channel may be shared

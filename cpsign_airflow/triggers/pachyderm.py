@@ -2,17 +2,18 @@
 
 The wait is pachd's own streaming ``InspectCommitSet(wait=true)``: no RPC is
 sent while nothing changes, and the event fires as soon as pachd reports the
-last commit finished. A broken stream (UNAVAILABLE, a pachd restart) is
-reopened with backoff; since the request names only the commit set id,
-reopening resumes the same wait.
+last commit finished. A broken stream (UNAVAILABLE, a pachd restart, or one of
+pachd's transient database errors) is reopened with backoff; since the request
+names only the commit set id, reopening resumes the same wait.
 
 The trigger does nothing else at finish time: the jobs are listed, and the
 outcome decided, by the sensor's ``execute_complete`` on a worker, which
 resumes the task anyway. pachd is reached through
 :meth:`PachydermHook.async_session <cpsign_airflow.hooks.pachyderm.PachydermHook.async_session>`:
 streams of all triggers in one triggerer share grpc.aio channels, and every
-failure arrives as a :mod:`cpsign_airflow.exceptions` type (PachydermUnavailable:
-reopen; any other: the wait cannot go on).
+failure arrives as a :mod:`cpsign_airflow.exceptions` type (PachydermUnavailable or a
+transient database error, see ``_grpc_errors.retry_reason``: reopen; any other: the
+wait cannot go on).
 
 Fail-fast: a pipeline whose workers cannot start (pachd state PIPELINE_CRASHING:
 image not pullable, pod unschedulable...) or that pachd failed (PIPELINE_FAILURE)
@@ -25,22 +26,37 @@ pipelines. Nothing else is sent. A pipeline unhealthy at every check for
 ``pipeline_grace_period`` seconds (counted from the first check that saw it so;
 a healthy check resets it) ends the wait with a ``pipeline_unhealthy`` event.
 The set's jobs are left alone.
+
+One check per pipeline: the waits of one triggerer (one event loop) that reach the
+same pachd with the same token at the same ``pipeline_check_interval`` share one
+check (:class:`_SharedPipelineCheck`), which asks for each distinct pipeline once
+per interval, whatever the number of waits, and hands every wait the states of
+its own pipelines. A wait learns its set's pipelines (InspectJobSet) at its own
+first check, as before; it then joins the shared check and takes the states of its
+last round when those cover its pipelines and are no older than the wait (else
+the next round's); the first wait to join starts the check with a round at once,
+the last to leave stops it. So 1,000 waits on one chain cost one InspectPipeline
+per pipeline per interval, not 1,000. Waits with different intervals share
+nothing (one check per interval); each wait keeps its own grace bookkeeping, log
+lines and event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from cpsign_airflow.exceptions import PachydermError, PachydermUnavailable
+from cpsign_airflow.exceptions import PachydermError
+from cpsign_airflow.hooks import _grpc_errors
 from cpsign_airflow.hooks.pachyderm_outcome import UnhealthyPipelines, stop_unfinished_jobs
 
 if TYPE_CHECKING:
-    from cpsign_airflow.hooks.pachyderm import PachydermHook
+    from cpsign_airflow.hooks.pachyderm import PachdAddress, PachydermHook
     from cpsign_airflow.hooks.pachyderm_types import (
         CommitSetFinished,
         CommitSetWaitError,
@@ -74,6 +90,11 @@ class PachydermCommitSetTrigger(BaseTrigger):
     :param pipeline_check_interval: seconds between pipeline checks (the first comes
         after a random 50-100% of it, so waits started together spread out).
     """
+
+    #: Share the pipeline check with the other waits of this event loop (see the module
+    #: doc). Not a trigger argument: ``False`` (on a subclass) gives each wait its own
+    #: check, as before the sharing; the benchmarks measure that as their baseline.
+    share_pipeline_check: bool = True
 
     def __init__(
         self,
@@ -143,6 +164,7 @@ class PachydermCommitSetTrigger(BaseTrigger):
     ) -> CommitSetFinished | CommitSetWaitError:
         """The streaming wait: fills ``commits`` as they finish; returns the event payload."""
         delay = self.reconnect_backoff
+        retries = 0  # reopenings since the last commit arrived
         while True:
             try:
                 async with hook.async_session() as session:
@@ -155,13 +177,18 @@ class PachydermCommitSetTrigger(BaseTrigger):
                             commit["repo"],
                             f" with error: {commit['error']}" if commit["error"] else "",
                         )
-                        delay = self.reconnect_backoff
+                        delay, retries = self.reconnect_backoff, 0
                 break
-            except PachydermUnavailable as err:
-                self.log.warning("%s; reopening the wait in %.1fs", err, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.reconnect_backoff_max)
             except PachydermError as err:
+                # UNAVAILABLE, or pachd's transient database errors: reopen; else give up
+                if _grpc_errors.is_retryable(err):
+                    retries += 1
+                    self.log.warning(
+                        "%s; reopening the wait (retry %d) in %.1fs", err, retries, delay
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.reconnect_backoff_max)
+                    continue
                 return {
                     "status": "error",
                     "commit_set_id": self.commit_set_id,
@@ -180,62 +207,83 @@ class PachydermCommitSetTrigger(BaseTrigger):
         """Check the set's unfinished pipelines every interval; return the
         ``pipeline_unhealthy`` payload, or None once no pipeline is left to check."""
         loop = asyncio.get_running_loop()
+        started = loop.time()
         grace = float(self.pipeline_grace_period or 0)
         tracker = UnhealthyPipelines(grace)
-        pipelines: list[tuple[str, str]] | None = None
-        delay = self.pipeline_check_interval * random.uniform(0.5, 1.0)
+        interval = self.pipeline_check_interval
+        await asyncio.sleep(interval * random.uniform(0.5, 1.0))
+        pipelines = await self._learn_pipelines(hook)
+        check = await _join_pipeline_check(
+            hook,
+            interval,
+            # a pipeline's output commit is in its repo of the same name
+            lambda: [p for p in pipelines if p not in commits],
+            since=started,
+            shared=self.share_pipeline_check,
+        )
+        try:
+            while True:
+                checked_at, states = await check.next_round()
+                if states is None:  # no pipeline left to check
+                    return None
+                if isinstance(states, PachydermError):
+                    # The stream is the judge of the set; a failed check is tried again.
+                    self.log.warning(
+                        "Could not check the pipelines of commit set %s (%s); "
+                        "checking again in %.0fs",
+                        self.commit_set_id,
+                        states,
+                        interval,
+                    )
+                    continue
+                if isinstance(states, BaseException):
+                    raise states
+                over = tracker.observe(states, checked_at)
+                for state in states:
+                    key = f"{state['project']}/{state['pipeline']}"
+                    if key in tracker.newly_unhealthy:
+                        self.log.warning(
+                            "Commit set %s: pipeline %s is %s (%s); the wait fails if it stays "
+                            "so for %.0fs",
+                            self.commit_set_id,
+                            key,
+                            state["state"],
+                            state["reason"] or "no reason given",
+                            grace,
+                        )
+                if over:
+                    first = over[0]
+                    return {
+                        "status": "pipeline_unhealthy",
+                        "commit_set_id": self.commit_set_id,
+                        "pipeline": first["pipeline"],
+                        "project": first["project"],
+                        "state": first["state"],
+                        "reason": first["reason"],
+                        "unhealthy_seconds": first["unhealthy_seconds"],
+                        "grace_period": grace,
+                        "pipelines": over,
+                    }
+        finally:
+            check.leave()
+
+    async def _learn_pipelines(self, hook: PachydermHook) -> list[tuple[str, str]]:
+        """The set's unfinished pipelines (one InspectJobSet), tried again every interval."""
         while True:
-            await asyncio.sleep(delay)
-            delay = self.pipeline_check_interval
             try:
                 async with hook.async_session() as session:
-                    if pipelines is None:  # the set's pipelines: learnt once
-                        jobs = await session.list_jobs(self.commit_set_id)
-                        pipelines = [
-                            (job["project"], job["pipeline"])
-                            for job in jobs
-                            if job["finished"] is None
-                        ]
-                    # a pipeline's output commit is in its repo of the same name
-                    pending = [p for p in pipelines if p not in commits]
-                    if not pending:
-                        return None
-                    states = await session.inspect_pipelines(pending)
+                    jobs = await session.list_jobs(self.commit_set_id)
+                return [
+                    (job["project"], job["pipeline"]) for job in jobs if job["finished"] is None
+                ]
             except PachydermError as err:
-                # The stream is the judge of the set; a failed check is tried again.
                 self.log.warning(
                     "Could not check the pipelines of commit set %s (%s); checking again in %.0fs",
                     self.commit_set_id,
                     err,
-                    delay,
+                    self.pipeline_check_interval,
                 )
-                continue
-            over = tracker.observe(states, loop.time())
-            for state in states:
-                key = f"{state['project']}/{state['pipeline']}"
-                if key in tracker.newly_unhealthy:
-                    self.log.warning(
-                        "Commit set %s: pipeline %s is %s (%s); the wait fails if it stays "
-                        "so for %.0fs",
-                        self.commit_set_id,
-                        key,
-                        state["state"],
-                        state["reason"] or "no reason given",
-                        grace,
-                    )
-            if over:
-                first = over[0]
-                return {
-                    "status": "pipeline_unhealthy",
-                    "commit_set_id": self.commit_set_id,
-                    "pipeline": first["pipeline"],
-                    "project": first["project"],
-                    "state": first["state"],
-                    "reason": first["reason"],
-                    "unhealthy_seconds": first["unhealthy_seconds"],
-                    "grace_period": grace,
-                    "pipelines": over,
-                }
+                await asyncio.sleep(self.pipeline_check_interval)
 
     async def on_kill(self) -> None:
         """Stop unfinished jobs of the set, only when asked to (stop_jobs_on_kill).
@@ -250,3 +298,172 @@ class PachydermCommitSetTrigger(BaseTrigger):
             await asyncio.to_thread(stop_unfinished_jobs, hook, self.commit_set_id, self.log)
         finally:
             hook.close()
+
+
+# ---------------------------------------------------------------------- shared pipeline check
+
+#: What one round hands a wait: its pipelines' states, None when it has no pipeline
+#: left to check, or the error the round failed with.
+_Round = tuple[float, "list[dict[str, Any]] | BaseException | None"]
+
+
+class _PipelineCheckLease:
+    """One wait's part in a :class:`_SharedPipelineCheck`: the rounds meant for it."""
+
+    __slots__ = ("_check", "_rounds", "hook", "pending")
+
+    def __init__(
+        self,
+        check: _SharedPipelineCheck,
+        hook: PachydermHook,
+        pending: Callable[[], list[tuple[str, str]]],
+    ) -> None:
+        self._check = check
+        self._rounds: asyncio.Queue[_Round] = asyncio.Queue()
+        self.hook = hook
+        #: the ``(project, pipeline)`` pairs the wait needs checked now
+        self.pending = pending
+
+    def deliver(self, checked_at: float, states: Any) -> None:
+        self._rounds.put_nowait((checked_at, states))
+
+    async def next_round(self) -> _Round:
+        """``(loop time of the round, states)``, states as the wait's pending pipelines."""
+        return await self._rounds.get()
+
+    def leave(self) -> None:
+        self._check.leave(self)
+
+
+class _SharedPipelineCheck:
+    """One check of pipeline states for the waits of one event loop that reach one
+    pachd as one token, at one interval (see the module doc).
+
+    Each round asks pachd once for every distinct pipeline that a wait in it still
+    needs, then hands each wait the states of its own. The first lease starts it (a
+    round at once, then one every ``interval``); the last one to leave cancels it.
+    Only touched from its event loop, between awaits: no lock.
+    """
+
+    def __init__(
+        self,
+        registry: dict[Any, _SharedPipelineCheck],
+        key: Any,
+        interval: float,
+    ) -> None:
+        self._registry = registry
+        self._key = key
+        self.interval = interval
+        self.leases: dict[_PipelineCheckLease, None] = {}  # an ordered set
+        self.rounds = 0  # rounds that asked pachd, done
+        # the last round that succeeded: when, what it asked for, what pachd said
+        self._last_at: float | None = None
+        self._last_asked: frozenset[tuple[str, str]] = frozenset()
+        self._last_states: dict[tuple[str, str], dict[str, Any]] = {}
+        self._task: asyncio.Future[None] | None = None
+
+    def join(
+        self,
+        hook: PachydermHook,
+        pending: Callable[[], list[tuple[str, str]]],
+        since: float,
+    ) -> _PipelineCheckLease:
+        lease = _PipelineCheckLease(self, hook, pending)
+        self.leases[lease] = None
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+            return lease
+        wanted = pending()
+        if not wanted:
+            lease.deliver(asyncio.get_running_loop().time(), None)
+        elif (
+            self._last_at is not None
+            and self._last_at >= since
+            and self._last_asked.issuperset(wanted)
+        ):
+            # the last round already covers this wait's pipelines: its first check
+            lease.deliver(self._last_at, self._states_for(wanted))
+        return lease
+
+    def leave(self, lease: _PipelineCheckLease) -> None:
+        self.leases.pop(lease, None)
+        if self.leases:
+            return
+        if self._registry.get(self._key) is self:
+            del self._registry[self._key]
+        if self._task is not None:
+            self._task.cancel()  # nobody waits: the check stops
+
+    def _states_for(self, wanted: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        # in the wait's order; a pipeline pachd no longer has is left out
+        return [self._last_states[p] for p in wanted if p in self._last_states]
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.leases:
+            leases = list(self.leases)
+            wanted = {lease: lease.pending() for lease in leases}
+            asked = list(dict.fromkeys(p for pipelines in wanted.values() for p in pipelines))
+            failure: BaseException | None = None
+            states: list[dict[str, Any]] = []
+            if asked:
+                try:
+                    async with leases[0].hook.async_session() as session:
+                        states = await session.inspect_pipelines(asked)
+                except Exception as err:  # each wait decides (PachydermError: try again)
+                    failure = err
+                self.rounds += 1
+            checked_at = loop.time()
+            if failure is None:  # what later leases may take as their first check
+                self._last_at, self._last_asked = checked_at, frozenset(asked)
+                self._last_states = {(s["project"], s["pipeline"]): s for s in states}
+            else:
+                self._last_at, self._last_asked, self._last_states = None, frozenset(), {}
+            for lease in leases:
+                if lease not in self.leases:  # left during the round
+                    continue
+                if not wanted[lease]:
+                    lease.deliver(checked_at, None)
+                elif failure is not None:
+                    lease.deliver(checked_at, failure)
+                else:
+                    lease.deliver(checked_at, self._states_for(wanted[lease]))
+            await asyncio.sleep(self.interval)
+
+
+#: event loop -> check key -> the shared check of that loop (see _join_pipeline_check).
+_PIPELINE_CHECKS: dict[Any, dict[Any, _SharedPipelineCheck]] = {}
+
+
+def _pachd_identity(addr: PachdAddress) -> tuple[Any, ...]:
+    """Which pachd, as whom: pipelines look the same to waits with equal keys."""
+
+    def digest(value: bytes | str | None) -> str | None:
+        if value is None:
+            return None
+        raw = value.encode() if isinstance(value, str) else value
+        return hashlib.sha256(raw).hexdigest()
+
+    return (addr.host, addr.port, addr.tls, digest(addr.root_certs), digest(addr.token))
+
+
+async def _join_pipeline_check(
+    hook: PachydermHook,
+    interval: float,
+    pending: Callable[[], list[tuple[str, str]]],
+    since: float,
+    shared: bool = True,
+) -> _PipelineCheckLease:
+    """A lease on the running loop's check of ``hook``'s pachd at ``interval``
+    (a check of its own when not ``shared``). ``since``: the wait's start (loop time);
+    an earlier round is not taken as its first check."""
+    addr = await hook.aget_address()
+    loop = asyncio.get_running_loop()
+    for closed in [other for other in _PIPELINE_CHECKS if other.is_closed()]:
+        del _PIPELINE_CHECKS[closed]
+    checks = _PIPELINE_CHECKS.setdefault(loop, {})
+    key = (_pachd_identity(addr), interval) if shared else object()
+    check = checks.get(key)
+    if check is None:
+        check = checks[key] = _SharedPipelineCheck(checks, key, interval)
+    return check.join(hook, pending, since)

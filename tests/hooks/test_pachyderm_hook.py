@@ -8,10 +8,12 @@ from unittest import mock
 
 import grpc
 import pytest
+from pachyderm_sdk.api import pfs
 
 from cpsign_airflow.exceptions import (
     PachydermAlreadyExists,
     PachydermAuthError,
+    PachydermError,
     PachydermNotFound,
     PachydermSpecError,
     PachydermTimeout,
@@ -173,6 +175,67 @@ def test_put_file_dedupe_key_returns_the_earlier_commit(hook, unique_name):
     assert len({first, changed, other_run}) == 3
 
 
+def test_put_file_retried_while_its_commit_is_finishing_returns_it(
+    hook, pachd, unique_name, monkeypatch
+):
+    """pachd 2.12's FinishCommit only sets ``finishing``; its PFS master sets ``finished``
+    later (src/server/pfs/server/server_commit.go finishCommit, master.go
+    postProcessCommit) and refuses writes from ``finishing`` on (server_file.go). A retry
+    in that gap is given the earlier commit: nothing is written to it, nothing new made."""
+    from pachyderm_sdk import Client
+    from pachyderm_sdk.api import pfs
+
+    monkeypatch.setattr(pachd, "finish_delay", 3.0)  # widen the gap (local pachd only)
+    hook.ensure_repo(unique_name)
+    first = hook.put_file(unique_name, "/c.json", data="x", dedupe_key="dag/run/task")
+    client = Client.from_pachd_address(pachd.address)
+    commit = pfs.Commit.from_uri(f"{unique_name}@{first}")
+    before = pachd.call_counts()
+    again = hook.put_file(unique_name, "/c.json", data="x", dedupe_key="dag/run/task")
+    after = pachd.call_counts()
+    assert again == first
+    assert after["ModifyFile"] == before["ModifyFile"]
+    assert after["StartCommit"] == before["StartCommit"]
+    assert after["FinishCommit"] == before["FinishCommit"]
+    info = client.pfs.inspect_commit(commit=commit)
+    assert info.finishing.timestamp() > 0 and info.finished.timestamp() == 0  # still in the gap
+    pachd.finish_delay = 0.0
+    assert hook.read_file(unique_name, first, "/c.json") == b"x"
+
+
+def test_put_file_retry_resumes_the_open_commit_of_an_earlier_try(hook, pachd, unique_name):
+    """A try that died between StartCommit and FinishCommit leaves its commit open, and
+    pachd refuses another commit on the branch until it finishes: the retry writes into
+    that commit and finishes it, rather than queueing behind it for ever."""
+    import threading
+
+    hook.ensure_repo(unique_name)
+    pachd.faults.fail_next(1, code=grpc.StatusCode.INTERNAL, methods=["ModifyFile"])
+    with pytest.raises(PachydermError, match="INTERNAL|injected"):
+        hook.put_file(unique_name, "/c.json", data="x", dedupe_key="dag/run/task")
+    left = hook.inspect_commit(unique_name, "master", ref_type="branch")
+    assert left["finished"] is None
+    result: dict = {}
+    retry = threading.Thread(
+        target=lambda: result.update(
+            id=hook.put_file(unique_name, "/c.json", data="x", dedupe_key="dag/run/task")
+        )
+    )
+    retry.start()
+    retry.join(15)
+    if retry.is_alive():  # queued behind the commit its own earlier try left open
+        from pachyderm_sdk import Client
+        from pachyderm_sdk.api import pfs
+
+        Client.from_pachd_address(pachd.address).pfs.finish_commit(
+            commit=pfs.Commit.from_uri(f"{unique_name}@{left['id']}")
+        )
+        retry.join(15)
+        pytest.fail("the retry waited for its earlier try's open commit instead of resuming it")
+    assert result["id"] == left["id"]
+    assert hook.read_file(unique_name, left["id"], "/c.json") == b"x"
+
+
 def test_missing_file_is_not_found(hook, unique_name):
     hook.ensure_repo(unique_name)
     hook.put_file(unique_name, "/a", data="a")
@@ -249,6 +312,22 @@ def test_two_stage_chain_commit_set(hook, pachd, unique_name):
             ]
 
 
+def test_a_commit_set_is_its_own_commits_not_its_provenance(hook, pachd, unique_name):
+    """pachd 2.12 also lists the commits of other sets in a set's provenance (the input head
+    a pipeline-creation job reads, spec commits: server_commit_set.go ->
+    pfsdb.CommitSetProvenance); the hook's wait and inspect keep only the set's own."""
+    repo = f"{unique_name}-in"
+    hook.ensure_repo(repo)
+    first = hook.put_file(repo, "/a.json", data="{}")
+    hook.create_or_update_pipeline(spec(f"{unique_name}-a", repo))
+    created = hook.inspect_pipeline(f"{unique_name}-a")["spec_commit"]
+    raw = hook.get_conn().pfs.inspect_commit_set(commit_set=pfs.CommitSet(id=created), wait=True)
+    assert first in {info.commit.id for info in raw}  # pachd lists the input head too
+    for commits in (hook.wait_commit_set(created, timeout=60), hook.inspect_commit_set(created)):
+        assert commits and {c["id"] for c in commits} == {created}
+        assert {c["repo"] for c in commits} == {f"{unique_name}-a"}
+
+
 def test_failed_job_reason_and_logs(hook, pachd, unique_name):
     repo = f"{unique_name}-in"
     pachd.configure_pipeline(
@@ -299,13 +378,68 @@ def test_unavailable_gives_up_with_address(pachyderm_conn, pachd, unique_name, c
     assert capsys.readouterr().out.count("; retry ") == 2
 
 
+#: pachd's answers (UNKNOWN) when its PostgreSQL transaction lost a race under load.
+SERIALIZATION_FAILURE = (
+    "ERROR: could not serialize access due to read/write dependencies among "
+    "transactions (SQLSTATE 40001)"
+)
+ABORTED_TRANSACTION = (
+    "ERROR: current transaction is aborted, commands ignored until end of transaction "
+    "block (SQLSTATE 25P02)"
+)
+
+
+@pytest.mark.parametrize(
+    "message", [SERIALIZATION_FAILURE, ABORTED_TRANSACTION], ids=["40001", "25P02"]
+)
+def test_transient_database_errors_are_retried(hook, pachd, unique_name, capsys, message):
+    """Retried like UNAVAILABLE: the transaction was rolled back, so sending again is safe."""
+    hook.ensure_repo(unique_name)
+    pachd.faults.fail_next(
+        2, code=grpc.StatusCode.UNKNOWN, methods=["CreatePipelineV2"], message=message
+    )
+    created = hook.create_or_update_pipeline(spec(f"{unique_name}-p", unique_name))
+    assert created["action"] == "created"
+    assert pachd.call_counts()["CreatePipelineV2"] == 3
+    out = capsys.readouterr().out
+    for attempt in (1, 2):
+        assert f"transient database error ({message}) while trying to create" in out
+        assert f"; retry {attempt}/5 in " in out
+
+
+def test_transient_database_errors_give_up_with_the_attempt_count(
+    pachyderm_conn, pachd, unique_name
+):
+    hook = PachydermHook(pachyderm_conn, max_retries=2, retry_backoff=0.01)
+    hook.ensure_repo(unique_name)
+    pachd.faults.fail_next(
+        10, code=grpc.StatusCode.UNKNOWN, methods=["CreatePipelineV2"], message=ABORTED_TRANSACTION
+    )
+    with pytest.raises(PachydermError, match="SQLSTATE 25P02") as info:
+        hook.create_or_update_pipeline(spec(f"{unique_name}-p", unique_name))
+    assert "gave up after 3 attempts" in str(info.value)
+    assert not isinstance(info.value, PachydermUnavailable)
+    assert pachd.call_counts()["CreatePipelineV2"] == 3
+
+
+def test_other_unknown_errors_are_not_retried(hook, pachd, unique_name, capsys):
+    hook.ensure_repo(unique_name)
+    pachd.faults.fail_next(
+        1, code=grpc.StatusCode.UNKNOWN, methods=["CreatePipelineV2"], message="disk on fire"
+    )
+    with pytest.raises(PachydermError, match="disk on fire"):
+        hook.create_or_update_pipeline(spec(f"{unique_name}-p", unique_name))
+    assert pachd.call_counts()["CreatePipelineV2"] == 1
+    assert "; retry " not in capsys.readouterr().out
+
+
 def test_unreachable_server_is_unavailable(monkeypatch):
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"grpc://127.0.0.1:{port}")
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"pachyderm://127.0.0.1:{port}")
     hook = PachydermHook(max_retries=1, retry_backoff=0.01)
     with pytest.raises(PachydermUnavailable, match=f"127.0.0.1:{port}"):
         hook.ensure_repo("anything")
@@ -323,7 +457,7 @@ def test_auth_errors_say_token_and_never_leak_it(pachd, monkeypatch, capfd, toke
     secret = "the-real-token-5f2a"
     pachd.require_auth(secret)
     host_port = pachd.address.split("://", 1)[1]
-    uri = f"grpc://:{token}@{host_port}" if token else f"grpc://{host_port}"
+    uri = f"pachyderm://:{token}@{host_port}" if token else f"pachyderm://{host_port}"
     monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", uri)
     hook = PachydermHook()
     with pytest.raises(PachydermAuthError, match="token is missing or wrong") as info:
@@ -339,7 +473,7 @@ def test_right_token_works_and_is_masked(pachd, monkeypatch, capfd, unique_name)
     secret = "the-real-token-9c1d"
     pachd.require_auth(secret)
     host_port = pachd.address.split("://", 1)[1]
-    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"grpc://:{secret}@{host_port}")
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"pachyderm://:{secret}@{host_port}")
     hook = PachydermHook()
     assert hook.ensure_repo(unique_name)["created"] is True
     captured = capfd.readouterr()
@@ -426,13 +560,24 @@ def test_sdk_callback_noise_is_dropped_but_other_grpc_errors_are_kept(hook, capl
 
 
 def test_commit_or_branch_is_said_not_guessed(hook, unique_name):
+    """The hook sends what it is told (a commit id, or a branch); pachd then reads the ref
+    as pachd 2.12 does (CommitPicker.UnmarshalText, src/pfs/pfs.go): a commit-shaped ref
+    is a commit id in either field, and no branch may be named like one
+    (src/internal/pfsdb/branches.go), so the two can never be confused."""
     hook.ensure_repo(unique_name)
     commit = hook.put_file(unique_name, "/a", data="a")
+    hook.put_file(unique_name, "/a", data="b")  # master moves on
     assert hook.read_file(unique_name, commit, "/a", ref_type="commit") == b"a"
-    assert hook.inspect_commit(unique_name, "master", ref_type="branch")["id"] == commit
-    # a commit id is not taken for a branch of that name, however it looks
-    with pytest.raises(PachydermNotFound):
-        hook.list_files(unique_name, commit, ref_type="branch")
+    assert hook.inspect_commit(unique_name, "master", ref_type="branch")["id"] != commit
+    assert hook.read_file(unique_name, "master", "/a", ref_type="branch") == b"b"
+    # said as a branch, a commit id still names that commit: pachd reads it as one
+    assert [f["path"] for f in hook.list_files(unique_name, commit, ref_type="branch")] == ["/a"]
+    assert hook.read_file(unique_name, commit, "/a", ref_type="branch") == b"a"
+    # a commit-shaped name that is no commit is not found, said either way
+    missing = "0123456789ab4def0123456789abcdef"
+    for ref_type in ("commit", "branch"):
+        with pytest.raises(PachydermNotFound):
+            hook.inspect_commit(unique_name, missing, ref_type=ref_type)
     with pytest.raises(ValueError, match="ref_type"):
         hook.inspect_commit(unique_name, commit, ref_type="tag")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -100,20 +101,25 @@ def hook(pachyderm_conn) -> PachydermHook:
     hook.close()
 
 
-def make(hook: PachydermHook, name: str, cmd: list[str]) -> None:
+def make(hook: PachydermHook, name: str, cmd: list[str], image: str = "lab/x:1") -> None:
     hook.ensure_repo(f"{name}-in")
     hook.create_or_update_pipeline(
         {
             "pipeline": {"name": name},
             "input": {"pfs": {"repo": f"{name}-in", "glob": "/*"}},
-            "transform": {"image": "lab/x:1", "cmd": cmd},
+            "transform": {"image": image, "cmd": cmd},
         }
     )
 
 
 async def test_pipeline_states_sync_and_async_agree(hook, pachd, unique_name):
+    """A worker that cannot start: pachd's master sets CRASHING with the pod's waiting
+    message (src/server/pps/server/poller.go pollPipelinePods; kubelet's ImagePullBackOff
+    text). The local pachd is told which image it cannot pull."""
     broken, fine = f"{unique_name}-broken", f"{unique_name}-fine"
-    make(hook, broken, ["cpsign-no-such-binary"])
+    unpullable = f"lab/{unique_name}-missing:1"
+    pachd.unpullable_images.add(unpullable)
+    make(hook, broken, ["sh", "-c", "true"], image=unpullable)
     make(hook, fine, ["sh", "-c", "true"])
     asked = [("default", broken), ("default", fine), ("default", f"{unique_name}-gone")]
     before = pachd.call_counts()["InspectPipeline"]
@@ -128,14 +134,34 @@ async def test_pipeline_states_sync_and_async_agree(hook, pachd, unique_name):
     by_name = {s["pipeline"]: s for s in sync}
     assert set(by_name) == {broken, fine}  # the missing one is left out
     assert by_name[broken]["state"] == "PIPELINE_CRASHING"
-    assert "cpsign-no-such-binary" in by_name[broken]["reason"]
+    assert by_name[broken]["reason"] == f'Back-off pulling image "{unpullable}"'
     assert (by_name[fine]["state"], by_name[fine]["reason"]) == ("PIPELINE_RUNNING", None)
+
+
+def test_a_missing_command_fails_the_job_not_the_pipeline(hook, pachd, unique_name):
+    """pachd never checks ``transform.cmd``: the worker's exec error fails each try of the
+    datum (src/server/worker/driver/driver.go RunUserCode), then the job
+    (src/server/worker/pipeline/transform/registry.go); the pipeline stays healthy."""
+    make(hook, unique_name, ["cpsign-no-such-binary"])
+    commit = hook.put_file(f"{unique_name}-in", "/c.json", data="{}")
+    hook.wait_commit_set(commit, timeout=60)
+    job = hook.inspect_job(unique_name, commit)
+    assert job["state"] == "JOB_FAILURE"
+    assert job["reason"].startswith("datum ") and job["reason"].endswith(" failed")
+    [state] = hook.pipeline_states([("default", unique_name)])
+    assert state["state"] == "PIPELINE_RUNNING"
+    if not os.environ.get("CPSIGN_TEST_PACHD_ADDRESS"):  # where a real pachd's logs are kept
+        tail = hook.get_job_logs(unique_name, commit)
+        assert any(
+            'exec: "cpsign-no-such-binary": executable file not found in $PATH' in line
+            for line in tail
+        )
 
 
 async def test_async_inspect_translates_errors(pachd, monkeypatch, unique_name):
     pachd.require_auth("the-token-5d1")
     host_port = pachd.address.split("://", 1)[1]
-    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"grpc://:wrong@{host_port}")
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"pachyderm://:wrong@{host_port}")
     hook = PachydermHook()
     try:
         async with hook.async_session() as session:

@@ -21,24 +21,13 @@ holding anything of value.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kube_target import FAKE_ONLY, KUBECONFIG, NAMESPACE, REAL  # noqa: E402,F401
 
-KUBECONFIG = os.environ.get("CPSIGN_TEST_KUBECONFIG") or None
-NAMESPACE = (
-    os.environ.get("CPSIGN_TEST_KUBE_NAMESPACE") or "cpsign-airflow-test"
-    if KUBECONFIG
-    else "pachyderm"
-)
-REAL = KUBECONFIG is not None
-FAKE_ONLY = (
-    "drives the fake API server's test-only controls; CPSIGN_TEST_KUBECONFIG points at a "
-    "real API server"
-)
 _METHODS = {
     "secrets": ("core", "namespaced_secret"),
     "services": ("core", "namespaced_service"),

@@ -7,7 +7,7 @@ import logging
 from urllib.parse import urlparse
 
 import pytest
-from conftest import FAKE_ONLY, NAMESPACE
+from kube_target import FAKE_ONLY, NAMESPACE
 
 from cpsign_airflow.kubernetes import discovery, errors
 from cpsign_airflow.kubernetes.discovery import resolve_pachd_address
@@ -195,7 +195,7 @@ def test_resolve_from_pachyderm_connection(kube_conn, kube, fake, monkeypatch):
     )
     with pytest.raises(errors.PachdDiscoveryError, match=f"Service {NAMESPACE}/nope not found"):
         resolve_from_connection(BaseHook.get_connection("pachyderm_k8s"))
-    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_K8S", "grpc://pachd.example:30650")
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_K8S", "pachyderm://pachd.example:30650")
     assert resolve_from_connection(BaseHook.get_connection("pachyderm_k8s")) is None
 
 

@@ -6,8 +6,8 @@ import base64
 import threading
 
 import pytest
-from conftest import NAMESPACE
 from dag_runner import load_dag, run_dag, write_dag
+from kube_target import NAMESPACE
 
 from cpsign_airflow.kubernetes import errors, manifests
 from cpsign_airflow.kubernetes.manifests import ModelLocation

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import NAMESPACE
+from kube_target import NAMESPACE
 
 from cpsign_airflow.kubernetes import discovery
 from cpsign_airflow.kubernetes.operators import (

@@ -7,8 +7,8 @@ import json
 import uuid
 
 import pytest
-from conftest import NAMESPACE
 from dag_runner import run_dag, write_dag
+from kube_target import NAMESPACE
 
 from cpsign_airflow.kubernetes import errors
 from cpsign_airflow.kubernetes.operators import KubernetesSecretFromConnectionOperator

@@ -6,7 +6,7 @@ import base64
 import json
 
 import pytest
-from conftest import NAMESPACE
+from kube_target import NAMESPACE
 
 
 @pytest.fixture

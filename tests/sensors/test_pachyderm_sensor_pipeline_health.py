@@ -1,15 +1,18 @@
 """Fail-fast waits in poke and reschedule mode: PachydermCommitSetSensor also checks
 the states of the commit set's unfinished pipelines, against a pachd over real gRPC.
 
-The local pachd puts a pipeline whose ``transform.cmd`` does not exist on this
-machine into PIPELINE_CRASHING (its analogue of an image that cannot be pulled)
-and leaves its job waiting, as pachd leaves a job whose workers cannot start.
+pachd puts a pipeline whose workers cannot start into PIPELINE_CRASHING (for an image
+that cannot be pulled, with kubelet's message as the reason: src/server/pps/server/
+poller.go) and leaves its job waiting. The local pachd is told which image it cannot
+pull (``LocalPachd.unpullable_images``; those tests are skipped against a real pachd).
+A missing command is not that: it fails the datum, then the job.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,15 +27,16 @@ from cpsign_airflow.sensors import pachyderm as sensor_module
 from cpsign_airflow.sensors.pachyderm import UNHEALTHY_SINCE_KEY, PachydermCommitSetSensor
 
 MISSING = "cpsign-no-such-binary"
+UNPULLABLE = "lab/missing:1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def spec(name: str, repo: str, cmd: list[str] | None = None) -> dict:
+def spec(name: str, repo: str, cmd: list[str] | None = None, image: str = "busybox") -> dict:
     return {
         "pipeline": {"name": name},
         "input": {"pfs": {"repo": repo, "glob": "/*"}},
         "transform": {
-            "image": "lab/missing:1" if cmd else "busybox",
+            "image": image,
             "cmd": cmd or ["sh", "-c", "cp -r /pfs/*/. /pfs/out/ 2>/dev/null; true"],
         },
     }
@@ -46,11 +50,12 @@ def hook(pachyderm_conn) -> PachydermHook:
 
 
 @pytest.fixture
-def broken(hook, unique_name) -> dict[str, str]:
-    """in -> a (CRASHING: its command does not exist) -> b; one commit set."""
+def broken(hook, pachd, unique_name) -> dict[str, str]:
+    """in -> a (CRASHING: its image cannot be pulled) -> b; one commit set."""
+    pachd.unpullable_images.add(UNPULLABLE)  # a local pachd control: skipped on a real one
     repo, first, second = f"{unique_name}-in", f"{unique_name}-a", f"{unique_name}-b"
     hook.ensure_repo(repo)
-    hook.create_or_update_pipeline(spec(first, repo, [MISSING]))
+    hook.create_or_update_pipeline(spec(first, repo, image=UNPULLABLE))
     hook.create_or_update_pipeline(spec(second, first))
     commit = hook.put_file(repo, "/c.json", data=json.dumps({"seed": 1}))
     return {"repo": repo, "first": first, "second": second, "commit": commit}
@@ -102,7 +107,7 @@ def test_poke_mode_fails_naming_the_crashing_pipeline(hook, pachd, broken):
     first = broken["first"]
     assert f"Commit set {broken['commit']} cannot finish" in message
     assert f"pipeline {first!r} has been PIPELINE_CRASHING" in message
-    assert MISSING in message and "lab/missing:1" in message  # pachd's reason
+    assert f'Back-off pulling image "{UNPULLABLE}"' in message  # pachd's reason
     assert "(grace 0.5s)" in message
     assert "no log lines" in message
     [named] = failure.value.pipelines
@@ -112,6 +117,34 @@ def test_poke_mode_fails_naming_the_crashing_pipeline(hook, pachd, broken):
     assert pachd.call_counts()["StopJob"] == 0
     jobs = {j["pipeline"]: j["state"] for j in hook.list_jobs(broken["commit"])}
     assert jobs[first] == "JOB_STARTING"
+
+
+def test_a_missing_command_fails_the_job_with_the_exec_error(hook, unique_name):
+    """Not a crash: pachd's worker fails the datum with its exec error (src/server/worker/
+    driver/driver.go RunUserCode), then the job; the sensor reports the failed job."""
+    from cpsign_airflow.exceptions import PachydermJobFailed
+
+    repo = f"{unique_name}-in"
+    hook.ensure_repo(repo)
+    hook.create_or_update_pipeline(spec(unique_name, repo, [MISSING]))
+    commit = hook.put_file(repo, "/c.json", data="{}")
+    sensor = PachydermCommitSetSensor(
+        task_id="wait",
+        commit_set_id=commit,
+        mode="poke",
+        poke_interval=0.05,
+        timeout=60,
+        pipeline_grace_period=0.5,
+        pipeline_check_interval=0.1,
+    )
+    with pytest.raises(PachydermJobFailed) as failure:
+        sensor.execute({"ti": mock.MagicMock()})
+    assert not isinstance(failure.value, PachydermPipelineUnhealthy)
+    [job] = failure.value.failed_jobs
+    assert (job["pipeline"], job["state"]) == (unique_name, "JOB_FAILURE")
+    assert job["reason"].startswith("datum ") and job["reason"].endswith(" failed")
+    if not os.environ.get("CPSIGN_TEST_PACHD_ADDRESS"):  # where a real pachd's logs are kept
+        assert f'exec: "{MISSING}": executable file not found in $PATH' in str(failure.value)
 
 
 def test_poke_mode_checks_at_most_once_per_interval(hook, pachd, broken, monkeypatch):

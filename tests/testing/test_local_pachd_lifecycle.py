@@ -20,7 +20,6 @@ from sdk_helpers import rpc_error
 
 from cpsign_airflow.testing.pachd import LocalPachd
 from cpsign_airflow.testing.pachd import worker as pachd_worker
-from cpsign_airflow.testing.pachd.pytest_plugin import local_pachd  # noqa: F401
 
 JS = pps.JobState
 
@@ -83,11 +82,44 @@ def test_finish_commit_goes_finishing_then_finished(client: Client) -> None:
     assert err.details() == f"commit default/data@{commit.id} has already finished"
 
 
+def test_finished_follows_finishing_after_the_masters_gap(
+    client: Client,
+    local_pachd: LocalPachd,  # noqa: F811
+) -> None:
+    """pachd 2.12: FinishCommit only sets ``finishing`` (src/server/pfs/server/
+    server_commit.go finishCommit); the PFS master (master.go postProcessCommit, then its
+    finishCommit) compacts and validates the commit and sets ``finished`` in a later
+    transaction. Meanwhile the commit refuses writes and a second FinishCommit
+    (server_file.go, ErrCommitFinished) and may already be a parent (linkParent)."""
+    local_pachd.finish_delay = 0.5
+    commit = client.pfs.start_commit(branch=pfs.Branch.from_uri("data@master"))
+    client.pfs.finish_commit(commit=commit)
+    info = client.pfs.inspect_commit(commit=commit)
+    assert not unset(info.finishing) and unset(info.finished)
+    write = [
+        pfs.ModifyFileRequest(set_commit=commit),
+        pfs.ModifyFileRequest(add_file=pfs.AddFile(path="/a", raw=b"a")),
+    ]
+    for err in (
+        rpc_error(client.pfs.modify_file, iter(write)),
+        rpc_error(client.pfs.finish_commit, commit=commit),
+    ):
+        assert (err.code(), err.details()) == (
+            grpc.StatusCode.UNKNOWN,
+            f"commit default/data@{commit.id} has already finished",
+        )
+    child = client.pfs.start_commit(branch=pfs.Branch.from_uri("data@master"))
+    assert client.pfs.inspect_commit(commit=child).parent_commit.id == commit.id
+    finished = client.pfs.inspect_commit(commit=commit, wait=pfs.CommitState.FINISHED)
+    assert (finished.finished - finished.finishing).total_seconds() >= 0.4
+
+
 def test_pipeline_output_and_meta_commits_cannot_be_finished_by_hand(
     client: Client,
     local_pachd: LocalPachd,  # noqa: F811
 ) -> None:
-    create(client, "stuck", transform={"cmd": ["no-such-stage-command"]})
+    local_pachd.unpullable_images.add("lab/stuck:1")  # its job waits: commits stay open
+    create(client, "stuck", transform={"image": "lab/stuck:1", "cmd": ["true"]})
     commit = put(client, {"/a": b"1"})
     for repo_type in ("user", "meta"):
         out = pfs.Commit(repo=pfs.Repo(name="stuck", type=repo_type), id=commit.id)
@@ -103,7 +135,7 @@ def test_commit_set_holds_each_pipelines_meta_commit(client: Client) -> None:
     create(client, "second", "first")
     commit = put(client, {"/a": b"1"})
     infos = client.pfs.wait_commit_set(pfs.CommitSet(id=commit.id))
-    kinds = {(i.commit.repo.name, i.commit.repo.type) for i in infos}
+    kinds = {(i.commit.repo.name, i.commit.repo.type) for i in infos if i.commit.id == commit.id}
     assert kinds == {
         ("data", "user"),
         ("first", "user"),
@@ -163,21 +195,25 @@ def test_update_kills_unfinished_jobs_and_downstream_is_unrunnable(
 
 def test_pipeline_that_cannot_start_is_crashing_and_its_commits_stay_open(
     client: Client,
+    local_pachd: LocalPachd,  # noqa: F811
 ) -> None:
+    """An image that cannot be pulled: pachd's master sets CRASHING with the pod's waiting
+    message (pollPipelinePods, src/server/pps/server/poller.go; kubelet's ImagePullBackOff)."""
+    local_pachd.unpullable_images.add("lab/missing:1")
     create(client, "good")
-    create(client, "broken", transform={"image": "lab/missing:1", "cmd": ["cpsign-nowhere"]})
+    create(client, "broken", transform={"image": "lab/missing:1", "cmd": ["true"]})
     commit = put(client, {"/a": b"1"})
     client.pfs.wait_commit(pfs.Commit(repo=pfs.Repo(name="good"), id=commit.id))
     good = client.pps.inspect_pipeline(pipeline=pps.Pipeline(name="good"))
     broken = client.pps.inspect_pipeline(pipeline=pps.Pipeline(name="broken"))
     assert good.state == pps.PipelineState.PIPELINE_RUNNING
     assert broken.state == pps.PipelineState.PIPELINE_CRASHING
-    assert "cpsign-nowhere" in broken.reason and "lab/missing:1" in broken.reason
+    assert broken.reason == 'Back-off pulling image "lab/missing:1"'
     info = client.pfs.inspect_commit(commit=pfs.Commit(repo=pfs.Repo(name="broken"), id=commit.id))
     assert unset(info.finished) and unset(info.finishing)
     stuck = job(client, "broken", commit.id, wait=False)
     assert stuck.state == JS.JOB_STARTING
-    # fixing the command (an update) kills the stuck job; the update's own job runs
+    # fixing the image (an update) kills the stuck job; the update's own job runs
     create(client, "broken", update=True)
     assert job(client, "broken", commit.id).state == JS.JOB_KILLED
     fixed = client.pps.inspect_pipeline(pipeline=pps.Pipeline(name="broken"))

@@ -44,7 +44,7 @@ def snapshot(client: Client) -> dict[str, Any]:
         "branches": [b.to_dict() for b in client.pfs.list_branch()],
         "commit_sets": [s.to_dict() for s in client.pfs.list_commit_set()],
         "pipelines": [p.to_dict() for p in client.pps.list_pipeline(details=True)],
-        "jobs": [j.to_dict() for j in client.pps.list_job(details=True)],
+        "jobs": [j.to_dict() for j in client.pps.list_job(details=True, history=-1)],
         "secrets": client.pps.list_secret().to_dict(),
     }
 
@@ -81,7 +81,7 @@ def test_state_survives_a_new_pachd(tmp_path: Path) -> None:
         assert info.version == 2 and json.loads(info.effective_spec_json)["transform"]["cmd"] == [
             "bash"
         ]
-        jobs = list(client.pps.list_job(pipeline=pps.Pipeline(name="copy")))
+        jobs = list(client.pps.list_job(pipeline=pps.Pipeline(name="copy"), history=-1))
         assert [j.state for j in jobs] == [pps.JobState.JOB_SUCCESS] * 2
         assert [(j.data_processed, j.data_skipped) for j in jobs] == [(0, 3), (3, 0)]
         # the secret's data survived: a new pipeline reads it as an environment variable

@@ -18,7 +18,6 @@ from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs, pps
 
 from cpsign_airflow.testing.pachd import LocalPachd
-from cpsign_airflow.testing.pachd.pytest_plugin import local_pachd  # noqa: F401
 
 JS = pps.JobState
 

@@ -14,7 +14,6 @@ from pachyderm_sdk.api import pfs, pps
 
 from cpsign_airflow.hooks.pachyderm import commit_to_dict, job_to_dict
 from cpsign_airflow.testing.pachd import LocalPachd, wire
-from cpsign_airflow.testing.pachd.pytest_plugin import local_pachd  # noqa: F401
 
 
 def pipeline(client: Client, name: str, repo: str, glob: str = "/*") -> None:

@@ -241,7 +241,7 @@ async def test_refused_token_is_an_error_event(pachd, monkeypatch, token):
     secret = "the-real-token-77ab"
     pachd.require_auth(secret)
     host_port = pachd.address.split("://", 1)[1]
-    uri = f"grpc://:{token}@{host_port}" if token else f"grpc://{host_port}"
+    uri = f"pachyderm://:{token}@{host_port}" if token else f"pachyderm://{host_port}"
     monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", uri)
     event = await first_event(trigger_for("1" * 32))
     assert event["status"] == "error"
@@ -256,7 +256,7 @@ async def test_right_token_reaches_the_stream(pachd, monkeypatch, unique_name):
     secret = "the-real-token-3c9e"
     pachd.require_auth(secret)
     host_port = pachd.address.split("://", 1)[1]
-    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"grpc://:{secret}@{host_port}")
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"pachyderm://:{secret}@{host_port}")
     hook = PachydermHook(retry_backoff=0.01)
     try:
         repo, _ = make_chain(hook, unique_name, stages=1)
@@ -375,6 +375,44 @@ async def test_reconnect_backoff_doubles_up_to_the_ceiling(hook, pachd, spy, uni
     assert event["status"] == "finished"
     assert pachd.call_counts()["InspectCommitSet"] == 5 + 1  # 1 by wait_commit_set above
     assert 0.05 + 0.1 + 0.2 + 0.2 <= elapsed < 0.55 + 5
+
+
+@pytest.mark.parametrize(
+    ("message", "reopened"),
+    [
+        ("ERROR: could not serialize access due to concurrent update (SQLSTATE 40001)", True),
+        (
+            "ERROR: current transaction is aborted, commands ignored until end of "
+            "transaction block (SQLSTATE 25P02)",
+            True,
+        ),
+        ("something else went wrong", False),
+    ],
+    ids=["40001", "25P02", "other"],
+)
+async def test_transient_database_errors_reopen_the_wait(
+    hook, pachd, unique_name, capsys, message, reopened
+):
+    """pachd's transient PostgreSQL errors (UNKNOWN) reopen the wait like UNAVAILABLE, the
+    retry counted in the log; any other UNKNOWN ends it with an error event."""
+    import grpc
+
+    repo, _ = make_chain(hook, unique_name, stages=1)
+    commit = commit_config(hook, repo)
+    hook.wait_commit_set(commit, timeout=TIMEOUT)
+    pachd.faults.fail_next(
+        2, code=grpc.StatusCode.UNKNOWN, methods=["InspectCommitSet"], message=message
+    )
+    event = await first_event(trigger_for(commit, pipeline_grace_period=None))
+    if reopened:
+        assert event["status"] == "finished"
+        assert pachd.call_counts()["InspectCommitSet"] == 3 + 1  # 1 by wait_commit_set
+        logged = capsys.readouterr().out.splitlines()
+        for retry in (1, 2):
+            assert any(message in line and f"(retry {retry})" in line for line in logged)
+    else:
+        assert event["status"] == "error" and message in event["message"]
+        assert pachd.call_counts()["InspectCommitSet"] == 1 + 1
 
 
 async def test_session_raises_the_providers_exceptions_only(hook, pachd, unique_name):

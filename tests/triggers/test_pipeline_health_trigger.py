@@ -1,8 +1,8 @@
 """Fail-fast waits: the trigger also watches the states of the commit set's pipelines.
 
-A pipeline whose workers cannot start (pachd's PIPELINE_CRASHING; on the local
-pachd: a ``transform.cmd`` that does not exist on this machine, the analogue of
-an image that cannot be pulled) leaves its job waiting and its output commit
+A pipeline whose workers cannot start (pachd's PIPELINE_CRASHING, e.g. an image
+that cannot be pulled: src/server/pps/server/poller.go; on the local pachd, an image
+named in ``LocalPachd.unpullable_images``) leaves its job waiting and its output commit
 open, so the commit-set stream alone would wait until the task's timeout. The
 trigger checks the set's unfinished pipelines every ``pipeline_check_interval``
 and ends the wait once one stays unhealthy for ``pipeline_grace_period``.
@@ -29,15 +29,16 @@ from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
 from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
 
 TIMEOUT = 30
-MISSING = "cpsign-no-such-binary"
+UNPULLABLE = "lab/missing:1"
 GRACE, INTERVAL = 0.5, 0.1
 
 
-def broken_chain(hook: PachydermHook, name: str) -> tuple[str, str, str, str]:
+def broken_chain(hook: PachydermHook, pachd: Any, name: str) -> tuple[str, str, str, str]:
     """in -> a (cannot start: CRASHING) -> b (fine); returns (repo, a, b, commit set)."""
+    pachd.unpullable_images.add(UNPULLABLE)  # a local pachd control: skipped on a real one
     repo, first, second = f"{name}-in", f"{name}-a", f"{name}-b"
     hook.ensure_repo(repo)
-    hook.create_or_update_pipeline(spec(first, repo, [MISSING], image="lab/missing:1"))
+    hook.create_or_update_pipeline(spec(first, repo, image=UNPULLABLE))
     hook.create_or_update_pipeline(spec(second, first))
     commit = hook.put_file(repo, "/configuration.json", data=json.dumps({"seed": 1}))
     return repo, first, second, commit
@@ -150,7 +151,7 @@ def test_grace_counts_from_the_first_unhealthy_check_and_resets_on_recovery():
 
 
 async def test_crashing_pipeline_fails_the_wait_after_the_grace(hook, pachd, checks, unique_name):
-    _repo, first, second, commit = broken_chain(hook, unique_name)
+    _repo, first, second, commit = broken_chain(hook, pachd, unique_name)
     loop = asyncio.get_running_loop()
     started = loop.time()
     event = await first_event(trigger_for(commit))
@@ -159,7 +160,7 @@ async def test_crashing_pipeline_fails_the_wait_after_the_grace(hook, pachd, che
     assert event["commit_set_id"] == commit
     assert (event["pipeline"], event["project"]) == (first, "default")
     assert event["state"] == "PIPELINE_CRASHING"
-    assert MISSING in event["reason"] and "lab/missing:1" in event["reason"]
+    assert event["reason"] == f'Back-off pulling image "{UNPULLABLE}"'
     assert event["grace_period"] == GRACE
     assert event["unhealthy_seconds"] >= GRACE
     assert elapsed >= GRACE + INTERVAL / 2  # first check after >= half an interval
@@ -208,19 +209,18 @@ async def test_healthy_chain_finishes_while_being_checked(hook, pachd, checks, u
 
 
 async def test_pipeline_recovering_within_the_grace_does_not_fail_the_wait(
-    hook, pachd, checks, unique_name, tmp_path
+    hook, pachd, checks, unique_name
 ):
-    """CRASHING until its command appears (as an image that could finally be pulled)."""
+    """CRASHING until its image can be pulled (pachd's master re-checks it)."""
     pachd.crashing_backoff = 0.05  # pachd re-checks crashing workers (15 s on a cluster)
-    tool = tmp_path / "late-tool"
+    pachd.unpullable_images.add(UNPULLABLE)
     repo, pipeline = f"{unique_name}-in", unique_name
     hook.ensure_repo(repo)
-    hook.create_or_update_pipeline(spec(pipeline, repo, [str(tool)]))
+    hook.create_or_update_pipeline(spec(pipeline, repo, image=UNPULLABLE))
     commit = hook.put_file(repo, "/configuration.json", data="{}")
     task = asyncio.create_task(first_event(trigger_for(commit, pipeline_grace_period=5.0)))
     await checks.wait_for_state("PIPELINE_CRASHING")
-    tool.write_text(f"#!/bin/sh\ncp -r /pfs/{repo}/. /pfs/out/\n")
-    tool.chmod(0o755)
+    pachd.unpullable_images.discard(UNPULLABLE)  # the image was pushed at last
     event = await asyncio.wait_for(task, TIMEOUT)
     assert event["status"] == "finished"
     assert {c["repo"] for c in event["commits"]} == {repo, pipeline}
@@ -278,7 +278,7 @@ async def test_default_interval_sends_no_pipeline_rpc_in_a_short_wait(hook, pach
 async def test_a_failed_check_is_tried_again_at_the_next_interval(hook, pachd, checks, unique_name):
     import grpc
 
-    _repo, first, _second, commit = broken_chain(hook, unique_name)
+    _repo, first, _second, commit = broken_chain(hook, pachd, unique_name)
     pachd.faults.fail_next(2, code=grpc.StatusCode.UNAVAILABLE, methods=["InspectPipeline"])
     event = await first_event(trigger_for(commit))
     assert event["status"] == "pipeline_unhealthy" and event["pipeline"] == first
@@ -287,9 +287,10 @@ async def test_a_failed_check_is_tried_again_at_the_next_interval(hook, pachd, c
 
 async def test_check_turned_off_waits_on_the_stream_only(hook, pachd, monkeypatch, unique_name):
     """With no grace period the crashing set is only ended by someone else (here: StopJob)."""
+    pachd.unpullable_images.add(UNPULLABLE)
     repo, pipeline = f"{unique_name}-in", unique_name
     hook.ensure_repo(repo)
-    hook.create_or_update_pipeline(spec(pipeline, repo, [MISSING]))
+    hook.create_or_update_pipeline(spec(pipeline, repo, image=UNPULLABLE))
     commit = hook.put_file(repo, "/configuration.json", data="{}")
     stream_open = asyncio.Event()
     original = AsyncPachydermSession.wait_commit_set

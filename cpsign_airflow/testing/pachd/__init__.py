@@ -5,7 +5,7 @@ pachd.address)``); state lives in plain Python objects (moto-style), one module
 per service: ``pfs`` / ``pps`` / ``version`` / ``auth`` on a ``grpc.aio`` server
 (``server``) running its own event loop in a background thread.  Entry points:
 :class:`LocalPachd`, ``python -m cpsign_airflow.testing.pachd``, and the
-``local_pachd`` fixture in ``cpsign_airflow.testing.pachd.pytest_plugin``.
+``local_pachd`` fixture in ``tests/fixture_plugins/local_pachd.py``.
 
 Reproduced (pachd 2.x, SDK 2.12):
 
@@ -18,9 +18,21 @@ Reproduced (pachd 2.x, SDK 2.12):
   (set_commit, delete_file, add_file raw chunks with append, copy_file), GetFile
   (<= 2 MiB messages, ``offset``), InspectFile (sha256 as ``hash``), ListFile,
   WalkFile, GlobFile, ListCommit, SubscribeCommit, InspectCommit ``wait``
-  (STARTED/READY/FINISHING/FINISHED), InspectCommitSet (``wait`` streams each
-  commit as it finishes, in provenance order), ListCommitSet.  Contents above
+  (STARTED/READY/FINISHING/FINISHED), InspectCommitSet (``wait``: the finished
+  commits at once, then each other as it finishes), ListCommitSet.  Contents above
   4 MiB spill to temp files, so large files do not sit in RAM.
+* Commit sets as pachd lists them (server_commit_set.go, pfsdb.CommitSetProvenance):
+  InspectCommitSet and ListCommitSet also list the commits of other sets in the
+  set's transitive provenance, each with its own id (the pipelines' spec commits; a
+  pipeline-creation set also the input heads its job reads), topologically sorted.
+  A commit asked for by a set id its repo has no commit in is that repo's commit in
+  the set's provenance (pickCommitTx's ResolveCommitProvenance).
+* Commit refs as pachd parses them (``CommitPicker.UnmarshalText``, src/pfs/pfs.go):
+  a ref of 32 hex digits with a ``4`` as the 13th is a commit id, in ``Commit.id`` or
+  as a branch name alike; any other ``Commit.id`` names a branch. CreateBranch and
+  StartCommit refuse a branch named like a commit (UNKNOWN ``create branch: update
+  head: branch name cannot be a UUID V4``, StartCommit's text wrapped as pachd
+  does; pfsdb/branches.go).
 * Global IDs: StartCommit on an input branch (as in pachd 2.x, not FinishCommit)
   opens one commit set: an unfinished output commit per downstream pipeline,
   transitively, and one job per pipeline with the same 32-hex id.  A job waits
@@ -38,6 +50,10 @@ Reproduced (pachd 2.x, SDK 2.12):
   ``PACH_IN_WORKER``, ``<input>`` and ``<input>_COMMIT``,
   ``PACH_DATUM_<input>_JOIN_ON``/``_GROUP_BY``); secrets as ``env_var`` and as
   files under ``mount_path``. stdout/stderr become the job's user logs, per datum.
+  As in pachd's worker (driver.go), a command that cannot be started fails the
+  datum with Go's exec error (``exec: "NAME": executable file not found in $PATH``,
+  ``fork/exec PATH: no such file or directory``), which its failure log line
+  carries; pachd never checks ``transform.cmd`` before.
 * Datums as pachd's worker builds them: globs in pachd's (ohmyglob) syntax, an
   empty commit has none; ``cross``, ``union``, ``join`` (``join_on``,
   ``outer_join``) and ``group`` (``group_by``) over capture groups, children
@@ -57,26 +73,36 @@ Reproduced (pachd 2.x, SDK 2.12):
   StopJob gives JOB_KILLED (``job stopped`` by default; a finished job: OK, no
   effect); updating a pipeline kills its unfinished jobs ("all jobs killed
   because pipeline was updated for user unknown_username"). InspectJob ``wait``,
-  ListJob, InspectJobSet (``wait``; an unknown id streams nothing, OK),
+  ListJob (``history``: 0, the default, lists the jobs of each pipeline's current
+  version only, N also those of the N versions before, -1 all; ppsutil's
+  ListPipelineInfo), InspectJobSet (``wait``; an unknown id streams nothing, OK),
   ListJobSet, GetLogs (``tail``, ``datum``; for a pipeline without a job: the
   lines of all its jobs, as pachd reads all of the pipeline's pods).
 * Pipelines: each has output, ``spec`` and ``meta`` repos; output and meta
   branches share the provenance (inputs + spec), so a commit set holds the meta
-  commits too. State PIPELINE_STARTING, then RUNNING, or CRASHING with a reason
-  when ``transform.cmd`` cannot be found on this machine (the analogue of an
-  image that cannot be pulled): its jobs wait in JOB_STARTING with their output
-  commits open until an update or StopJob. As pachd's master does, a CRASHING
-  pipeline is checked again every ``LocalPachd.crashing_backoff`` seconds (pachd's
-  ``crashingBackoff``, 15 s) and turns RUNNING once its command can start (an image
-  that could finally be pulled); its waiting jobs then run. CreatePipeline and
+  commits too. State PIPELINE_STARTING, then RUNNING, or CRASHING when its workers
+  cannot start: here, when its ``transform.image`` is one the test named in
+  ``LocalPachd.unpullable_images`` (a stand-in for an image that cannot be pulled),
+  with pachd's reason for it, kubelet's ``Back-off pulling image "IMAGE"``
+  (poller.go pollPipelinePods), scripted pipelines included. Its jobs wait in
+  JOB_STARTING with their output commits open until an update or StopJob. As
+  pachd's master does, a CRASHING pipeline is checked again every
+  ``LocalPachd.crashing_backoff`` seconds (pachd's ``crashingBackoff``, 15 s) and
+  turns RUNNING once its image can be pulled; its waiting jobs then run. CreatePipeline and
   CreatePipelineV2 (``update``, ``reprocess``, ``dry_run``); pachd's built-in defaults
   (``transform.image`` ubuntu:20.04, ``outputBranch``, ``datumTries`` "3",
   ``reprocessSpec`` until_success) merged into a compact, key-sorted effective
   JSON; ``version`` bumps on update, ``salt`` changes only on reprocess.
 * PFS lifecycle: StartCommit on a branch whose head is open fails (UNKNOWN
   ``start commit in transaction: create commit: parent commit P/R@ID has not been
-  finished``); FinishCommit sets ``finishing`` and ``finished`` follows; finishing
-  a pipeline's output/meta commit is refused (use StopJob).
+  finished``); a FINISHING head is enough. FinishCommit only sets ``finishing``
+  (pachd's server_commit.go finishCommit); ``finished`` is set later, outside the
+  call, as pachd's PFS master does after compacting the commit (master.go):
+  ``LocalPachd.finish_delay`` seconds later (default 0: on the next loop turn),
+  which tests widen to hold a commit FINISHING. From ``finishing`` on, ModifyFile
+  and FinishCommit on the commit fail (UNKNOWN ``commit P/R@ID has already
+  finished``, server_file.go). Finishing a pipeline's output/meta commit is
+  refused (use StopJob).
 * pps secrets: CreateSecret (a Kubernetes Secret manifest), InspectSecret,
   ListSecret, DeleteSecret; CreatePipeline refuses a spec mounting a missing
   secret (``missing Kubernetes secret NAME``) or key, or ``env_var`` without key.
@@ -101,6 +127,11 @@ Reproduced (pachd 2.x, SDK 2.12):
 
 Not reproduced / simplified (known differences):
 
+* The gap between ``finishing`` and ``finished`` is a fixed ``finish_delay`` for
+  user commits (pachd's grows with the commit's size and the load; measured: a
+  retry at once after FinishCommit met it, one 0.05 s later did not); a job's
+  output and meta commits finish at once, and the master's validation never fails
+  a commit.
 * No containers and no image pulls: ``image`` is recorded, the command runs on
   this machine with its environment (the "image" is this machine), and the
   working directory defaults to the server's. No pods, resource requests or
@@ -118,13 +149,18 @@ Not reproduced / simplified (known differences):
   ``hash``/``job``) and ``/pfs/<datum>/out/...``, not pachd's protobuf Meta and
   datum storage tree. Skipping uses the nearest ancestor job whose output and
   meta commits finished without error.
-* A pipeline is RUNNING as soon as its command is found; no STANDBY,
-  autoscaling, RESTARTING or FAILURE states, and CRASHING is only the command
-  check above. ``stats``, ``auth_info``, permissions/roles and pipeline history
-  (``history`` returns the current version only) are not modelled.
+* A pipeline is RUNNING at once unless its image is marked unpullable; no STANDBY,
+  autoscaling, RESTARTING or FAILURE states. CRASHING is only the unpullable image
+  above, with the ImagePullBackOff message throughout (pachd's reason alternates
+  with the ErrImagePull event's runtime error); no scheduling failures or missing
+  secrets at pod start (CreatePipeline refuses those here). ``stats``,
+  ``auth_info``, permissions/roles and InspectPipeline/ListPipeline ``history``
+  (the current version only) are not modelled.
 * With persistence, a job not done at the last save runs again from the start
   after a restart (pachd's workers would resume its remaining datums).
-* Ancestry syntax (``master^``), ``put file`` from URLs, GetFileTAR, Fsck,
+* The order among a commit set's commits from other sets is by creation (pachd's
+  follows its SQL query). Ancestry syntax (``master^``), branch-root syntax
+  (``master.1``), ``put file`` from URLs, GetFileTAR, Fsck,
   squash/drop commit sets, DeleteAll are not implemented (UNIMPLEMENTED).
 * Auth is a single root token (user ``pach:root``): any other token is
   rejected; GetVersion works without one, as on pachd.

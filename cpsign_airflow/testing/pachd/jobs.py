@@ -178,20 +178,21 @@ class JobRunner:
         if failed:
             self.end(job, JS.JOB_UNRUNNABLE, unrunnable_reason(job, failed))
             return
+        # A pipeline whose workers cannot start (CRASHING: its image cannot be pulled)
+        # leaves its job waiting and its output commit open, as on a cluster, scripted
+        # or not; an update, StopJob or the image becoming pullable ends the wait.
+        await self.state.wait_for(
+            lambda: (
+                job.done
+                or job.pipeline.state != PS.PIPELINE_CRASHING
+                or job.pipeline_version != job.pipeline.version
+            ),
+            lambda: (job, job.pipeline),
+            abort_on_restart=False,
+        )
+        if job.done:
+            return
         if behaviour is None:
-            # A pipeline whose workers cannot start (CRASHING) leaves its job waiting and
-            # its output commit open, as on a cluster; an update or StopJob ends it.
-            await self.state.wait_for(
-                lambda: (
-                    job.done
-                    or job.pipeline.state != PS.PIPELINE_CRASHING
-                    or job.pipeline_version != job.pipeline.version
-                ),
-                lambda: (job, job.pipeline),
-                abort_on_restart=False,
-            )
-            if job.done:
-                return
             await self._run_transform(job)
         else:
             await self._run_scripted(job, behaviour)

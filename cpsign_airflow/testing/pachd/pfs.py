@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from betterproto.lib.google.protobuf import BytesValue, Empty
@@ -14,6 +14,7 @@ from .datums import glob_paths
 from .errors import DEFAULT_PROJECT, PachdError
 from .filestore import FileData
 from .state import (
+    UUID_V4_HEX_RE,
     BranchRec,
     CommitRec,
     RepoRec,
@@ -32,8 +33,10 @@ def _project_name(project: pfs.Project | None) -> str:
 class PfsService:
     service = "pfs_v2.API"
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, finish_delay: Callable[[], float] = lambda: 0.0) -> None:
         self.state = state
+        #: seconds from FinishCommit's FINISHING to the PFS master's FINISHED (see finish_commit)
+        self.finish_delay = finish_delay
 
     def methods(self) -> dict:
         uu, us, su = "unary_unary", "unary_stream", "stream_unary"
@@ -194,6 +197,9 @@ class PfsService:
             raise errors.unknown("branch cannot be empty")
         repo = self.state.repo(req.branch.repo)
         validate_name("branch", req.branch.name)
+        refuse_commit_shaped(
+            req.branch.name, "start commit in transaction: create commit: create commit"
+        )
         branch = repo.branches.get(req.branch.name)
         if branch is None:
             branch = BranchRec(repo=repo, name=req.branch.name)
@@ -228,11 +234,15 @@ class PfsService:
             raise errors.unknown(
                 "cannot finish a pipeline output or meta commit, use 'stop job' instead"
             )
-        # pachd sets FINISHING; its PFS master compacts the commit and then sets FINISHED.
+        # pachd 2.12 (server_commit.go finishCommit) only sets FINISHING; its PFS master
+        # (master.go postProcessCommit) compacts and validates the commit and sets FINISHED
+        # later, in another transaction: here ``finish_delay`` seconds later, never at once.
         if req.description:
             rec.description = req.description
         self.state.finishing_commit(rec)
-        asyncio.get_running_loop().call_soon(self._finished, rec, req.error)
+        asyncio.get_running_loop().call_later(
+            max(0.0, self.finish_delay()), self._finished, rec, req.error
+        )
         self.state.mark_dirty()
         return Empty()
 
@@ -298,13 +308,19 @@ class PfsService:
     async def inspect_commit_set(
         self, req: pfs.InspectCommitSetRequest, ctx: object
     ) -> AsyncIterator[pfs.CommitInfo]:
+        # pachd 2.12 (server_commit_set.go): the set's commits and, from other sets, the
+        # commits in their provenance (the pipelines' spec commits, ...), in topological
+        # order; with ``wait``, the finished ones at once, then each other as it finishes.
         set_id = req.commit_set.id if req.commit_set else ""
-        commits = self.state.ordered_commit_set(set_id)
+        commits = self.state.inspect_commit_set(set_id)
         if not commits:
             raise errors.commit_set_not_found(set_id)
+        pending = [c for c in commits if req.wait and not c.is_finished]
         for commit in commits:
-            if req.wait:
-                await self.state.wait_for(lambda c=commit: c.is_finished, lambda c=commit: (c,))
+            if commit not in pending:
+                yield wire.commit_info(commit)
+        for commit in pending:
+            await self.state.wait_for(lambda c=commit: c.is_finished, lambda c=commit: (c,))
             yield wire.commit_info(commit)
 
     async def list_commit_set(
@@ -314,10 +330,10 @@ class PfsService:
         sets = sorted(
             self.state.commit_sets.items(), key=lambda kv: kv[1][0].started if kv[1] else now()
         )
-        for set_id, _ in reversed(sets):
-            commits = self.state.ordered_commit_set(set_id)
-            if project is not None and not any(c.repo.project == project for c in commits):
+        for set_id, own in reversed(sets):
+            if project is not None and not any(c.repo.project == project for c in own):
                 continue
+            commits = self.state.inspect_commit_set(set_id)
             yield pfs.CommitSetInfo(
                 commit_set=pfs.CommitSet(id=set_id), commits=[c.info() for c in commits]
             )
@@ -334,6 +350,7 @@ class PfsService:
             if req.head is not None and (req.head.id or req.head.branch)
             else None
         )
+        refuse_commit_shaped(req.branch.name, "create branch")
         branch = repo.branches.get(req.branch.name)
         created = branch is None
         if branch is None:
@@ -413,8 +430,9 @@ class PfsService:
 
     # ------------------------------------------------------------------ files
     def _writable(self, commit: pfs.Commit) -> CommitRec:
+        # pachd refuses writes once FINISHING is set, FINISHED or not (server_file.go)
         rec = self.state.resolve_commit(commit)
-        if rec.is_finished:
+        if rec.finishing is not None or rec.is_finished:
             raise errors.commit_finished(rec.repo_str, rec.id)
         return rec
 
@@ -428,7 +446,7 @@ class PfsService:
                 continue
             if target is None:
                 raise errors.unknown("must set a commit before modifying files")
-            if target.is_finished:  # finished concurrently
+            if target.finishing is not None or target.is_finished:  # finished concurrently
                 raise errors.commit_finished(target.repo_str, target.id)
             if betterproto_set(req, "delete_file"):
                 _delete(target, req.delete_file.path)
@@ -533,6 +551,15 @@ class PfsService:
         commit = self.state.resolve_commit(req.commit)
         for path in glob_paths(commit.files, req.pattern or "/"):
             yield self._file_info(commit, path)
+
+
+def refuse_commit_shaped(name: str, context: str) -> None:
+    """pachd refuses to store a branch named like a commit id (UUIDv4 without dashes):
+    ``UpsertBranch`` (src/internal/pfsdb/branches.go), wrapped by its callers
+    (``upsertBranchAndSyncCommit``: "update head"; createCommitOnBranch, startCommit:
+    "create commit"; StartCommitInTransaction; createBranch: "create branch")."""
+    if UUID_V4_HEX_RE.match(name):
+        raise errors.unknown(f"{context}: update head: branch name cannot be a UUID V4")
 
 
 def betterproto_set(msg: object, field_name: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -19,7 +18,6 @@ from .errors import DEFAULT_PROJECT, PachdError
 from .filestore import FileData
 from .jobs import JobRunner
 from .state import BranchRec, JobRec, PipelineRec, State, new_id, now
-from .worker import command_problem
 
 # pachd appends " for user <name>"; with auth off the name is unknown_username
 KILLED_BY_UPDATE = "all jobs killed because pipeline was updated for user {user}"
@@ -31,6 +29,20 @@ SPEC_FILE = "/spec.json"
 #: once they are up (monitorCrashingPipeline, src/server/pps/server/monitor.go).
 CRASHING_BACKOFF = 15.0
 
+#: kubelet's waiting message for an image it cannot pull (ImagePullBackOff, between
+#: attempts; pkg/kubelet/images/image_manager.go), which pachd's master makes the
+#: CRASHING pipeline's reason (pollPipelinePods, src/server/pps/server/poller.go)
+IMAGE_PULL_BACK_OFF = 'Back-off pulling image "{image}"'
+
+
+def oldest_listed_version(current: int, history: int) -> int:
+    """The oldest pipeline version whose jobs ListJob lists (pachd's ListPipelineInfo,
+    src/internal/ppsutil/util.go): ``history`` 0 the current version only, N the last N
+    versions before it too, -1 (any negative) all."""
+    if history < 0 or history >= current:
+        return 1
+    return current - history
+
 
 class PpsService:
     service = "pps_v2.API"
@@ -41,11 +53,13 @@ class PpsService:
         runner: JobRunner,
         auth: AuthConfig | None = None,
         crashing_backoff: Callable[[], float] = lambda: CRASHING_BACKOFF,
+        image_pullable: Callable[[str], bool] = lambda image: True,
     ) -> None:
         self.state = state
         self.runner = runner
         self.auth = auth
         self.crashing_backoff = crashing_backoff
+        self.image_pullable = image_pullable
 
     @property
     def user(self) -> str:
@@ -205,20 +219,22 @@ class PpsService:
         return effective_json
 
     def _workers_up(self, rec: PipelineRec, version: int) -> None:
-        """STARTING -> RUNNING, or CRASHING when the transform cannot start on this machine.
+        """STARTING -> RUNNING, or CRASHING when its workers cannot start.
 
+        The only worker that cannot start here is one whose image the test said cannot
+        be pulled (``LocalPachd.unpullable_images``): pachd's master then sets CRASHING
+        with the pod's waiting message as the reason (pollPipelinePods, src/server/pps/
+        server/poller.go; kubelet's ImagePullBackOff message). pachd never looks at
+        ``transform.cmd`` here: a missing command fails its datums instead (worker.py).
         A CRASHING pipeline is checked again every ``crashing_backoff`` seconds, as
-        pachd's master does, and turns RUNNING once its command can start (the
-        analogue of an image that can finally be pulled); its waiting jobs then run.
+        pachd's master does, and turns RUNNING once its image can be pulled; its
+        waiting jobs then run.
         """
         if rec.version != version or self.state.pipelines.get(rec.key) is not rec:
             return
-        env = dict(os.environ)
-        if rec.spec.transform is not None:
-            env.update(rec.spec.transform.env)
-        problem = command_problem(rec.spec.transform, env)
-        if problem and self.runner.behaviour(rec.name) is None:
-            new = (pps.PipelineState.PIPELINE_CRASHING, problem)
+        image = rec.spec.transform.image if rec.spec.transform is not None else ""
+        if not self.image_pullable(image):
+            new = (pps.PipelineState.PIPELINE_CRASHING, IMAGE_PULL_BACK_OFF.format(image=image))
             loop = asyncio.get_running_loop()
             loop.call_later(self.crashing_backoff(), self._workers_up, rec, version)
         else:
@@ -303,6 +319,8 @@ class PpsService:
             if pipeline is not None and job.pipeline is not pipeline:
                 continue
             if projects and job.pipeline.project not in projects:
+                continue
+            if job.pipeline_version < oldest_listed_version(job.pipeline.version, req.history):
                 continue
             yield wire.job_info(job, req.details)
             count += 1

@@ -49,6 +49,7 @@ class LocalPachd:
         port: int = 0,
         auth_token: str | None = None,
         data_dir: str | Path | None = None,
+        unpullable_images: Iterable[str] = (),
     ):
         self.host = host
         self.port = port
@@ -56,6 +57,12 @@ class LocalPachd:
         self.faults = Faults()
         #: seconds between checks of a CRASHING pipeline (pachd's crashingBackoff: 15 s)
         self.crashing_backoff = CRASHING_BACKOFF
+        #: images no worker can pull (a test's stand-in for a missing image or registry):
+        #: their pipelines are CRASHING with pachd's image-pull reason until removed here
+        self.unpullable_images: set[str] = set(unpullable_images)
+        #: seconds from FinishCommit (which sets ``finishing``) to ``finished``, set later by
+        #: pachd's PFS master (master.go); 0: on the next loop turn, never in the call itself
+        self.finish_delay = 0.0
         self.calls: list[str] = []
         self._auth = AuthConfig(auth_token)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -240,12 +247,16 @@ class LocalPachd:
         self._state.restarting = False
         server = aio.server(options=SERVER_OPTIONS)
         pps_service = PpsService(
-            self._state, self._runner, self._auth, lambda: self.crashing_backoff
+            self._state,
+            self._runner,
+            self._auth,
+            lambda: self.crashing_backoff,
+            lambda image: image not in self.unpullable_images,
         )
         if loaded:
             pps_service.monitor_crashing()
         services = [
-            PfsService(self._state),
+            PfsService(self._state, lambda: self.finish_delay),
             pps_service,
             VersionService(),
             AuthService(self._auth),

@@ -26,6 +26,8 @@ from .errors import DEFAULT_PROJECT, PachdError, repo_str
 from .filestore import FileData
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+\Z")
+# pachd's uuid.IsUUIDWithoutDashes (src/internal/uuid/uuid.go): what a branch may not be named
+UUID_V4_HEX_RE = re.compile(r"^[0-9a-f]{12}4[0-9a-f]{19}\Z")
 RESTARTING = "pachd is restarting; retry"
 
 RepoKey = tuple[str, str, str]  # (project, name, type)
@@ -39,6 +41,15 @@ def now() -> datetime:
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def is_commit_id(ref: str) -> bool:
+    """Whether pachd reads ``ref`` (after the ``@``) as a global commit id, not a branch name.
+
+    ``CommitPicker.UnmarshalText`` (src/pfs/pfs.go): 32 hex digits (either case) with a
+    ``4`` as the 13th, as in a UUIDv4 without dashes; anything else names a branch.
+    """
+    return len(ref) == 32 and ref[12] == "4" and all(ch in "0123456789abcdefABCDEF" for ch in ref)
 
 
 def normalize_path(path: str) -> str:
@@ -466,10 +477,19 @@ class State:
             repo_msg = commit.branch.repo
         repo = self.repo(repo_msg)
         branch_name = commit.branch.name if commit.branch else ""
-        if commit.id:
-            rec = repo.commits.get(commit.id)
+        # pachd (pickCommitTx, server_commit.go) prints the handle as repo@ID, or
+        # repo@BRANCH without an ID (pfs.Commit.String), and parses that text back
+        # (CommitPicker.UnmarshalText, src/pfs/pfs.go): a commit-shaped ref is a commit
+        # id, whichever field it came in, and any other ref is a branch name.
+        ref = commit.id or branch_name
+        if is_commit_id(ref):
+            rec = repo.commits.get(ref.lower())
+            if rec is None and commit.id:  # a set id: its provenance may hold repo's commit
+                rec = self.commit_set_alias(repo, ref.lower())
             if rec is not None:
                 return rec
+            raise errors.commit_not_found(repo.display, ref)
+        if commit.id:
             alias = repo.branches.get(commit.id)
             if alias is not None and alias.head is not None:
                 return alias.head
@@ -576,6 +596,58 @@ class State:
             else:  # cycle (cannot happen); keep creation order
                 result.extend(commits)
                 break
+        return result
+
+    def commit_set_provenance(self, commit_set_id: str) -> list[CommitRec]:
+        """Commits of other sets in the (transitive) provenance of the set's commits.
+
+        pachd's ``pfsdb.CommitSetProvenance`` (src/internal/pfsdb/commit_provenance.go):
+        e.g. the pipelines' spec commits, and an input's head from an earlier set.
+        """
+        found: list[CommitRec] = []
+        seen: set[int] = set()
+        stack = [p for c in self.commit_sets.get(commit_set_id, []) for p in c.provenance]
+        while stack:
+            commit = stack.pop()
+            if id(commit) in seen:
+                continue
+            seen.add(id(commit))
+            if commit.id != commit_set_id:
+                found.append(commit)
+            stack.extend(commit.provenance)
+        return sorted(found, key=lambda c: c.started)
+
+    def commit_set_alias(self, repo: RepoRec, commit_set_id: str) -> CommitRec | None:
+        """``repo``'s commit in the provenance of set ``commit_set_id`` (pachd's
+        ``ResolveCommitProvenance``: a commit picked by a set id its repo has no commit in)."""
+        for commit in self.commit_set_provenance(commit_set_id):
+            if commit.repo is repo:
+                return commit
+        return None
+
+    def inspect_commit_set(self, commit_set_id: str) -> list[CommitRec]:
+        """What InspectCommitSet lists: the set's provenance from other sets, then its own
+        commits, topologically sorted (``inspectCommitSetImmediateTx`` and
+        ``TopologicalSort``, src/server/pfs/server/server_commit_set.go)."""
+        own = self.ordered_commit_set(commit_set_id)
+        if not own:
+            return []
+        commits = [*self.commit_set_provenance(commit_set_id), *own]
+        members = {id(c) for c in commits}
+        result: list[CommitRec] = []
+        visited: set[int] = set()
+
+        def visit(commit: CommitRec) -> None:
+            if id(commit) in visited:
+                return
+            for prov in commit.provenance:
+                if id(prov) in members and id(prov) not in visited:
+                    visit(prov)
+            result.append(commit)
+            visited.add(id(commit))
+
+        for commit in commits:
+            visit(commit)
         return result
 
     # -------------------------------------------------------------- pipelines

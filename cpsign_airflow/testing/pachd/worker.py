@@ -8,8 +8,9 @@ host's top-level directories are bound in, and a per-datum directory appears as
 bubblewrap, ``unshare --mount`` plus a bind mount onto ``/pfs`` does the same
 (``/pfs`` must then exist as an empty directory, which is created if missing).
 
-``image`` is not pulled: the "image" is this machine. A command that cannot be
-found here is the local analogue of an image that cannot be pulled.
+``image`` is not pulled: the "image" is this machine. As in pachd's worker, a
+command that cannot be started fails its datum with Go's exec error (driver.go
+RunUserCode); it never makes the pipeline CRASHING.
 """
 
 from __future__ import annotations
@@ -52,19 +53,31 @@ def sandbox_kind() -> str:
     )
 
 
-def command_problem(transform: pps.Transform | None, env: Mapping[str, str]) -> str:
-    """Why ``transform.cmd`` cannot start here ("" if it can): an unpullable image's analogue."""
-    cmd = list(transform.cmd) if transform is not None else []
+def exec_error(
+    transform: pps.Transform, env: Mapping[str, str], workdir: str, pfs_dir: Path
+) -> str:
+    """The error pachd's worker gets starting ``transform.cmd`` ("" if it can start).
+
+    RunUserCode (src/server/worker/driver/driver.go) runs it with Go's exec.Command:
+    a name without ``/`` is looked up in ``$PATH``; a path that cannot be executed
+    fails at fork/exec. The datum fails with that error (and is tried again).
+    """
+    cmd = list(transform.cmd)
     if not cmd:
         return "invalid pipeline transform, no command specified"
     program = cmd[0]
-    if "/" in program:
-        if os.path.isfile(program) and os.access(program, os.X_OK):
+    if "/" not in program:
+        if shutil.which(program, path=env.get("PATH", os.defpath)):
             return ""
-        return f'command "{program}" is not an executable file on this machine'
-    if shutil.which(program, path=env.get("PATH", os.defpath)):
-        return ""
-    return f'command "{program}" not found on PATH on this machine (image {transform.image!r})'
+        return f'exec: "{program}": executable file not found in $PATH'
+    path = os.path.join(workdir, program)
+    if path == "/pfs" or path.startswith("/pfs/"):  # the datum's /pfs, as the datum sees it
+        path = str(pfs_dir) + path[len("/pfs") :]
+    if not os.path.exists(path):
+        return f"fork/exec {program}: no such file or directory"
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        return f"fork/exec {program}: permission denied"
+    return ""
 
 
 @dataclass
@@ -152,10 +165,14 @@ async def run_datum(
 ) -> DatumRun:
     """Run ``transform`` on ``datum`` in a fresh ``/pfs``; outputs are ``/pfs/out``'s files."""
     kind = sandbox_kind()
+    workdir = transform.working_dir or os.getcwd()
     with tempfile.TemporaryDirectory(prefix="local-pachd-datum-") as tmp:
         pfs_dir = Path(tmp) / "pfs"
         _materialize(pfs_dir, datum)
         (pfs_dir / "out").mkdir(parents=True, exist_ok=True)
+        problem = exec_error(transform, env, workdir, pfs_dir)
+        if problem:
+            return DatumRun(-1, {}, problem)
         mounts: list[tuple[Path, str]] = []
         for index, (mount_path, items) in enumerate(secret_files):
             source = Path(tmp) / f"secret-{index}"
@@ -163,7 +180,6 @@ async def run_datum(
             for key, value in items.items():
                 (source / key).write_bytes(value)
             mounts.append((source, "/" + mount_path.strip("/")))
-        workdir = transform.working_dir or os.getcwd()
         if kind == "bwrap":
             prefix = _bwrap_args(pfs_dir, mounts, workdir)
         else:

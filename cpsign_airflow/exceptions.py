@@ -83,9 +83,13 @@ class PachydermPipelineUnhealthy(PachydermError, AirflowFailException):
     set cannot finish (not retried: waiting again would wait for the same broken pipeline).
 
     ``pipelines`` holds one dict per such pipeline: ``pipeline``, ``project``, ``state``,
-    ``reason``, ``unhealthy_seconds`` and ``log_tail``.
+    ``reason``, ``unhealthy_seconds``, ``log_tail`` and ``job_id`` (its job in the set).
+    ``jobs`` is every job of the set as it stood: the failure callback records them.
     """
 
-    def __init__(self, message: str, *, pipelines: list[dict] | None = None):
+    def __init__(
+        self, message: str, *, pipelines: list[dict] | None = None, jobs: list[dict] | None = None
+    ):
         super().__init__(message)
         self.pipelines = pipelines or []
+        self.jobs = jobs or []

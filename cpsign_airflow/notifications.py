@@ -13,7 +13,11 @@ that, the ``[cpsign] alerting`` option (``AIRFLOW__CPSIGN__ALERTING``)::
     }
 
 ``held_back`` fires when the quality gate keeps a newly trained model from being
-served (the run itself succeeds); the alert gives each model's reason.
+served (the run itself succeeds; it then gets no ``success`` alert as well: one
+mail per outcome). The success and held-back alerts name each model: location,
+sha256, metrics per confidence and the verdict with its reason. Every alert links
+the models page (``[api] base_url`` + ``/cpsign-models/``, when set) and the
+commit set in Pachyderm Console (the connection's ``console_url`` extra, when set).
 
 Types: ``log`` (the default, always available), ``smtp`` (apache-airflow-providers-smtp),
 ``slack`` (apache-airflow-providers-slack, when installed), and ``class`` with
@@ -91,9 +95,8 @@ def workflow_of(context: Mapping[str, Any]) -> str | None:
     return _recorded_workflow(context)
 
 
-def _recorded_workflow(context: Mapping[str, Any]) -> str | None:
-    """The workflow(s) bookkeeping recorded for this DAG run: a run triggered with the
-    form's defaults carries no workflow in its conf, and a deadline callback has no task."""
+def _recorded_runs(context: Mapping[str, Any]) -> list[Any] | None:
+    """The training runs bookkeeping recorded for this DAG run; None when it cannot be read."""
     dag_run = context.get("dag_run")
     ti = context.get("ti") or context.get("task_instance")
     dag_id = _field(dag_run, "dag_id") or getattr(ti, "dag_id", None)
@@ -105,11 +108,36 @@ def _recorded_workflow(context: Mapping[str, Any]) -> str | None:
         from cpsign_airflow.workflow import settings
 
         with BookkeepingHook(settings.load().bookkeeping_conn_id).get_ledger() as ledger:
-            names = sorted({run.workflow for run in ledger.runs_for_airflow_run(dag_id, run_id)})
-    except Exception as err:  # an alert is never lost for want of a name
-        log.warning("Workflow of %s/%s not found in bookkeeping: %s", dag_id, run_id, err)
+            return ledger.runs_for_airflow_run(dag_id, run_id)
+    except Exception as err:  # an alert is never lost for want of a record
+        log.warning("Runs of %s/%s not found in bookkeeping: %s", dag_id, run_id, err)
         return None
+
+
+def _recorded_workflow(context: Mapping[str, Any]) -> str | None:
+    """The workflow(s) bookkeeping recorded for this DAG run: a run triggered with the
+    form's defaults carries no workflow in its conf, and a deadline callback has no task."""
+    names = sorted({run.workflow for run in _recorded_runs(context) or []})
     return ", ".join(names) or None
+
+
+#: How :class:`~cpsign_airflow.bookkeeping.operators.RecordKilledRunsOperator` begins
+#: the error of a run whose jobs a pipeline update killed.
+KILLED_BY_PREFIX = "killed by "
+
+
+def _killed_by(context: Mapping[str, Any], exception: Any) -> str | None:
+    """Who killed the failed jobs' commit set, as bookkeeping recorded it (a setup run
+    updating a pipeline with ``in_flight=force``); None when no record says so."""
+    commit_sets = {job.get("job_id") for job in getattr(exception, "failed_jobs", None) or []}
+    found = [
+        run.error[len(KILLED_BY_PREFIX) :]
+        for run in _recorded_runs(context) or []
+        if run.status == "failed"
+        and run.commit_set_id in commit_sets
+        and (run.error or "").startswith(KILLED_BY_PREFIX)
+    ]
+    return "; ".join(found) or None
 
 
 def _lateness(context: Mapping[str, Any]) -> str | None:
@@ -153,30 +181,145 @@ def describe(context: Mapping[str, Any], event: str) -> tuple[str, str]:
             lines.append(f"Run state: {state}")
     if ti is not None and event == "failure":
         lines.append(f"Failed task: {getattr(ti, 'task_id', '?')}")
+    killed_by = context.get("killed_by") or (
+        _killed_by(context, exception)
+        if event == "failure" and _has_killed_job(exception)
+        else None
+    )
+    if killed_by:
+        lines.append(f"Killed by: {killed_by}")  # our own record: DAG, run, pipelines
     for model, reason in (context.get("held_back") or {}).items():
-        lines.append(f"Held back by the quality gate: model {model}: {reason}")
+        lines.append(f"Held back by the quality gate: model {model}: {_redacted(reason)}")
+    if event in ("success", "held_back"):
+        lines.extend(_model_lines(context.get("models"), context.get("verdicts")))
     for job in getattr(exception, "failed_jobs", None) or []:
         lines.append(
             f"Failed pipeline: {job.get('pipeline')} job {job.get('job_id')} "
             f"({job.get('state')}): {_redacted(job.get('reason') or 'no reason given')}"
         )
-        tail = job.get("log_tail") or []
-        if tail:
-            lines.append(f"  Last log lines of {job.get('pipeline')}:")
-            lines.extend(f"    {_redacted(line)}" for line in tail[-LOG_TAIL_LINES:])
-    if exception is not None and not getattr(exception, "failed_jobs", None):
-        # the whole text: a rejected configuration lists every validation error
+        lines.extend(_tail_lines(job.get("pipeline"), job.get("log_tail")))
+    for item in getattr(exception, "pipelines", None) or []:
+        seconds = item.get("unhealthy_seconds")
+        lines.append(
+            f"Unhealthy pipeline: {item.get('pipeline')} job {item.get('job_id') or '?'} "
+            f"({item.get('state')}"
+            + (f" for {float(seconds):.0f} s" if seconds is not None else "")
+            + f"): {_redacted(item.get('reason') or 'pachd gave no reason')}"
+        )
+        lines.extend(_tail_lines(item.get("pipeline"), item.get("log_tail")))
+    if exception is not None:
+        # the whole text (a rejected configuration lists every validation error), but
+        # not the log tails again when the failed jobs above quote them
         text = _redacted(str(exception) or type(exception).__name__)
-        first, *rest = text.splitlines()
+        if getattr(exception, "failed_jobs", None) or getattr(exception, "pipelines", None):
+            text = _without_log_tails(text)
+        first, *rest = text.splitlines() or [type(exception).__name__]
         lines.append(f"Error: {first}")
         lines.extend(f"  {line}" for line in rest)
-    elif exception is not None:  # the failed jobs above say the rest
-        text = _redacted(str(exception) or type(exception).__name__)
-        lines.append(f"Error: {text.splitlines()[0]}")
+    page = models_page_url(context)
+    if page:
+        lines.append(f"Models page: {page}")
     console = context.get("console_url")
     if console:
         lines.append(f"Pachyderm Console: {console}")
     return subject, "\n".join(lines)
+
+
+def _tail_lines(pipeline: Any, tail: Any) -> list[str]:
+    """A job's (or pipeline's) last log lines, masked: they are the stage's own output."""
+    if isinstance(tail, str):
+        tail = tail.splitlines()
+    if not tail:
+        return []
+    return [f"  Last log lines of {pipeline}:"] + [
+        f"    {_redacted(line)}" for line in list(tail)[-LOG_TAIL_LINES:]
+    ]
+
+
+def _without_log_tails(text: str) -> str:
+    """The sensor's error text without its ``log tail:`` blocks (quoted above it already)."""
+    kept: list[str] = []
+    skipping = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped in ("log tail:", "no log lines (its workers may never have started)"):
+            skipping = stripped == "log tail:"
+            continue
+        if skipping and line.startswith("        "):
+            continue
+        skipping = False
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def _has_killed_job(exception: Any) -> bool:
+    return any(
+        isinstance(job, Mapping) and job.get("state") == "JOB_KILLED"
+        for job in getattr(exception, "failed_jobs", None) or []
+    )
+
+
+def _metric_text(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "-" if value is None else str(value)
+
+
+def _model_lines(models: Any, verdicts: Any) -> list[str]:
+    """Each model of the run: name, location, sha256, verdict and reason, metrics per confidence."""
+    from cpsign_airflow.models_page.reader import metric_rows
+
+    verdicts = verdicts if isinstance(verdicts, Mapping) else {}
+    lines: list[str] = []
+    for model in models or []:
+        if not isinstance(model, Mapping):
+            continue
+        name = model.get("model_name")
+        lines.append(f"Model: {name}")
+        lines.append(f"  Location: {model.get('location') or 'unknown'}")
+        lines.append(f"  sha256: {model.get('sha256') or 'unknown'}")
+        verdict = verdicts.get(name) or {}
+        if verdict:
+            lines.append(
+                f"  Verdict: {verdict.get('quality')}: "
+                f"{_redacted(verdict.get('reason') or 'no reason given')}"
+            )
+        metrics = model.get("metrics") if isinstance(model.get("metrics"), Mapping) else None
+        rows = metric_rows(metrics)
+        if not rows:
+            lines.append("  Metrics: none recorded")
+            continue
+        efficiency = (
+            "median interval width"
+            if "median_interval_width" in metrics
+            else "single-label share"
+            if "single_label_share" in metrics
+            else "efficiency"
+        )
+        lines.append(f"  Metrics (confidence: validity, {efficiency}):")
+        lines.extend(
+            f"    {confidence:g}: {_metric_text(validity)}, {_metric_text(value)}"
+            for confidence, validity, value in rows
+        )
+    return lines
+
+
+def models_page_url(context: Mapping[str, Any]) -> str | None:
+    """The models page (the run's page when the run id is known), from Airflow's
+    ``[api] base_url``; None when that is not set."""
+    try:
+        from airflow.sdk import conf
+
+        base = conf.get("api", "base_url", fallback=None)
+    except Exception:  # a link is never worth a lost alert
+        return None
+    if not base:
+        return None
+    from cpsign_airflow.models_page.plugin import URL_PREFIX
+
+    url = f"{base.rstrip('/')}{URL_PREFIX}/"
+    run = context.get("training_run_id")
+    if isinstance(run, int) and not isinstance(run, bool):
+        return f"{url}runs/{run}"
+    return url
 
 
 def _build(entry: Mapping[str, Any], subject: str, message: str) -> BaseNotifier | None:
@@ -260,6 +403,43 @@ class CPSignRunNotifier(BaseNotifier):
 #: DAG-run states after which a missed deadline is no news: Airflow deletes a
 #: deadline only when the run succeeds in time, so a failed run's deadline still fires.
 FINISHED_STATES = ("success", "failed")
+#: Bookkeeping statuses of a training run that has recorded its outcome.
+RECORDED_OUTCOMES = ("succeeded", "failed", "rejected")
+#: Seconds the triggerer waits for a deadline alert to be sent. The sending itself
+#: runs in :data:`_ALERT_THREADS`, never on the triggerer's event loop; past this,
+#: the callback returns (the thread finishes or times out on its own: the SMTP
+#: connection's ``timeout`` extra bounds each attempt).
+DEADLINE_ALERT_TIMEOUT = 120.0
+_ALERT_THREADS: Any = None
+
+
+def _alert_threads() -> Any:
+    """A small pool of its own, so slow alerts never starve the event loop's default
+    executor (which the triggers' own ``asyncio.to_thread`` calls use)."""
+    global _ALERT_THREADS
+    if _ALERT_THREADS is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _ALERT_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cpsign-alert")
+    return _ALERT_THREADS
+
+
+def _outcome_recorded(context: Mapping[str, Any]) -> bool:
+    """Every training run of the DAG run has recorded its outcome in bookkeeping (a run
+    whose deadline passed while its last, skipped tasks ran is no longer late)."""
+    runs = _recorded_runs(context)
+    return bool(runs) and all(run.status in RECORDED_OUTCOMES for run in runs)
+
+
+def _deadline_alert(context: Mapping[str, Any]) -> int:
+    """The deadline alert, unless the run has recorded its outcome meanwhile (blocking)."""
+    if _outcome_recorded(context):
+        log.info(
+            "DAG run %s has recorded its outcome in bookkeeping; no deadline alert",
+            _field(context.get("dag_run"), "run_id", "dag_run_id"),
+        )
+        return 0
+    return send_alert(context, "deadline")
 
 
 async def deadline_missed(context: Any = None, **kwargs: Any) -> None:
@@ -267,9 +447,14 @@ async def deadline_missed(context: Any = None, **kwargs: Any) -> None:
 
     Airflow passes ``context={"dag_run": {...}, "deadline": {"deadline_time": ...}}``
     with the DAG run as a dict (its REST representation). A run that already
-    finished (failed, or succeeded late) gets no deadline alert: its own alert said so.
+    finished (failed, or succeeded late), or whose training runs have all recorded
+    their outcome in bookkeeping, gets no deadline alert. Everything that may block
+    (bookkeeping, the Variable, the notifiers) runs in a thread of its own, and the
+    callback waits at most :data:`DEADLINE_ALERT_TIMEOUT` seconds for it.
     """
     import asyncio
+    import contextvars
+    import functools
 
     context = dict(context or {})
     context.update(kwargs)
@@ -281,4 +466,14 @@ async def deadline_missed(context: Any = None, **kwargs: Any) -> None:
             state,
         )
         return
-    await asyncio.to_thread(send_alert, context, "deadline")
+    loop = asyncio.get_running_loop()
+    call = functools.partial(contextvars.copy_context().run, _deadline_alert, context)
+    try:
+        await asyncio.wait_for(loop.run_in_executor(_alert_threads(), call), DEADLINE_ALERT_TIMEOUT)
+    except asyncio.TimeoutError:
+        log.error(
+            "The deadline alert of DAG run %s was not sent within %.0f s; it goes on in "
+            "its thread, the triggerer does not wait for it",
+            _field(context.get("dag_run"), "run_id", "dag_run_id"),
+            DEADLINE_ALERT_TIMEOUT,
+        )

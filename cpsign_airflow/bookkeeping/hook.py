@@ -90,8 +90,13 @@ class BookkeepingHook(BaseHook):
 
             mask_secret(conn.password)
         if conn.conn_type in ("mysql", "mariadb"):
-            from airflow.providers.mysql.hooks.mysql import MySqlHook
             from sqlalchemy.engine import make_url
+
+            from cpsign_airflow.extras import require
+
+            MySqlHook = require(
+                "airflow.providers.mysql.hooks.mysql", "mysql", "MySQL/MariaDB bookkeeping"
+            ).MySqlHook
 
             # MySqlHook turns the connection (client choice, extras such as ssl) into
             # the URL. The engine is made here rather than by its get_sqlalchemy_engine(),

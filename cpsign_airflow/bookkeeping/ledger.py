@@ -121,7 +121,14 @@ class TrainingLedger:
 
         return self._tx("reading the schema revision", current_revision_on, check_schema=False)
 
-    def _tx(self, what: str, unit: Callable[[Connection], T], *, check_schema: bool = True) -> T:
+    def _tx(
+        self,
+        what: str,
+        unit: Callable[[Connection], T],
+        *,
+        check_schema: bool = True,
+        isolation: str | None = None,
+    ) -> T:
         def checked(conn: Connection) -> T:
             if check_schema and not self._schema_checked:
                 from cpsign_airflow.bookkeeping.schema import require_head
@@ -129,9 +136,10 @@ class TrainingLedger:
                 require_head(conn, self.target)
             return unit(conn)
 
-        result = run_transaction(
-            self.engine, checked, target=self.target, what=what, retry=self.retry
-        )
+        engine = self.engine
+        if isolation is not None:
+            engine = engine.execution_options(isolation_level=isolation)  # type: ignore[assignment]
+        result = run_transaction(engine, checked, target=self.target, what=what, retry=self.retry)
         if check_schema:
             self._schema_checked = True
         return result
@@ -746,6 +754,77 @@ class TrainingLedger:
 
         return self._tx(f"recording quality {quality} of {model_name} of run {rid}", unit)
 
+    def decide_quality(
+        self,
+        run_id: int | str,
+        model_name: str,
+        decide: Callable[
+            [ArtifactRecord, ArtifactRecord | None, dict[str, Any] | None], tuple[str, str]
+        ],
+    ) -> ArtifactRecord:
+        """Decide the quality verdict on a run's model once, one decision of a workflow at a time.
+
+        One transaction that first takes the workflow's lock (its row ``FOR UPDATE`` on
+        MySQL/MariaDB, read committed, so every read sees the decisions committed before
+        the lock was granted; on SQLite a write to that row, which takes the database's
+        write lock), so concurrent runs decide one after the other, and each sees what
+        the others decided:
+
+        * a verdict already recorded on this run's model (a retried task) is returned as is;
+        * ``earlier``: the workflow's newest (by run) model with a verdict and the same
+          identity (same model name, and the same content hash or the same sha256),
+          followed to the run whose verdict it carries; else None;
+        * ``baseline``: the metrics of the last accepted (published or passed) model in
+          commit order, among runs that had finished before this run was committed, so
+          runs in flight together are never each other's baseline, whichever finishes first.
+
+        ``decide(artifact, earlier, baseline)`` (pure) returns ``(quality, reason)``; with an
+        ``earlier`` model the verdict is recorded as carried from its run (``verdict_run_id``).
+        Returns the recorded artifact.
+        """
+        rid = r.check_run_id(run_id)
+        model_name = r.check_str("model_name", model_name, max_len=r.MODEL_NAME_MAX)  # type: ignore[assignment]
+
+        def unit(conn: Connection) -> ArtifactRecord:
+            from sqlalchemy import select, update
+
+            from cpsign_airflow.bookkeeping.tables import model_artifacts as arts
+            from cpsign_airflow.bookkeeping.tables import training_runs as runs
+
+            run = conn.execute(
+                select(runs.c.workflow_id, runs.c.committed_at).where(runs.c.id == rid)
+            ).first()
+            if run is None:
+                raise RunNotFound(f"No training run {rid} in the bookkeeping store")
+            _lock_workflow(conn, run.workflow_id)
+            where = (arts.c.run_id == rid, arts.c.model_name == model_name)
+            row = conn.execute(select(arts).where(*where).order_by(arts.c.id).limit(1)).first()
+            if row is None:
+                raise ArtifactNotFound(f"Run {rid} has no model artifact {model_name!r}")
+            own = _artifact_record(row)
+            if own.quality is not None:
+                return own
+            earlier = _same_model(conn, run.workflow_id, own)
+            baseline = _baseline(conn, run.workflow_id, own, _from_db(run.committed_at))
+            quality, reason = decide(own, earlier, baseline)
+            conn.execute(
+                update(arts)
+                .where(*where)
+                .values(
+                    quality=r.check_choice("quality", quality, r.QUALITY_VERDICTS),
+                    quality_reason=r.check_text("quality_reason", reason),
+                    verdict_run_id=earlier.run_id if earlier is not None else None,
+                )
+            )
+            return _artifact_record(conn.execute(select(arts).where(arts.c.id == own.id)).one())
+
+        mysql = self.engine.dialect.name in ("mysql", "mariadb")
+        return self._tx(
+            f"deciding the quality of {model_name} of run {rid}",
+            unit,
+            isolation="READ COMMITTED" if mysql else None,
+        )
+
     def last_published_metrics(
         self,
         workflow: str,
@@ -979,6 +1058,7 @@ _ARTIFACT_FIELDS = {
     "location",
     "size_bytes",
     "sha256",
+    "content_sha256",
     "publication_status",
     "publication_target",
     "publication_url",
@@ -1018,6 +1098,7 @@ def _check_artifact(index: int, art: Any) -> dict[str, Any]:
         "artifact_key": _artifact_key(name, location),  # type: ignore[arg-type]
         "size_bytes": r.check_count(f"{f}.size_bytes", art.get("size_bytes")),
         "sha256": r.check_sha256(f"{f}.sha256", art.get("sha256")),
+        "content_sha256": r.check_sha256(f"{f}.content_sha256", art.get("content_sha256")),
         "metrics": r.canonical_metrics(art.get("metrics"), f"{f}.metrics"),
         **pub,
     }
@@ -1122,6 +1203,98 @@ def _get_run(conn: Connection, rid: int) -> RunRecord:
     return _run_record(row)
 
 
+def _lock_workflow(conn: Connection, workflow_id: int) -> None:
+    """Hold the workflow's lock until the transaction ends; the decisions of one workflow wait.
+
+    MySQL/MariaDB: the workflow's row ``FOR UPDATE``. SQLite has no row locks: a write
+    to the row (nothing changes) makes the driver begin the transaction and takes the
+    database's write lock, which every other writer waits for (busy timeout).
+    """
+    from sqlalchemy import select, update
+
+    from cpsign_airflow.bookkeeping.tables import workflows
+
+    if conn.dialect.name == "sqlite":
+        conn.execute(
+            update(workflows)
+            .where(workflows.c.id == workflow_id)
+            .values(updated_at=workflows.c.updated_at)
+        )
+    else:
+        conn.execute(
+            select(workflows.c.id).where(workflows.c.id == workflow_id).with_for_update()
+        ).first()
+
+
+def _same_model(conn: Connection, workflow_id: int, own: ArtifactRecord) -> ArtifactRecord | None:
+    """The workflow's newest (by run) judged model with ``own``'s identity, or the model
+    whose verdict that one carries; None if the identity is new."""
+    from sqlalchemy import or_, select
+
+    from cpsign_airflow.bookkeeping.tables import model_artifacts as arts
+    from cpsign_airflow.bookkeeping.tables import training_runs as runs
+
+    same = [arts.c.content_sha256 == own.content_sha256] if own.content_sha256 else []
+    same += [arts.c.sha256 == own.sha256] if own.sha256 else []
+    if not same:
+        return None
+    row = conn.execute(
+        select(arts)
+        .join(runs, runs.c.id == arts.c.run_id)
+        .where(
+            runs.c.workflow_id == workflow_id,
+            arts.c.model_name == own.model_name,
+            arts.c.run_id != own.run_id,
+            arts.c.quality.is_not(None),
+            or_(*same),
+        )
+        .order_by(runs.c.id.desc(), arts.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    if row.verdict_run_id is not None:  # carried: the verdict was decided on that run's model
+        origin = conn.execute(
+            select(arts)
+            .where(arts.c.run_id == row.verdict_run_id, arts.c.model_name == own.model_name)
+            .order_by(arts.c.id)
+            .limit(1)
+        ).first()
+        row = origin if origin is not None else row
+    return _artifact_record(row)
+
+
+def _baseline(
+    conn: Connection, workflow_id: int, own: ArtifactRecord, committed_at: datetime | None
+) -> dict[str, Any] | None:
+    """Metrics of the last accepted model in commit order among runs finished before
+    ``own``'s run was committed (not committed: among earlier runs); None if none."""
+    from sqlalchemy import or_, select
+
+    from cpsign_airflow.bookkeeping.tables import model_artifacts as arts
+    from cpsign_airflow.bookkeeping.tables import training_runs as runs
+
+    query = (
+        select(arts.c.metrics)
+        .join(runs, runs.c.id == arts.c.run_id)
+        .where(
+            runs.c.workflow_id == workflow_id,
+            runs.c.id != own.run_id,
+            arts.c.model_name == own.model_name,
+            arts.c.metrics.is_not(None),
+            or_(arts.c.publication_status == "published", arts.c.quality == "passed"),
+        )
+        .order_by(runs.c.committed_at.desc(), runs.c.id.desc(), arts.c.id.desc())
+        .limit(1)
+    )
+    if committed_at is not None:
+        query = query.where(runs.c.finished_at < _to_db(committed_at))
+    else:
+        query = query.where(runs.c.id < own.run_id)
+    text = conn.execute(query).scalar()
+    return json.loads(text) if text else None
+
+
 def _require_run(conn: Connection, rid: int) -> None:
     from sqlalchemy import select
 
@@ -1199,6 +1372,8 @@ def _artifact_record(row: Row) -> ArtifactRecord:
         metrics=json.loads(row.metrics) if row.metrics else None,
         quality=row.quality,
         quality_reason=row.quality_reason,
+        content_sha256=row.content_sha256,
+        verdict_run_id=row.verdict_run_id,
     )
 
 

@@ -508,9 +508,11 @@ def mark_runs_failed(
     Runs are found by the DAG run (dag_id + run_id; and the map index when a
     task of a mapped group failed), so no XCom is needed. The error text names
     the failed task and its exception. When the exception carries the commit
-    set's jobs (:class:`~cpsign_airflow.exceptions.PachydermJobFailed`), they are
-    recorded too, each failed one with its log tail. Never raises: a callback's
-    exception would only hide the task's own.
+    set's jobs (:class:`~cpsign_airflow.exceptions.PachydermJobFailed`,
+    :class:`~cpsign_airflow.exceptions.PachydermPipelineUnhealthy`), they are
+    recorded too, each failed one with its log tail, also for a run of that commit
+    set that something else ended first (a setup run that killed its jobs). Never
+    raises: a callback's exception would only hide the task's own.
     """
     try:
         ti = context.get("ti") or context.get("task_instance")
@@ -535,7 +537,15 @@ def mark_runs_failed(
             failed = ledger.fail_open_runs(
                 dag_id, run_id, error, map_index=map_index if isinstance(map_index, int) else None
             )
-            for rid in failed if jobs else ():
+            targets = set(failed)
+            if jobs:  # also runs of this commit set already ended (killed by setup)
+                commit_sets = {job.get("job_id") for job in jobs}
+                targets.update(
+                    run.id
+                    for run in ledger.runs_for_airflow_run(dag_id, run_id)
+                    if run.commit_set_id in commit_sets and run.status == "failed"
+                )
+            for rid in sorted(targets) if jobs else ():
                 ledger.record_jobs(rid, jobs)
         if failed:
             log.info("Marked training runs %s of %s/%s failed", failed, dag_id, run_id)

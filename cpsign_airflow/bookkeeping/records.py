@@ -371,6 +371,10 @@ class ArtifactRecord(_Record):
     #: Quality gate verdict, ``passed`` or ``held_back`` (None: not gated), and why.
     quality: str | None = None
     quality_reason: str | None = None
+    #: sha256 of the jar less its build metadata: two builds of the same model share it.
+    content_sha256: str | None = None
+    #: The earlier run whose verdict this model carries (same identity), or None.
+    verdict_run_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,10 @@ model_artifacts = sa.Table(
     sa.Column("metrics", LongText, nullable=True),
     sa.Column("quality", sa.String(16), nullable=True),
     sa.Column("quality_reason", LongText, nullable=True),
+    # Added by revision 0007: sha256 of the jar less its build metadata (the model's
+    # identity), and the earlier run whose verdict a model already recorded carries.
+    sa.Column("content_sha256", sa.String(64), nullable=True),
+    sa.Column("verdict_run_id", sa.Integer, nullable=True),
     sa.UniqueConstraint("run_id", "artifact_key"),
     sa.Index(None, "run_id", "model_name"),
     **MYSQL_TABLE_ARGS,

@@ -36,6 +36,37 @@ def summarize(jobs: list[dict[str, Any]], commits: list[dict[str, Any]]) -> dict
     }
 
 
+#: How pachd begins the reason of a job that could not run because an input's job
+#: failed; it names the failed *inputs* by their input ``name`` (the repo unless renamed).
+UPSTREAM_FAILED_PREFIX = "unrunnable because the following upstream pipelines failed: "
+
+
+def input_repos(spec_input: Any) -> dict[str, str]:
+    """``{input name: repo}`` of a pipeline spec's ``input`` (pfs inputs at any depth of
+    cross, union, join and group); an input without a name is named by its repo."""
+    found: dict[str, str] = {}
+    if not isinstance(spec_input, dict):
+        return found
+    pfs = spec_input.get("pfs")
+    if isinstance(pfs, dict) and pfs.get("repo"):
+        found[pfs.get("name") or pfs["repo"]] = pfs["repo"]
+    for key in ("cross", "union", "join", "group"):
+        for sub in spec_input.get(key) or []:
+            found.update(input_repos(sub))
+    return found
+
+
+def name_upstream_pipelines(reason: str | None, spec_input: Any) -> str | None:
+    """pachd's "upstream pipelines failed: <input names>" with the upstream *pipelines*
+    named instead (an input's repo is the output repo of the pipeline that writes it);
+    any other reason unchanged."""
+    if not reason or not reason.startswith(UPSTREAM_FAILED_PREFIX):
+        return reason
+    repos = input_repos(spec_input)
+    names = [n.strip() for n in reason[len(UPSTREAM_FAILED_PREFIX) :].split(",") if n.strip()]
+    return UPSTREAM_FAILED_PREFIX + ", ".join(repos.get(name, name) for name in names)
+
+
 def job_summary(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per-pipeline outcome for XCom and bookkeeping: state, datums, duration."""
     summary = []
@@ -100,9 +131,12 @@ def stop_unfinished_jobs(hook: PachydermHook, commit_set_id: str, log: Any) -> N
 
 __all__ = [
     "SUCCESS_STATES",
+    "UPSTREAM_FAILED_PREFIX",
     "UNHEALTHY_PIPELINE_STATES",
     "UnhealthyPipelines",
+    "input_repos",
     "job_summary",
+    "name_upstream_pipelines",
     "stop_unfinished_jobs",
     "summarize",
 ]

@@ -72,6 +72,33 @@ def _console_base(pachyderm_conn_id: str) -> str | None:
         return None
 
 
+#: Run statuses in which the run waits for its commit set.
+WAITING_STATUSES = ("committed", "running")
+
+
+def _unhealthy_pipelines(
+    pachyderm_conn_id: str, commit_set_id: str, project: str | None
+) -> list[dict[str, Any]] | None:
+    """The pipelines a waiting run's commit set waits on that pachd reports unhealthy
+    (CRASHING: workers cannot start; FAILURE), each with pachd's reason; None when pachd
+    cannot be asked. One try, no retries: the page is not the place to wait for pachd."""
+    try:
+        from cpsign_airflow.hooks.pachyderm import PachydermHook
+        from cpsign_airflow.hooks.pachyderm_outcome import UNHEALTHY_PIPELINE_STATES
+
+        hook = PachydermHook(pachyderm_conn_id, project=project, max_retries=0)
+        try:
+            jobs = hook.list_jobs(commit_set_id)
+            waiting = sorted({(j["project"], j["pipeline"]) for j in jobs if not j["finished"]})
+            states = hook.pipeline_states(waiting) if waiting else []
+        finally:
+            hook.close()
+    except Exception:  # noqa: BLE001 - pachd's health is a hint; the record is the page
+        log.info("Pipelines of commit set %s not checked", commit_set_id, exc_info=True)
+        return None
+    return [s for s in states if s["state"] in UNHEALTHY_PIPELINE_STATES]
+
+
 def _duration(value: timedelta | None) -> str:
     if value is None:
         return ""
@@ -135,11 +162,17 @@ def create_app(
     settings: Callable[[], tuple[str, str]] = _settings,
     console_base: Callable[[str], str | None] = _console_base,
     authorize: Callable[..., None] | None = None,
+    pipeline_health: Callable[
+        [str, str, str | None], list[dict[str, Any]] | None
+    ] = _unhealthy_pipelines,
 ) -> FastAPI:
     """The page's app.
 
     ``settings`` gives the (bookkeeping, pachyderm) connection ids; ``authorize``
     is the dependency every route needs (default: Airflow's DAG read access).
+    ``pipeline_health(pachyderm_conn_id, commit_set_id, project)`` lists the
+    unhealthy pipelines a waiting run's commit set waits on (asked of pachd when a
+    run's page is shown while it waits: bookkeeping records a run's jobs when it ends).
     """
     from cpsign_airflow.cpsign.configuration import without_secrets
     from cpsign_airflow.models_page import charts, reader
@@ -262,6 +295,7 @@ def create_app(
                 confidence=chosen,
                 confidences=choices,
                 plot=svg,
+                plot_note=charts.UNAVAILABLE_NOTE if points and svg is None else None,
                 points=points,
                 console=console_base(pachyderm_conn_id),
             )
@@ -273,6 +307,10 @@ def create_app(
         def page(models: Any) -> Any:
             detail = models.run(run_id)
             _, pachyderm_conn_id = settings()
+            unhealthy = None
+            if detail.run.status in WAITING_STATUSES and detail.run.commit_set_id:
+                project = detail.workflow.project if detail.workflow else None
+                unhealthy = pipeline_health(pachyderm_conn_id, detail.run.commit_set_id, project)
             return render(
                 request,
                 "run.html",
@@ -281,6 +319,7 @@ def create_app(
                     without_secrets(detail.run.configuration), indent=2, sort_keys=True
                 ),
                 console=console_base(pachyderm_conn_id),
+                unhealthy=unhealthy,
             )
 
         return with_reader(request, f"reading run {run_id}", page)

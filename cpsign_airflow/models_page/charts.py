@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import re
 import threading
 from collections.abc import Sequence
 
 from cpsign_airflow.models_page.reader import HistoryPoint
+
+log = logging.getLogger(__name__)
 
 VALIDITY_COLOR = "#017cee"  # Airflow's blue
 EFFICIENCY_COLOR = "#11a36b"
@@ -30,8 +33,34 @@ TARGET_COLOR = "#6b7280"
 _RENDER_LOCK = threading.Lock()
 
 
-def history_svg(points: Sequence[HistoryPoint], confidence: float, efficiency_label: str) -> str:
-    """Validity and efficiency over runs (oldest left), one SVG document without prolog."""
+#: Shown on the page instead of the plot when matplotlib is not installed.
+UNAVAILABLE_NOTE = (
+    "The history plot needs matplotlib, which is not installed here: "
+    "pip install 'cpsign-airflow[chart]' in the api-server's environment."
+)
+
+
+@functools.cache
+def available() -> bool:
+    """Whether matplotlib is installed (the ``chart`` extra); logged once when it is not."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log.warning("models page: %s The page shows the runs without it.", UNAVAILABLE_NOTE)
+        return False
+    return True
+
+
+def history_svg(
+    points: Sequence[HistoryPoint], confidence: float, efficiency_label: str
+) -> str | None:
+    """Validity and efficiency over runs (oldest left), one SVG document without prolog.
+
+    ``None`` without matplotlib (the ``chart`` extra): the page shows
+    :data:`UNAVAILABLE_NOTE` instead.
+    """
+    if not available():
+        return None
     return _cached_svg(tuple(points), confidence, efficiency_label)
 
 

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from cpsign_airflow.hooks.pachyderm_outcome import (
+    UPSTREAM_FAILED_PREFIX,
     UnhealthyPipelines,
     job_summary,
+    name_upstream_pipelines,
     stop_unfinished_jobs,
     summarize,
 )
@@ -58,8 +60,8 @@ class PachydermCommitSetSensor(BaseSensorOperator):
     its logs; the set's jobs are left alone. The grace is counted from the first
     check that saw the pipeline unhealthy and restarts when it recovers. Checks
     are one InspectPipeline (no details) per unfinished pipeline: in the triggerer
-    every ``pipeline_check_interval`` seconds (see
-    :class:`~cpsign_airflow.triggers.pachyderm.PachydermCommitSetTrigger`); in
+    every ``pipeline_check_interval`` seconds, one check for all waits on the same
+    pipelines (see :class:`~cpsign_airflow.triggers.pachyderm.PachydermCommitSetTrigger`); in
     ``poke`` mode at most that often, the first one an interval after the first
     poke, the first-seen times kept in memory; in ``reschedule`` mode at every
     poke, the first-seen times kept in Airflow's task state store (Airflow >= 3.3;
@@ -207,7 +209,9 @@ class PachydermCommitSetSensor(BaseSensorOperator):
             self.log.info("Commit set %s: all %d jobs succeeded", self.commit_set_id, len(jobs))
             return job_summary(jobs)
         lines = []
+        specs: dict[tuple[str, str], Any] = {}
         for job in outcome["failed_jobs"]:
+            job["reason"] = self._name_upstream(job, specs)
             tail = self.hook.get_job_logs(
                 job["pipeline"], job["job_id"], self.log_tail, job["project"]
             )
@@ -225,6 +229,24 @@ class PachydermCommitSetSensor(BaseSensorOperator):
             failed_jobs=outcome["failed_jobs"],
             jobs=job_summary(jobs),
         )
+
+    def _name_upstream(self, job: dict[str, Any], specs: dict[tuple[str, str], Any]) -> Any:
+        """The job's reason, its failed upstream inputs named by their pipelines (pachd
+        names them by input name); unchanged when the spec cannot be read."""
+        from cpsign_airflow.exceptions import PachydermError
+
+        reason = job.get("reason")
+        if not reason or not reason.startswith(UPSTREAM_FAILED_PREFIX):
+            return reason
+        key = (job.get("project") or "", job["pipeline"])
+        if key not in specs:
+            try:
+                spec = self.hook.inspect_pipeline(job["pipeline"], job.get("project") or None)
+                specs[key] = (spec.get("user_spec") or {}).get("input")
+            except PachydermError as err:
+                self.log.info("Inputs of %s unknown (%s); its reason as pachd gave it", key, err)
+                specs[key] = None
+        return name_upstream_pipelines(reason, specs[key])
 
     def _check_pipelines(self, context: Context, jobs: list[dict[str, Any]]) -> None:
         """Poke/reschedule mode's pipeline check; raises once one outlasts the grace."""
@@ -283,14 +305,27 @@ class PachydermCommitSetSensor(BaseSensorOperator):
     def _unhealthy(self, pipelines: list[dict[str, Any]], grace: float | None) -> Exception:
         """The failure for pipelines that outlasted the grace: each named with its
         state, pachd's reason and its log tail."""
-        from cpsign_airflow.exceptions import PachydermPipelineUnhealthy
+        from cpsign_airflow.exceptions import PachydermError, PachydermPipelineUnhealthy
 
+        try:  # the set's jobs, for the record: the failure callback records them
+            jobs = job_summary(self.hook.list_jobs(self.commit_set_id))
+        except PachydermError as err:
+            self.log.warning("Jobs of commit set %s not listed: %s", self.commit_set_id, err)
+            jobs = []
         lines = []
         named = []
         for item in pipelines:
             project = item.get("project") or None
             tail = self.hook.get_pipeline_logs(item["pipeline"], self.log_tail, project)
-            named.append({**item, "log_tail": tail})
+            job_id = self.commit_set_id  # a job's id is its commit set's id
+            for job in jobs:
+                if job.get("pipeline") == item["pipeline"] and job.get("finished") is None:
+                    job_id = job.get("job_id") or job_id
+                    job["log_tail"] = tail
+                    job["reason"] = job.get("reason") or (
+                        f"pipeline {item['state']}: {item.get('reason') or 'no reason given'}"
+                    )
+            named.append({**item, "log_tail": tail, "job_id": job_id})
             text = f"pipeline {item['pipeline']!r} has been {item['state']}"
             if item.get("unhealthy_seconds") is not None:
                 text += f" for {_seconds(float(item['unhealthy_seconds']))}"
@@ -306,6 +341,7 @@ class PachydermCommitSetSensor(BaseSensorOperator):
             f"Commit set {self.commit_set_id} cannot finish (its unfinished jobs were left "
             "alone):\n  - " + "\n  - ".join(lines),
             pipelines=named,
+            jobs=jobs,
         )
 
     def _log_progress(self, jobs: list[dict[str, Any]], final: bool = False) -> None:

@@ -7,7 +7,7 @@ writes, against two ``[cpsign]`` settings:
   the observed error rate may exceed ``1 - c`` by at most the tolerance;
 * **efficiency** (``efficiency_margin``, default 0.1): compared with the last
   accepted model of the workflow (published or passed; see
-  :meth:`~cpsign_airflow.bookkeeping.ledger.TrainingLedger.last_published_metrics`),
+  :meth:`~cpsign_airflow.bookkeeping.ledger.TrainingLedger.decide_quality`),
   at the same confidence, efficiency may worsen by at most this fraction.
   Regression efficiency is the median interval width (lower is better);
   classification efficiency is the share of single-label sets (higher is
@@ -202,21 +202,29 @@ def _compare_efficiency(
 
 
 def unchanged_verdict(artifact: Mapping[str, Any], previous: Any) -> tuple[str, str] | None:
-    """``("unchanged", reason)`` when ``artifact`` is byte for byte the ``previous`` model, else None.
+    """``("unchanged", reason)`` when ``artifact`` is the same model as ``previous``, else None.
 
-    ``previous`` is the workflow's model of its last succeeded run (an
+    The same model: the same content hash (the jar less its build metadata:
+    ``model_content_sha256`` in :mod:`cpsign_airflow.workflow.training`), or the
+    same sha256. ``previous`` is the earlier model with a verdict (an
     :class:`~cpsign_airflow.bookkeeping.records.ArtifactRecord`, or None). Its
     verdict carries over: a held-back model stays held back.
     """
-    sha = artifact.get("sha256")
-    if previous is None or not sha or sha != previous.sha256:
+    if previous is None:
+        return None
+    sha, content = artifact.get("sha256"), artifact.get("content_sha256")
+    if sha and sha == previous.sha256:
+        same = f"sha256 {sha}"
+    elif content and content == getattr(previous, "content_sha256", None):
+        same = f"content sha256 {content}; the jars differ only in build metadata"
+    else:
         return None
     if previous.quality == HELD_BACK:
         return HELD_BACK, (
-            f"same model as run {previous.run_id} (sha256 {sha}), which was held back: "
+            f"same model as run {previous.run_id} ({same}), which was held back: "
             f"{previous.quality_reason}"
         )
     return UNCHANGED, (
-        f"same model as run {previous.run_id} (sha256 {sha}): no new data, every datum "
-        "after ingestion was skipped; nothing retrained or published again"
+        f"same model as run {previous.run_id} ({same}): no new data; "
+        "nothing judged, published or deployed again"
     )

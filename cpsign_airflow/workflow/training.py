@@ -42,12 +42,16 @@ MODELS_ASSET = Asset(name="cpsign-models")
 #: Tasks of the group whose results an alert quotes (ids within the group).
 VALIDATE_TASK = "validate"
 CONSOLE_URL_TASKS = ("wait_for_training", "put_config")
+PENDING_TASK = "record_pending_run"
+OUTCOME_TASK = "record_outcome"
 
 
 def run_facts(context: Mapping[str, Any]) -> dict[str, Any]:
     """What an alert about this task's training run quotes, from the group's own tasks:
-    ``workflow`` (the validate task's result; per map index in a mapped retraining)
-    and ``console_url`` (pushed by the wait or the put). Missing facts are left out."""
+    ``workflow`` (the validate task's result; per map index in a mapped retraining),
+    ``console_url`` (pushed by the wait or the put), ``training_run_id`` (the
+    bookkeeping run, for the models page link) and, once ``record_outcome`` has run,
+    its ``models`` and ``verdicts``. Missing facts are left out."""
     from cpsign_airflow.links.pachyderm import CONSOLE_URL_XCOM_KEY
 
     ti = context.get("ti") or context.get("task_instance")
@@ -57,12 +61,12 @@ def run_facts(context: Mapping[str, Any]) -> dict[str, Any]:
     map_index = getattr(ti, "map_index", -1)
     indexes = {"map_indexes": map_index} if isinstance(map_index, int) and map_index >= 0 else {}
 
-    def pull(task_id: str, key: str) -> Any:
+    def pull(task_id: str, key: str, one: bool = True) -> Any:
         try:
             value = ti.xcom_pull(task_ids=f"{group}{task_id}", key=key, **indexes)
         except Exception:  # an alert must go out even when XCom cannot be read
             return None
-        return value[0] if isinstance(value, list) and value else value or None
+        return value[0] if one and isinstance(value, list) and value else value or None
 
     facts: dict[str, Any] = {}
     workflow = pull(VALIDATE_TASK, "workflow")
@@ -73,16 +77,69 @@ def run_facts(context: Mapping[str, Any]) -> dict[str, Any]:
         if url:
             facts["console_url"] = url
             break
+    run_id = pull(PENDING_TASK, "return_value")
+    if isinstance(run_id, int) and not isinstance(run_id, bool):
+        facts["training_run_id"] = run_id
+    models = pull(OUTCOME_TASK, "models", one=False)
+    if isinstance(models, list) and models:
+        facts["models"] = models
+    verdicts = pull(OUTCOME_TASK, "verdicts")
+    if isinstance(verdicts, Mapping):
+        facts["verdicts"] = dict(verdicts)
     return facts
 
 
+#: Seconds a failure callback waits for ``cpsign_setup`` to record that its pipeline
+#: update killed the run's jobs (its ``record_killed_runs`` task runs just after the
+#: update), so that the record and the alert name the setup run.
+KILL_RECORD_WAIT = 15.0
+
+
+def _await_kill_record(
+    context: Mapping[str, Any], bookkeeping_conn_id: str, timeout: float = KILL_RECORD_WAIT
+) -> None:
+    """When a pipeline update killed the failed jobs, wait (at most ``timeout`` s) until
+    the setup run has failed their training runs; never raises."""
+    import time
+
+    exc = context.get("exception")
+    killed = {
+        job.get("job_id")
+        for job in getattr(exc, "failed_jobs", None) or []
+        if isinstance(job, Mapping)
+        and job.get("state") == "JOB_KILLED"
+        and "updated" in (job.get("reason") or "")
+    }
+    ti = context.get("ti") or context.get("task_instance")
+    if not killed or ti is None:
+        return
+    from cpsign_airflow.bookkeeping.hook import BookkeepingHook
+
+    deadline = time.monotonic() + timeout
+    try:
+        with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
+            while True:
+                runs = [
+                    run
+                    for run in ledger.runs_for_airflow_run(ti.dag_id, ti.run_id)
+                    if run.commit_set_id in killed
+                ]
+                if all(run.status == "failed" for run in runs) or time.monotonic() > deadline:
+                    return
+                time.sleep(0.5)
+    except Exception as err:  # the run is failed (and alerted) all the same
+        log.warning("Could not wait for the record of the setup run that killed jobs: %s", err)
+
+
 def training_failure_callback(bookkeeping_conn_id: str):
-    """``on_failure_callback``: mark the DAG run's open training runs failed, then alert."""
+    """``on_failure_callback``: mark the DAG run's open training runs failed (recording
+    the commit set's jobs), then alert."""
 
     def callback(context: Mapping[str, Any]) -> None:
         from cpsign_airflow.bookkeeping.operators import mark_runs_failed
         from cpsign_airflow.notifications import send_alert
 
+        _await_kill_record(context, bookkeeping_conn_id)
         mark_runs_failed(context, bookkeeping_conn_id=bookkeeping_conn_id)
         send_alert({**context, **run_facts(context)}, "failure")
 
@@ -90,10 +147,26 @@ def training_failure_callback(bookkeeping_conn_id: str):
 
 
 def training_success_callback(context: Mapping[str, Any]) -> None:
-    """``on_success_callback`` of a run's last bookkeeping step: the ``on_success`` alert."""
+    """``on_success_callback`` of a run's last bookkeeping step: the ``on_success`` alert,
+    naming each model with its verdict. A run whose model was held back in this run has
+    had its one mail (``held_back``, from ``record_outcome``) and gets no second; a run
+    that only carried an earlier held-back verdict (the same model again) was not alerted
+    as held back, so it gets its success mail, which names the carried verdict."""
     from cpsign_airflow.notifications import send_alert
+    from cpsign_airflow.workflow.quality import HELD_BACK
 
-    send_alert({**context, **run_facts(context)}, "success")
+    facts = run_facts(context)
+    held_back = [
+        name
+        for name, verdict in (facts.get("verdicts") or {}).items()
+        if isinstance(verdict, Mapping)
+        and verdict.get("quality") == HELD_BACK
+        and not verdict.get("carried_from")
+    ]
+    if held_back:
+        log.info("Model(s) %s held back: alerted as held back, not as a success", held_back)
+        return
+    send_alert({**context, **facts}, "success")
 
 
 def default_args(settings: Settings) -> dict[str, Any]:
@@ -324,15 +397,17 @@ def find_models(
                 "location": f"{repo}@{commit_set_id}:{entry['path']}",
                 "size_bytes": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(),
+                "content_sha256": model_content_sha256(data),
                 "metrics": metrics,
             }
         )
         log.info(
-            "Model %s: %s (%d bytes, sha256 %s)",
+            "Model %s: %s (%d bytes, sha256 %s, content sha256 %s)",
             name,
             artifacts[-1]["location"],
             len(data),
             artifacts[-1]["sha256"],
+            artifacts[-1]["content_sha256"],
         )
     context["outlet_events"][MODELS_ASSET].extra = {
         "workflow": workflow,
@@ -341,6 +416,78 @@ def find_models(
         "sha256": [a["sha256"] for a in artifacts],
     }
     return artifacts
+
+
+#: Build metadata a model jar changes on every build of the same model: the manifest
+#: header (build time in ``Bundle-Version``) and ``cpsign.json`` keys left out of its
+#: content hash (zip entry times are never hashed).
+MANIFEST_BUILD_HEADERS = frozenset({"bundle-version"})
+CPSIGN_JSON_BUILD_KEYS = frozenset({"modelVersion", "buildTimestamp"})
+
+
+def model_content_sha256(data: bytes) -> str:
+    """The model's identity: sha256 of its jar's entries without build metadata.
+
+    Entries in name order, each as its name and content: ``META-INF/MANIFEST.MF``
+    without ``Bundle-Version`` (it carries the build time), ``cpsign.json`` without
+    ``modelVersion`` and ``buildTimestamp`` at any depth (as canonical JSON), every
+    other entry byte for byte; entry times and compression are left out. Two
+    trainings on the same data with the same seed have different sha256 and the same
+    content hash. Data that is not a zip: the sha256 of its bytes.
+    """
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as jar:
+            entries = [(info.filename, jar.read(info)) for info in jar.infolist()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(b"cpsign-model-content/1\0")
+    for name, content in sorted(entries, key=lambda entry: entry[0]):
+        if name == "META-INF/MANIFEST.MF":
+            content = _without_build_headers(content)
+        elif name == "cpsign.json":
+            content = _without_build_keys(content)
+        encoded = name.encode("utf-8")
+        for part in (encoded, content):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    return digest.hexdigest()
+
+
+def _without_build_headers(manifest: bytes) -> bytes:
+    """The manifest without its build headers (continuation lines included), lines
+    joined by LF."""
+    lines: list[str] = []
+    for line in manifest.decode("utf-8", "replace").splitlines():
+        if line.startswith(" ") and lines:  # a continuation of the previous header
+            lines[-1] += line[1:]
+        else:
+            lines.append(line)
+    kept = [
+        line
+        for line in lines
+        if line.split(":", 1)[0].strip().lower() not in MANIFEST_BUILD_HEADERS
+    ]
+    return "\n".join(kept).encode("utf-8")
+
+
+def _without_build_keys(text: bytes) -> bytes:
+    """``cpsign.json`` as canonical JSON without its build keys; unreadable JSON as is."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in CPSIGN_JSON_BUILD_KEYS}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    try:
+        parsed = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return text
+    return json.dumps(strip(parsed), sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 def read_metrics(hook: Any, workflow: str, commit_set_id: str) -> dict[str, Any] | None:
@@ -373,33 +520,41 @@ def judge_models(
     workflow: str,
     tolerance: float,
     margin: float,
-) -> dict[str, dict[str, str]]:
-    """Judge each model's metrics and record the verdict; ``{model_name: {quality, reason}}``.
+) -> dict[str, dict[str, Any]]:
+    """Decide each model's verdict, once per distinct model; ``{model_name: {quality,
+    reason, carried_from}}``.
 
-    The baseline is the last accepted (published or passed) model of an
-    earlier run of the workflow. A held-back model only stops deployment. A
-    model with the same sha256 as the workflow's previous one is ``unchanged``
-    (a retraining without new rows: pachd skipped every datum after ingestion)
-    and is neither judged again nor deployed again.
+    Decided in one place, :meth:`~cpsign_airflow.bookkeeping.ledger.TrainingLedger.decide_quality`,
+    under the workflow's lock, so concurrent runs decide one after the other. A model
+    whose identity (content hash, or sha256) is already recorded for the workflow
+    carries that verdict, naming the run (``carried_from``): ``unchanged`` for an
+    accepted one (neither judged nor deployed again), ``held_back`` for a held-back
+    one (and not alerted again). Otherwise its metrics are judged against the last
+    accepted model in commit order, among runs finished before this one was committed.
+    A held-back model only stops deployment. A retry returns the recorded verdicts.
     """
     from cpsign_airflow.workflow.quality import HELD_BACK, quality_verdict, unchanged_verdict
 
-    verdicts: dict[str, dict[str, str]] = {}
+    verdicts: dict[str, dict[str, Any]] = {}
     for artifact in artifacts:
         name = artifact["model_name"]
         if name in verdicts:
             continue
-        previous = ledger.last_published_metrics(
-            workflow, model_name=name, before_run_id=training_run_id
-        )
-        before = ledger.previous_model(workflow, name, before_run_id=training_run_id)
-        same = unchanged_verdict(artifact, before)
-        if same is not None:
-            quality, reason = same
-        else:
-            quality, reason = quality_verdict(artifact.get("metrics"), previous, tolerance, margin)
-        ledger.record_quality(training_run_id, name, quality, reason)
-        verdicts[name] = {"quality": quality, "reason": reason}
+
+        def decide(own: Any, earlier: Any, baseline: Any, artifact=artifact) -> tuple[str, str]:
+            identity = {"sha256": own.sha256, "content_sha256": own.content_sha256}
+            same = unchanged_verdict(identity, earlier)
+            if same is not None:
+                return same
+            return quality_verdict(artifact.get("metrics"), baseline, tolerance, margin)
+
+        recorded = ledger.decide_quality(training_run_id, name, decide)
+        quality, reason = recorded.quality, recorded.quality_reason
+        verdicts[name] = {
+            "quality": quality,
+            "reason": reason,
+            "carried_from": recorded.verdict_run_id,
+        }
         log.log(
             logging.WARNING if quality == HELD_BACK else logging.INFO,
             "Quality gate: model %s of run %s %s: %s",
@@ -427,9 +582,10 @@ def record_outcome(
     """Record what the commit set produced, judge it, and mark the run succeeded.
 
     In order: the jobs (first, so a commit set without a model still has its
-    jobs on record); the model(s) with size, sha256 and validation metrics (and
-    the ``cpsign-models`` Asset event); each model's quality verdict (a held-back
-    model is alerted ``on_held_back``); the run ``succeeded``. Every write is
+    jobs on record); the model(s) with size, sha256, content hash and validation
+    metrics (and the ``cpsign-models`` Asset event); each model's quality verdict,
+    decided once per distinct model (:func:`judge_models`; a model held back here, not
+    one carrying an earlier verdict, is alerted ``on_held_back``); the run ``succeeded``. Every write is
     keyed, so a retry redoes them without doubling a record. Returns
     ``{"models": [...], "verdicts": {model_name: {quality, reason}}}``.
     """
@@ -449,11 +605,22 @@ def record_outcome(
     outlet = (context.get("outlet_events") or {}).get(MODELS_ASSET)
     if outlet is not None:  # consumers can tell a held-back model from a passed one
         outlet.extra = {**(outlet.extra or {}), "verdicts": verdicts}
-    held_back = {n: v["reason"] for n, v in verdicts.items() if v["quality"] == HELD_BACK}
+    held_back = {  # a verdict carried from an earlier run was alerted by that run
+        n: v["reason"]
+        for n, v in verdicts.items()
+        if v["quality"] == HELD_BACK and v.get("carried_from") is None
+    }
     if held_back and not finished:  # alerted once, before the run is marked succeeded
         from cpsign_airflow.notifications import send_alert
 
-        facts = {**run_facts(context), "workflow": workflow, "held_back": held_back}
+        facts = {
+            **run_facts(context),
+            "workflow": workflow,
+            "held_back": held_back,
+            "models": models,
+            "verdicts": verdicts,
+            "training_run_id": training_run_id,
+        }
         send_alert({**context, **facts}, "held_back")
     with hook.get_ledger() as ledger:  # last: the run is succeeded only once all is recorded
         run = ledger.finish_run(training_run_id, "succeeded")

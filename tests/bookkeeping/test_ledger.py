@@ -512,9 +512,9 @@ def test_upgrade_from_0005_allows_rejected_runs(bookkeeping_url):
                     " '2026-01-01', '2026-01-01' FROM cpsign_workflows"
                 )
             )
-    assert led.upgrade_schema().after == "0006"
+    assert led.upgrade_schema().after == "0007"
     run_id = led.record_rejected_run("LogD", CONFIG, "bad")
     assert led.get_run(run_id).status == "rejected"
-    assert schema.upgrade(engine).after == "0006"  # again: nothing to do
+    assert schema.upgrade(engine).after == "0007"  # again: nothing to do
     led.dispose()
     engine.dispose()

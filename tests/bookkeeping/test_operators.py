@@ -353,3 +353,63 @@ def test_importing_the_operators_loads_no_engine_alembic_or_mysql_hook():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _committed_run(conn_id, commit: str) -> int:
+    rid = RecordPendingRunOperator(
+        task_id="record_pending_run",
+        workflow="LogD",
+        configuration={"a": 1},
+        bookkeeping_conn_id=conn_id.id,
+    ).execute(context("record_pending_run"))
+    with BookkeepingHook(conn_id.id).get_ledger() as ledger:
+        ledger.mark_committed(rid, commit, commit)
+    return rid
+
+
+def test_a_run_killed_by_setup_still_gets_its_job_rows(conn_id):
+    """Setup failed the run first (killed by ...); the wait's failure records the jobs."""
+    from cpsign_airflow.exceptions import PachydermJobFailed
+
+    commit = "c" * 32
+    rid = _committed_run(conn_id, commit)
+    with BookkeepingHook(conn_id.id).get_ledger() as ledger:
+        ledger.fail_runs_by_commit_set([commit], "killed by cpsign_setup run s: ...")
+    jobs = [
+        {"pipeline": "LogD-ingestion", "job_id": commit, "state": "JOB_KILLED", "reason": "r"},
+        {"pipeline": "LogD-train", "job_id": commit, "state": "JOB_UNRUNNABLE", "reason": "u"},
+    ]
+    error = PachydermJobFailed("Commit set failed", failed_jobs=jobs, jobs=jobs)
+    assert mark_runs_failed(context("w", exception=error), bookkeeping_conn_id=conn_id.id) == []
+    with BookkeepingHook(conn_id.id).get_ledger() as ledger:
+        run, recorded = ledger.get_run(rid), ledger.list_jobs(rid)
+    assert run.error.startswith("killed by cpsign_setup run s")  # setup's word stands
+    assert {(j.pipeline, j.state) for j in recorded} == {
+        ("LogD-ingestion", "JOB_KILLED"),
+        ("LogD-train", "JOB_UNRUNNABLE"),
+    }
+
+
+def test_a_run_failed_by_the_crashing_grace_gets_its_job_rows(conn_id):
+    from cpsign_airflow.exceptions import PachydermPipelineUnhealthy
+
+    commit = "d" * 32
+    rid = _committed_run(conn_id, commit)
+    jobs = [
+        {"pipeline": "LogD-ingestion", "job_id": commit, "state": "JOB_SUCCESS"},
+        {
+            "pipeline": "LogD-precompute",
+            "job_id": commit,
+            "state": "JOB_STARTING",
+            "reason": "pipeline PIPELINE_CRASHING: Back-off pulling image",
+            "log_tail": ["worker: cannot start"],
+        },
+    ]
+    error = PachydermPipelineUnhealthy("cannot finish", pipelines=[], jobs=jobs)
+    assert mark_runs_failed(context("w", exception=error), bookkeeping_conn_id=conn_id.id) == [rid]
+    with BookkeepingHook(conn_id.id).get_ledger() as ledger:
+        recorded = {j.pipeline: j for j in ledger.list_jobs(rid)}
+    assert set(recorded) == {"LogD-ingestion", "LogD-precompute"}
+    crashing = recorded["LogD-precompute"]
+    assert crashing.state == "JOB_STARTING" and "PIPELINE_CRASHING" in crashing.reason
+    assert crashing.log_tail == "worker: cannot start"

@@ -50,12 +50,12 @@ def test_no_server_and_no_mariadbd_says_how_to_install(monkeypatch):
 
 def test_cli_upgrade_current_and_runs(bookkeeping_url, capsys):
     assert main(["current", "--url", bookkeeping_url]) == 0
-    assert "None (newest 0006)" in capsys.readouterr().out
+    assert "None (newest 0007)" in capsys.readouterr().out
 
     assert main(["upgrade", "--url", bookkeeping_url]) == 0
-    assert "upgraded 0006 (was None)" in capsys.readouterr().out
+    assert "upgraded 0007 (was None)" in capsys.readouterr().out
     assert main(["upgrade", "--url", bookkeeping_url]) == 0  # every setup may run it
-    assert "already at 0006" in capsys.readouterr().out
+    assert "already at 0007" in capsys.readouterr().out
 
     from cpsign_airflow.bookkeeping.ledger import TrainingLedger
 

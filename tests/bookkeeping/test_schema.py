@@ -46,11 +46,11 @@ def _diff(engine: sa.Engine, target: sa.MetaData) -> list:
         return compare_metadata(ctx, target)
 
 
-HEAD = "0006"
+HEAD = "0007"
 
 
-def test_head_is_0006_and_revisions_are_ordered():
-    assert schema.known_revisions() == ("0001", "0002", "0003", "0004", "0005", "0006")
+def test_head_is_0007_and_revisions_are_ordered():
+    assert schema.known_revisions() == ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
     assert schema.head_revision() == HEAD
 
 

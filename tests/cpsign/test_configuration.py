@@ -180,3 +180,19 @@ def test_effective_seed_is_derived_from_the_configuration():
 def test_non_object_configuration_is_rejected():
     with pytest.raises(ConfigurationError, match="expected a JSON object"):
         validate_configuration(["not", "a", "dict"])  # type: ignore[arg-type]
+
+
+def test_without_secrets_hides_every_password_like_key_at_any_depth():
+    from cpsign_airflow.cpsign.configuration import without_secrets
+
+    secret_keys = ("password", "passwd", "pwd", "api_key", "db_password", "secret_token")
+    given = {
+        "database": {key: f"value-of-{key}" for key in secret_keys},
+        "options": [{"Secret_Token": "t"}, {"user": "labuser"}],
+        "user": "labuser",
+    }
+    shown = without_secrets(given)
+    assert shown["database"] == {key: "***" for key in secret_keys}
+    assert shown["options"] == [{"Secret_Token": "***"}, {"user": "labuser"}]
+    assert shown["user"] == "labuser"  # ordinary keys are left alone
+    assert given["database"]["passwd"] == "value-of-passwd"  # a copy: the input is untouched

@@ -203,10 +203,14 @@ def test_training_run_records_everything(bundled):
             e.extra for e in session.query(AssetEvent).all() if e.extra.get("commit_id") == commit
         ]
     assert events and events[0]["workflow"] == WORKFLOW
-    # on_success is wired: one alert naming the workflow and the run
+    # on_success is wired: one alert naming the workflow, the run and its model
     [alert] = [json.loads(line) for line in bundled["alerts"].read_text().splitlines()]
     assert alert["subject"] == f"[cpsign] {WORKFLOW} training succeeded"
     assert f"DAG run: cpsign_training / {result.run_id}" in alert["message"]
+    assert f"Model: {model.model_name}" in alert["message"]
+    assert f"Location: {model.location}" in alert["message"]
+    assert f"sha256: {model.sha256}" in alert["message"]
+    assert f"Verdict: {model.quality}: " in alert["message"]
 
 
 @mysql_only
@@ -242,6 +246,10 @@ def test_pipeline_failure_fails_run_names_pipeline_and_alerts(bundled, pachd, mo
     assert failed.state == "JOB_FAILURE" and "simulated failure" in failed.reason
     assert "stand-in train: ERROR simulated failure" in failed.log_tail
     assert jobs[f"{WORKFLOW}-ingestion"].log_tail is None
+    # downstream jobs name the failed pipeline, not the input ("train")
+    assert jobs[f"{WORKFLOW}-aggregate"].reason.endswith(
+        f"upstream pipelines failed: {failed.pipeline}"
+    )
     alerts = [json.loads(line) for line in bundled["alerts"].read_text().splitlines()]
     assert len(alerts) == 1
     assert f"Failed pipeline: {WORKFLOW}-train job {run.commit_id}" in alerts[0]["message"]
@@ -532,8 +540,8 @@ def test_a_pipeline_that_cannot_start_fails_the_run_within_the_grace(bundled, pa
     setup(bundled)
     hook = bundled["hook"]
     spec = hook.inspect_pipeline(f"{WORKFLOW}-precompute")["user_spec"]
-    spec["transform"]["cmd"] = ["cpsign-no-such-binary"]  # like an image that cannot be pulled
-    pachd.unconfigure_pipeline(f"{WORKFLOW}-precompute")  # its own command, not the stand-in
+    spec["transform"]["image"] = "lab/cpsign-unpullable:1"
+    pachd.unpullable_images.add("lab/cpsign-unpullable:1")  # its workers cannot start
     hook.create_or_update_pipeline(spec)
     result = train(bundled, source_example("logd-flat"))
     assert result.state == "failed"
@@ -542,6 +550,14 @@ def test_a_pipeline_that_cannot_start_fails_the_run_within_the_grace(bundled, pa
     with ledger(bundled) as book:
         [run] = book.runs_for_airflow_run("cpsign_training", result.run_id)
     assert run.status == "failed" and f"{WORKFLOW}-precompute" in run.error
-    assert "CRASHING" in run.error and "cpsign-no-such-binary" in run.error
+    assert "CRASHING" in run.error
+    assert 'Back-off pulling image "lab/cpsign-unpullable:1"' in run.error
     [alert] = [json.loads(line) for line in bundled["alerts"].read_text().splitlines()]
-    assert f"{WORKFLOW}-precompute" in alert["message"]
+    assert (
+        f"Unhealthy pipeline: {WORKFLOW}-precompute job {run.commit_id} (PIPELINE_CRASHING"
+        in alert["message"]
+    )
+    with ledger(bundled) as book:  # the failed run has its job rows
+        jobs = {j.pipeline: j for j in book.list_jobs(run.id)}
+    assert jobs[f"{WORKFLOW}-ingestion"].state == "JOB_SUCCESS"
+    assert "PIPELINE_CRASHING" in jobs[f"{WORKFLOW}-precompute"].reason

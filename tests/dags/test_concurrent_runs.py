@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from dag_env import logd_source_db, source_example, use_bundled_dags
+from dag_runner import provide_jwt_secret
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
@@ -55,6 +56,7 @@ def _environment(home: Path, template_db: Path, dags: Path) -> dict[str, str]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        **provide_jwt_secret(),  # Airflow 3.2's dag.test() needs one
     }
 
 

@@ -340,3 +340,74 @@ def test_only_web_urls_become_links(
         )
     page = client_for(bookkeeping_conn_id).get(f"/runs/{run.id}").text
     assert 'href="javascript:' not in page and "<code>javascript:alert(1)</code>" in page
+
+
+def test_a_jobs_log_tail_and_a_quality_reason_are_escaped(
+    history: History, bookkeeping_conn_id: str, bookkeeping_url: str
+) -> None:
+    """Every recorded text the page shows is data, not markup (not only the run's error)."""
+    attack = "<script>alert(2)</script>"
+    with TrainingLedger.from_url(bookkeeping_url) as ledger:
+        rid = ledger.record_pending_run("LogD", {"workflow_name": "LogD"})
+        ledger.mark_committed(rid, "e" * 32, "e" * 32)
+        ledger.record_jobs(
+            rid,
+            [
+                {
+                    "pipeline": "LogD-train",
+                    "job_id": "e" * 32,
+                    "state": "JOB_FAILURE",
+                    "reason": f"reason {attack}",
+                    "log_tail": [f"log {attack}"],
+                }
+            ],
+        )
+        ledger.record_artifacts(rid, [{"model_name": "m", "location": "LogD-aggregate@e:/m.jar"}])
+        ledger.record_quality(rid, "m", "held_back", f"quality {attack}")
+    page = client_for(bookkeeping_conn_id).get(f"/runs/{rid}").text
+    assert "<script>" not in page
+    escaped = "&lt;script&gt;alert(2)&lt;/script&gt;"
+    for field in ("reason", "log", "quality"):
+        assert f"{field} {escaped}" in page
+
+
+def test_a_waiting_runs_page_shows_its_crashing_pipeline(
+    history: History, bookkeeping_conn_id: str, bookkeeping_url: str
+) -> None:
+    commit = "f" * 32
+    with TrainingLedger.from_url(bookkeeping_url) as ledger:
+        rid = ledger.record_pending_run("LogD", {"workflow_name": "LogD"})
+        ledger.mark_committed(rid, commit, commit)
+    asked = []
+
+    def health(conn_id, commit_set_id, project):
+        asked.append((conn_id, commit_set_id, project))
+        return [
+            {
+                "pipeline": "LogD-precompute",
+                "project": "cpsign",
+                "state": "PIPELINE_CRASHING",
+                "reason": 'Back-off pulling image "<script>x</script>"',
+            }
+        ]
+
+    app = page_app.create_app(
+        settings=lambda: (bookkeeping_conn_id, "pachyderm_default"),
+        console_base=lambda _conn: CONSOLE,
+        authorize=lambda: None,
+        pipeline_health=health,
+    )
+    server = FastAPI()
+    server.mount(URL_PREFIX, app)
+    client = TestClient(server, base_url=f"http://testserver{URL_PREFIX}")
+    page = client.get(f"/runs/{rid}").text
+    assert asked == [("pachyderm_default", commit, "cpsign")]
+    assert "waiting on LogD-precompute (CRASHING)" in page
+    [row] = rows(page, "unhealthy")
+    assert "PIPELINE_CRASHING" in row and "&lt;script&gt;x&lt;/script&gt;" in row
+    assert "<script>" not in page
+    assert f'href="{CONSOLE}/lineage/cpsign/pipelines/LogD-precompute"' in row
+    # a finished run's page does not ask pachd
+    failed = next(run for run in history.runs if run.status == "failed")
+    client.get(f"/runs/{failed.id}")
+    assert len(asked) == 1

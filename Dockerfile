@@ -4,8 +4,8 @@
 #   docker build -t cpsign-airflow:dev .
 #   docker build --build-arg AIRFLOW_VERSION=3.3.2 --build-arg PYTHON_VERSION=3.11 -t cpsign-airflow:dev .
 #
-# AIRFLOW_VERSION is the Airflow release the test suite runs against (tests/compose checks
-# that its major.minor matches the Airflow installed for the tests).
+# AIRFLOW_VERSION is the newest Airflow release the test suite runs against, the one
+# constraints/constraints-<python>.txt pins (tests/compose checks both).
 ARG AIRFLOW_VERSION=3.3.2
 ARG PYTHON_VERSION=3.11
 FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
@@ -34,5 +34,7 @@ COPY --chown=airflow:root . /opt/cpsign-airflow
 # give every dependency the version the test suite passed with. They pin Airflow 3.3.2: for
 # another AIRFLOW_VERSION or PYTHON_VERSION, generate constraints/constraints-<python>.txt
 # in a venv with that Airflow and Python first.
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/cpsign-airflow \
+# [all]: the compose stack keeps bookkeeping in MariaDB (the mysql extra) and the image is
+# the base for clusters (kubernetes), with the models page's plot (chart).
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/opt/cpsign-airflow[all]" \
         -c "/opt/cpsign-airflow/constraints/constraints-${PYTHON_VERSION}.txt"

@@ -1,3 +1,3 @@
 """Apache Airflow provider for CPSign model-training workflows on Pachyderm."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

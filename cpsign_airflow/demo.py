@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shlex
 import subprocess
 import sys
@@ -97,6 +98,9 @@ def _prepare_environment(home: Path, dags: Path, bookkeeping_uri: str, source_db
         # Airflow 3.3.2's dag.test() fails on DAGs with a DeadlineAlert.
         "AIRFLOW__CPSIGN__TRAINING_DEADLINE_MINUTES": "0",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
+        # Airflow 3.2's in-process Execution API (dag.test()) fails every task without one.
+        "AIRFLOW__API_AUTH__JWT_SECRET": os.environ.get("AIRFLOW__API_AUTH__JWT_SECRET")
+        or secrets.token_urlsafe(32),
         "AIRFLOW_CONN_CPSIGN_BOOKKEEPING": bookkeeping_uri,
         "AIRFLOW_CONN_CPSIGN_SOURCE_DB": f"sqlite:///{source_db}",
     }
@@ -241,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # the pipelines' commands run in the local pachd's working directory
     with LocalPachd() as pachd:
-        os.environ["AIRFLOW_CONN_PACHYDERM_DEFAULT"] = pachd.address
+        from cpsign_airflow.hooks.pachyderm import connection_uri
+
+        os.environ["AIRFLOW_CONN_PACHYDERM_DEFAULT"] = connection_uri(pachd.address)
         create_stage_secrets(pachd.address, WORKFLOW)
         print(f"local pachd (stand-in for Pachyderm) at {pachd.address}")
         print(f"bookkeeping at {bookkeeping.split('@')[-1]}")

@@ -1,7 +1,7 @@
 """Shared test set-up: an isolated AIRFLOW_HOME, the local pachd, MariaDB.
 
-Set ``CPSIGN_TEST_PACHD_ADDRESS=grpc://host:port`` (and optionally
-``CPSIGN_TEST_PACHD_TOKEN``) to run the Pachyderm tests against a real pachd;
+Set ``CPSIGN_TEST_PACHD_ADDRESS=grpc://host:port`` (pachd's address, ``grpcs://`` with TLS; and
+optionally ``CPSIGN_TEST_PACHD_TOKEN``) to run the Pachyderm tests against a real pachd;
 tests that need the local pachd's fault injection or pipeline behaviours are
 then skipped with that reason.
 """
@@ -27,14 +27,15 @@ os.environ.pop("AIRFLOW_CONN_PACHYDERM_DEFAULT", None)
 
 import pytest  # noqa: E402
 
-pytest_plugins = [
-    "cpsign_airflow.testing.pachd.pytest_plugin",
-    "cpsign_airflow.testing.db_pytest_plugin",
-    "cpsign_airflow.testing.kube_apiserver.pytest_plugin",
-]
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+# The test kit's fixtures live with the tests (tests/fixture_plugins), not in the package.
+pytest_plugins = [
+    "fixture_plugins.local_pachd",
+    "fixture_plugins.databases",
+    "fixture_plugins.kube_apiserver",
+]
 
 
 @pytest.fixture(scope="session")
@@ -77,12 +78,10 @@ def pachd(request):
 @pytest.fixture
 def pachyderm_conn(pachd, monkeypatch) -> str:
     """AIRFLOW_CONN_PACHYDERM_DEFAULT pointing at the pachd under test."""
-    from urllib.parse import quote
+    from cpsign_airflow.hooks.pachyderm import connection_uri
 
-    host_port = pachd.address.split("://", 1)[1]
     token = getattr(pachd, "token", None) if isinstance(pachd, RemotePachd) else None
-    uri = f"grpc://:{quote(token, safe='')}@{host_port}" if token else f"grpc://{host_port}"
-    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", uri)
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", connection_uri(pachd.address, token))
     return "pachyderm_default"
 
 

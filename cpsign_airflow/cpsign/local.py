@@ -49,12 +49,19 @@ def create_stage_secrets(
     placeholder (the local SQLite source needs none); without ``model_store``
     credentials the publish stage records that nothing was published.
     """
+    from pachyderm_sdk import Client
+
     from cpsign_airflow.cpsign.pipelines import default_spec_vars
-    from cpsign_airflow.testing.pachd.secrets import ensure_secrets
 
     spec_vars = default_spec_vars(workflow_name)
     secrets = {
         spec_vars["source_db_secret"]: {spec_vars["source_db_secret_key"]: "local-placeholder"},
         spec_vars["model_store_secret"]: model_store or {"about": "no model store configured"},
     }
-    return ensure_secrets(address, secrets)
+    # As `pachctl create secret` would: each one unless one of that name exists.
+    client = Client.from_pachd_address(address)
+    existing = {info.secret.name for info in client.pps.list_secret().secret_info}
+    for name, data in secrets.items():
+        if name not in existing:
+            client.pps.create_secret(name=name, data=dict(data))
+    return sorted(secrets)

@@ -318,18 +318,22 @@ def read_only_connection(
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
+    from cpsign_airflow.extras import require
+
     if source.dialect == "sqlite":
         engine = create_engine(
             "sqlite://", creator=_sqlite_creator(source.db_name), poolclass=NullPool
         )
         begin = "PRAGMA query_only = ON"
     elif source.dialect == "mysql":
+        require("MySQLdb", "mysql", "a MySQL source database")
         args: dict[str, Any] = {"multi_statements": False}
         if connect_timeout:
             args["connect_timeout"] = connect_timeout
         engine = create_engine(source.url(password), connect_args=args, poolclass=NullPool)
         begin = "START TRANSACTION READ ONLY"
     else:
+        require("psycopg2", "postgres", "a PostgreSQL source database")
         args = {"connect_timeout": connect_timeout} if connect_timeout else {}
         engine = create_engine(source.url(password), connect_args=args, poolclass=NullPool)
         begin = "SET TRANSACTION READ ONLY"

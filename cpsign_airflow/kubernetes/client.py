@@ -89,9 +89,10 @@ class KubeClient:
 
     @cached_property
     def hook(self) -> KubernetesHook:
-        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+        from cpsign_airflow.extras import require
 
-        return KubernetesHook(conn_id=self.kubernetes_conn_id)
+        hooks = require("airflow.providers.cncf.kubernetes.hooks.kubernetes", "kubernetes")
+        return hooks.KubernetesHook(conn_id=self.kubernetes_conn_id)
 
     @property
     def is_in_cluster(self) -> bool:

@@ -187,7 +187,7 @@ def test_real_pachyderm_variant(compose_bin: Path, tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text(
         ENV_EXAMPLE.read_text()
-        + "AIRFLOW_CONN_PACHYDERM_DEFAULT=grpcs://:s3cr3t-token@pachd.example.org:31400\n"
+        + "AIRFLOW_CONN_PACHYDERM_DEFAULT=pachyderm://:s3cr3t-token@pachd.example.org:31400?tls=true\n"
     )
     result = run_compose(compose_bin, "config", "--format", "json", file=variant, env_file=env_file)
     assert result.returncode == 0, result.stderr
@@ -407,7 +407,7 @@ def test_a_connection_from_env_wins_over_the_generated_one(
 ) -> None:
     paths = run_init_secrets(defaults, tmp_path)
     service = defaults["services"]["airflow-scheduler"]
-    mine = "grpcs://:my-token@pachd.example.org:31400"
+    mine = "pachyderm://:my-token@pachd.example.org:31400?tls=true"
     got = exported_by_entrypoint(
         service, paths["secrets"], "AIRFLOW_CONN_PACHYDERM_DEFAULT",
         AIRFLOW_CONN_PACHYDERM_DEFAULT=mine,
@@ -919,15 +919,26 @@ def dockerfile_airflow_version() -> str:
     return match.group(1)
 
 
+def pinned_airflow(constraints: Path) -> str:
+    match = re.search(r"^apache-airflow==(\S+)$", constraints.read_text(), re.M)
+    assert match, f"{constraints.name} pins no apache-airflow"
+    return match.group(1)
+
+
 def test_dockerfile_matches_the_tested_airflow() -> None:
+    """The image builds the newest Airflow the suite runs on, the one its constraints pin;
+    the suite also runs on the floor (constraints-<python>-airflow-<minor>.txt, make test-floor)."""
     import airflow
 
     text = DOCKERFILE.read_text()
     version = dockerfile_airflow_version()
     python = re.search(r"^ARG PYTHON_VERSION=(\S+)$", text, re.M).group(1)
-    tested = airflow.__version__.split(".")[:2]
-    assert version.split(".")[:2] == tested, (
-        f"Dockerfile builds {version}, tests run {airflow.__version__}"
+    newest = pinned_airflow(REPO / "constraints" / f"constraints-{python}.txt")
+    assert version == newest, f"Dockerfile builds {version}, constraints pin {newest}"
+    floors = sorted((REPO / "constraints").glob(f"constraints-{python}-airflow-*.txt"))
+    tested = {newest.rsplit(".", 1)[0]} | {pinned_airflow(f).rsplit(".", 1)[0] for f in floors}
+    assert airflow.__version__.rsplit(".", 1)[0] in tested, (
+        f"tests run Airflow {airflow.__version__}, constraints pin {sorted(tested)}"
     )
     assert re.search(
         r"^FROM apache/airflow:\$\{AIRFLOW_VERSION\}-python\$\{PYTHON_VERSION\}$", text, re.M
@@ -948,7 +959,7 @@ def test_dockerfile_pins_airflow_and_installs_the_package() -> None:
     assert "apache-airflow==${AIRFLOW_VERSION}" in words
     copy = next(line for line in after_from if line.startswith("COPY "))
     destination = copy.split()[-1]
-    assert copy.split()[-2] == "." and destination in words
+    assert copy.split()[-2] == "." and f"{destination}[all]" in words  # every extra
     apt = next(line for line in after_from if "apt-get install" in line)
     assert {"pkg-config", "default-libmysqlclient-dev", "build-essential"} <= set(apt.split())
     users = [line for line in after_from if line.startswith("USER ")]

@@ -100,6 +100,7 @@ def test_guide_connection_resolves(
     if conn_id == "pachyderm_default":
         from cpsign_airflow.hooks.pachyderm import address_from_connection
 
+        assert conn.conn_type == "pachyderm"  # what `airflow connections test` knows (#25)
         address = address_from_connection(conn)
         assert address.tls and address.token == "YOUR_TOKEN" and address.port == 30650
         assert address.host.startswith("pachd.")

@@ -196,7 +196,7 @@ def test_pachd_down_task_retries_then_fails_clearly(airflow_db, monkeypatch, uni
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"grpc://127.0.0.1:{port}")
+    monkeypatch.setenv("AIRFLOW_CONN_PACHYDERM_DEFAULT", f"pachyderm://127.0.0.1:{port}")
     name = f"down_{unique_name.replace('-', '_')}"
     source = f"""
     import datetime

@@ -60,3 +60,24 @@ def test_airflow_cli_lists_the_provider():
     )
     names = [p["package_name"] for p in json.loads(out.stdout[out.stdout.index("[") :])]
     assert "cpsign-airflow" in names
+
+
+def test_asset_uris_register_the_pachyderm_scheme_for_openlineage():
+    """provider.yaml's asset-uris: Airflow's handler, factory and OpenLineage converter for
+    pachyderm:// Assets (what the hook reports to the hook-lineage collector)."""
+    from airflow.sdk.module_loading import import_string
+
+    try:  # what OpenLineage reads on Airflow 3.2+
+        from airflow.sdk.plugins_manager import ProvidersManagerTaskRuntime as ProvidersManager
+    except ImportError:
+        from airflow.providers_manager import ProvidersManager
+
+    [entry] = get_provider_info()["asset-uris"]
+    assert entry["schemes"] == ["pachyderm"]
+    for key in ("handler", "factory", "to_openlineage_converter"):
+        assert callable(import_string(entry[key])), key
+    manager = ProvidersManager()
+    assert manager.asset_uri_handlers["pachyderm"] is import_string(entry["handler"])
+    assert manager.asset_to_openlineage_converters["pachyderm"] is import_string(
+        entry["to_openlineage_converter"]
+    )

@@ -88,3 +88,86 @@ def test_stages_import_without_airflow_or_the_pachyderm_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def _dockerfile_requirements(stage: str) -> set[str]:
+    """Distribution names a Dockerfile stage pip-installs (besides the package itself)."""
+    text = DOCKERFILE.read_text()
+    part = text.split("AS local-pachd", 1)[0] if stage == "stages" else text
+    names: set[str] = set()
+    for line in re.findall(r"pip install [^\n]*?-c /opt/constraints.txt ([^\n\\]+)", part):
+        for word in line.split():
+            name = re.split(r"[<>=\[]", word.strip('"'))[0]
+            if name and not name.startswith("-"):
+                names.add(name.lower().replace("_", "-"))
+    return names
+
+
+def _closure(names: set[str]) -> set[str]:
+    """The distributions ``names`` need, transitively, as installed here."""
+    from importlib import metadata
+
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for req in requires:
+            # optional dependencies too: a library imports those only if they are there
+            todo.append(re.split(r"[ ;<>=!~\[(]", req, maxsplit=1)[0].lower().replace("_", "-"))
+    return seen
+
+
+def test_the_stage_image_installs_every_package_the_ingestion_stage_imports(tmp_path) -> None:
+    """Run cpsign-ingest for real (SQLite source, pinned as cpsign_setup pins it) and check
+    that every third-party module it imported comes from a distribution the image installs
+    (the image installs the package --no-deps, so a new import must be added there)."""
+    import json
+    import os
+    import sqlite3
+
+    db = tmp_path / "src.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (smiles TEXT, y REAL)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [("CCO", 1.0), ("CCN", 2.0)])
+    conn.close()
+    config = {
+        "workflow_name": "Img",
+        "preprocessing": {
+            "database": {"dialect": "sqlite", "host": "-", "user": "-", "db_name": str(db)},
+            "query": {
+                "database_query": "SELECT smiles, y FROM t{}",
+                "smi_columns": ["smiles", "y"],
+                "smi_filename": "train.tsv",
+            },
+        },
+        "train": {"ptype": 2, "nr-models": 2, "model-name": "Img_acp"},
+    }
+    (tmp_path / "configuration.json").write_text(json.dumps(config))
+    code = (
+        "import json, sys\n"
+        "before = set(sys.modules)\n"
+        "from cpsign_airflow.stages import ingest\n"
+        f"rc = ingest.main(['--config', {str(tmp_path / 'configuration.json')!r},"
+        f" '--out', {str(tmp_path / 'out')!r}])\n"
+        "from importlib import metadata\n"
+        "top = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "dists = metadata.packages_distributions()\n"
+        "used = sorted({d for m in top for d in dists.get(m, [])})\n"
+        "print(json.dumps({'rc': rc, 'dists': used}))\n"
+    )
+    env = {**os.environ, "SOURCE_DB_DIALECT": "sqlite", "SOURCE_DB_NAME": str(db)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["rc"] == 0, out.stderr
+    installed = _closure(_dockerfile_requirements("stages")) | {"cpsign-airflow"}
+    used = {d.lower().replace("_", "-") for d in result["dists"]}
+    missing = sorted(used - installed)
+    assert not missing, f"the stage image does not install {missing} (images/stages/Dockerfile)"

@@ -7,7 +7,7 @@ loads one (connection extra ``kube_config_path``). It is a stdlib
 ``ThreadingHTTPServer`` on ``127.0.0.1`` (port 0 by default) with its state in
 plain dicts. Entry points: :class:`FakeKubeApiServer`,
 ``python -m cpsign_airflow.testing.kube_apiserver``, and the ``kube_apiserver``
-/ ``kube_conn`` fixtures in ``cpsign_airflow.testing.kube_apiserver.pytest_plugin``.
+/ ``kube_conn`` fixtures in ``tests/fixture_plugins/kube_apiserver.py``.
 
 Reproduced:
 

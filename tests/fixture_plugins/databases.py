@@ -1,6 +1,6 @@
 """pytest fixtures for the bookkeeping store on real MySQL/MariaDB and on SQLite.
 
-Load with ``pytest_plugins = ["cpsign_airflow.testing.db_pytest_plugin"]`` in the
+Load with ``pytest_plugins = ["fixture_plugins.databases"]`` in the
 root conftest. ``bookkeeping_url`` is parametrised: each test using it runs once
 against MySQL (a fresh database per test) and once against a SQLite file. The
 MySQL server is found or started once per session by

@@ -1,4 +1,4 @@
-"""Pytest plugin: ``pytest_plugins = ["cpsign_airflow.testing.kube_apiserver.pytest_plugin"]``."""
+"""Pytest plugin: ``pytest_plugins = ["fixture_plugins.kube_apiserver"]`` (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .server import FakeKubeApiServer
+from cpsign_airflow.testing.kube_apiserver.server import FakeKubeApiServer
 
 
 @dataclass

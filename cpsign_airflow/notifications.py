@@ -424,11 +424,38 @@ def _alert_threads() -> Any:
     return _ALERT_THREADS
 
 
+def _deadline_time(context: Mapping[str, Any]) -> Any:
+    """The deadline that passed, as naive UTC (bookkeeping's times); None if not given."""
+    from datetime import datetime
+
+    value = _field(context.get("deadline"), "deadline_time")
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return _naive_utc(value)
+
+
 def _outcome_recorded(context: Mapping[str, Any]) -> bool:
-    """Every training run of the DAG run has recorded its outcome in bookkeeping (a run
-    whose deadline passed while its last, skipped tasks ran is no longer late)."""
+    """Every training run of the DAG run recorded its outcome in bookkeeping by the deadline
+    (a run whose deadline passed while its last, skipped tasks ran was not late; one that
+    recorded its outcome after the deadline was, even if the callback runs only later)."""
     runs = _recorded_runs(context)
-    return bool(runs) and all(run.status in RECORDED_OUTCOMES for run in runs)
+    if not runs or not all(run.status in RECORDED_OUTCOMES for run in runs):
+        return False
+    deadline = _deadline_time(context)
+    return deadline is None or all(
+        run.finished_at is not None and _naive_utc(run.finished_at) <= deadline for run in runs
+    )
+
+
+def _naive_utc(value: Any) -> Any:
+    from datetime import timezone
+
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _deadline_alert(context: Mapping[str, Any]) -> int:

@@ -474,7 +474,8 @@ def test_no_deadline_alert_for_a_run_that_recorded_its_outcome(
     recorded, bookkeeping_conn_id, monkeypatch
 ):
     """The deadline may pass while the run's last (skipped) tasks run: bookkeeping says
-    the run succeeded, though the DAG run is still running."""
+    the run succeeded before it, though the DAG run is still running. A run whose outcome
+    came after its deadline was late, and is alerted."""
     from cpsign_airflow.bookkeeping.hook import BookkeepingHook
     from cpsign_airflow.bookkeeping.records import TaskKey
 
@@ -491,8 +492,13 @@ def test_no_deadline_alert_for_a_run_that_recorded_its_outcome(
     assert len(recorded()) == 1  # still training: late
     with BookkeepingHook(bookkeeping_conn_id).get_ledger() as ledger:
         ledger.finish_run(rid, "succeeded")
+    # the outcome was recorded after that deadline: the run was late, whenever the
+    # callback runs
     asyncio.run(deadline_missed(context=deadline_context("running", 5)))
-    assert len(recorded()) == 1  # outcome recorded: no second alert
+    assert len(recorded()) == 2
+    # a deadline that passed after the outcome was recorded (the skipped tasks ran on)
+    asyncio.run(deadline_missed(context=deadline_context("running", -0.5)))
+    assert len(recorded()) == 2  # no alert
 
 
 def test_the_deadline_alert_never_blocks_the_event_loop_and_is_bounded(monkeypatch):

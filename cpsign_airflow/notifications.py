@@ -458,14 +458,33 @@ def _naive_utc(value: Any) -> Any:
     return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
+def _form_workflow() -> str | None:
+    """The workflow the training form trains by default: what a run triggered with an
+    empty conf trains (``[cpsign] form_configuration``, else the LogD example)."""
+    try:
+        from cpsign_airflow.cpsign.params import default_configuration, form_defaults
+
+        return default_configuration(base=form_defaults())["workflow_name"]
+    except Exception as err:  # the alert goes out, naming the DAG instead
+        log.warning("The training form's default workflow is unknown: %s", err)
+        return None
+
+
 def _deadline_alert(context: Mapping[str, Any]) -> int:
-    """The deadline alert, unless the run has recorded its outcome meanwhile (blocking)."""
+    """The deadline alert, unless the run has recorded its outcome meanwhile (blocking).
+
+    A run triggered with the form's defaults that is late before it recorded anything
+    (its conf is empty, bookkeeping has no row yet) is named by the form's default
+    workflow: the only DAG with a deadline is the training DAG.
+    """
     if _outcome_recorded(context):
         log.info(
             "DAG run %s has recorded its outcome in bookkeeping; no deadline alert",
             _field(context.get("dag_run"), "run_id", "dag_run_id"),
         )
         return 0
+    if workflow_of(context) is None and (default := _form_workflow()):
+        context = {**context, "workflow": default}
     return send_alert(context, "deadline")
 
 

@@ -13,6 +13,7 @@ triggerer), fails a run in a stage, rejects a configuration, and misses a short 
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import json
@@ -207,6 +208,25 @@ def _ledger(env: dict[str, str]) -> TrainingLedger:
     return TrainingLedger.from_url(env["AIRFLOW_CONN_CPSIGN_BOOKKEEPING"])
 
 
+@contextlib.contextmanager
+def _workflow_held(env: dict[str, str]) -> Iterator[None]:
+    """Hold the workflow's bookkeeping row ``FOR UPDATE`` meanwhile.
+
+    A training run cannot record its start (a row referencing the workflow) nor decide
+    its verdict (which takes that lock) until it is released, so a run triggered now is
+    late for its deadline however fast the machine is. Bookkeeping retries the lock
+    wait (error 1205) if the alert takes longer than MariaDB's lock timeout.
+    """
+    import sqlalchemy as sa
+
+    from cpsign_airflow.bookkeeping.tables import workflows
+
+    with _ledger(env) as ledger, ledger.engine.connect() as conn, conn.begin():
+        held = sa.select(workflows.c.id).where(workflows.c.name == WORKFLOW).with_for_update()
+        conn.execute(held).one()
+        yield
+
+
 @pytest.fixture(scope="module")
 def set_up(deployment) -> dict[str, Any]:
     airflow = deployment["airflow"]
@@ -221,7 +241,11 @@ def test_training_from_the_form_defers_to_the_triggerer_and_records_the_model(se
     airflow, mail = set_up["airflow"], set_up["mail"]
     form = airflow.api("GET", "/api/v2/dags/cpsign_training/details")["params"]
     assert form["workflow_name"]["value"] == WORKFLOW
-    run_id = airflow.trigger("cpsign_training", {})
+    with _workflow_held(set_up["env"]):
+        run_id = airflow.trigger("cpsign_training", {})
+        # its outcome cannot be recorded meanwhile: the deadline passes while it runs
+        late = mail.wait_for(f"[cpsign] {WORKFLOW} training missed its deadline", run_id)
+    assert "late" in mail.body(late) and f"DAG run: cpsign_training / {run_id}" in mail.body(late)
     run = airflow.wait_for_run("cpsign_training", run_id, timeout=600)
     tis = airflow.task_instances("cpsign_training", run_id)
     assert run["state"] == "success", {k: v["state"] for k, v in tis.items()}
@@ -249,11 +273,9 @@ def test_training_from_the_form_defers_to_the_triggerer_and_records_the_model(se
         for entries in [airflow.task_log_entries("cpsign_training", run_id, task_id)]
     }
     assert not any(noisy.values()), noisy
-    # on_success is wired; the run outlived its short deadline, so that alert came too
+    # on_success is wired too
     success = mail.wait_for(f"[cpsign] {WORKFLOW} training succeeded", run_id)
     assert f"Workflow: {WORKFLOW}" in mail.body(success)
-    late = mail.wait_for(f"[cpsign] {WORKFLOW} training missed its deadline", run_id)
-    assert "late" in mail.body(late) and f"DAG run: cpsign_training / {run_id}" in mail.body(late)
 
 
 def test_a_failing_stage_alerts_with_pipeline_job_reason_log_and_console(set_up):
@@ -319,8 +341,9 @@ def test_no_deadline_alert_for_runs_that_finished_before_it_passed(set_up):
     # a later run's deadline alert proves the scheduler has handled the earlier deadlines
     configuration = demo_data.demo_configuration(set_up["source"], WORKFLOW)
     configuration["train"]["cost"] = 2
-    run_id = airflow.trigger("cpsign_training", {"configuration": configuration})
-    mail.wait_for(f"[cpsign] {WORKFLOW} training missed its deadline", run_id)
+    with _workflow_held(set_up["env"]):
+        run_id = airflow.trigger("cpsign_training", {"configuration": configuration})
+        mail.wait_for(f"[cpsign] {WORKFLOW} training missed its deadline", run_id)
     deadline_mails = [mail.body(m) for m in mail.messages if "missed its deadline" in m["subject"]]
     for early in finished_early:
         assert not any(early in body for body in deadline_mails), (early, runs, deadline_mails)

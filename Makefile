@@ -14,7 +14,8 @@ FLOOR_VENV ?= .venv-floor
 FLOOR_SUFFIX ?= -airflow-3.2
 FLOOR_CONSTRAINTS ?= constraints/constraints-3.11$(FLOOR_SUFFIX).txt
 
-.PHONY: demo test lint format bench clean system-deps constraints dist test-floor pytest constraints-floor docs
+.PHONY: demo test lint format bench clean system-deps constraints dist test-floor pytest constraints-floor docs \
+	base-images compose-test
 
 $(STAMP): pyproject.toml scripts/system-deps.sh $(CONSTRAINTS)
 	PYTHON=$(PYTHON) bash scripts/system-deps.sh
@@ -42,7 +43,7 @@ system-deps:
 	PYTHON=$(PYTHON) bash scripts/system-deps.sh
 
 test: $(STAMP)
-	$(BIN)/ruff check cpsign_airflow dags tests benchmarks
+	$(BIN)/ruff check cpsign_airflow dags tests benchmarks scripts
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The suite (no lint: make test does that) on the floor Airflow, in $(FLOOR_VENV).
@@ -56,12 +57,12 @@ demo: $(STAMP)
 	$(BIN)/python -m cpsign_airflow.demo $(DEMO_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check cpsign_airflow dags tests benchmarks
-	$(BIN)/ruff format --check cpsign_airflow dags tests benchmarks
+	$(BIN)/ruff check cpsign_airflow dags tests benchmarks scripts
+	$(BIN)/ruff format --check cpsign_airflow dags tests benchmarks scripts
 
 format: $(STAMP)
-	$(BIN)/ruff format cpsign_airflow dags tests benchmarks
-	$(BIN)/ruff check --fix cpsign_airflow dags tests benchmarks
+	$(BIN)/ruff format cpsign_airflow dags tests benchmarks scripts
+	$(BIN)/ruff check --fix cpsign_airflow dags tests benchmarks scripts
 
 # The release check: sdist and wheel in dist/, twine check, then tests/release: the wheel in a
 # fresh venv outside the repository without extras (binary-only), providers and plugin listed,
@@ -91,6 +92,20 @@ $(DOCS_STAMP): docs/requirements.txt
 
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict
+
+# The base images the Dockerfiles and docker-compose.yaml name: used if present, else pulled,
+# else (no registry reachable) stand-ins built from Debian's archive with debootstrap
+# (images/base-standins/). EXTRA_CA_CERTS_FILE and PIP_INDEX_URL reach the builds
+# (docs/deployment.md, "Offline and behind a proxy").
+base-images:
+	bash scripts/base_images.sh
+
+# The real artifacts end to end (as root where Docker is missing): the engine and Compose v2,
+# the base images, both images from the repository's Dockerfiles (sizes printed), the compose
+# stack up, cpsign_setup and cpsign_training through the REST API, the model in pachd and the
+# bookkeeping row, the models page, a forged JWT refused; everything down, also on failure.
+compose-test: $(STAMP)
+	PYTHON=$(abspath $(BIN))/python bash scripts/compose_test.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

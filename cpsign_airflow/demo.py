@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shlex
 import subprocess
 import sys
@@ -98,9 +97,6 @@ def _prepare_environment(home: Path, dags: Path, bookkeeping_uri: str, source_db
         # Airflow 3.3.2's dag.test() fails on DAGs with a DeadlineAlert.
         "AIRFLOW__CPSIGN__TRAINING_DEADLINE_MINUTES": "0",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
-        # Airflow 3.2's in-process Execution API (dag.test()) fails every task without one.
-        "AIRFLOW__API_AUTH__JWT_SECRET": os.environ.get("AIRFLOW__API_AUTH__JWT_SECRET")
-        or secrets.token_urlsafe(32),
         "AIRFLOW_CONN_CPSIGN_BOOKKEEPING": bookkeeping_uri,
         "AIRFLOW_CONN_CPSIGN_SOURCE_DB": f"sqlite:///{source_db}",
     }
@@ -110,6 +106,9 @@ def _prepare_environment(home: Path, dags: Path, bookkeeping_uri: str, source_db
 def _run(dags: Path, dag_id: str, conf: dict[str, Any]) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
+    from cpsign_airflow._dag_test import prepare_dag_test
+
+    prepare_dag_test()  # Airflow 3.2's dag.test() needs it
     bag = DagBag(dag_folder=str(dags / f"{dag_id}.py"))
     if bag.import_errors:
         raise SystemExit(f"{dag_id} failed to import: {bag.import_errors}")

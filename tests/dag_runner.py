@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,24 +15,6 @@ class RunResult:
     task_states: dict[str, str]
     tries: dict[str, int]
     xcom: dict[str, Any] = field(default_factory=dict)
-
-
-def provide_jwt_secret() -> dict[str, str]:
-    """Give the in-process Execution API behind ``dag.test()`` a JWT secret, if none is set;
-    returns it as environment, for ``dag.test()`` runs in a subprocess.
-
-    Airflow 3.2's ``InProcessExecutionAPI`` starts the API's lifespan, which builds a token
-    validator from ``[api_auth] jwt_secret`` and raises without one; 3.2 does not wait for
-    the lifespan, so the error is lost and every task of ``dag.test()`` then fails on a 500
-    ("'State' object has no attribute 'svcs_registry'"). Airflow 3.3 stubs the validator
-    out in process. Set in this process's configuration only: the deployment test's Airflow
-    processes keep their own secret.
-    """
-    from airflow.configuration import conf
-
-    if not conf.get("api_auth", "jwt_secret", fallback=None):
-        conf.set("api_auth", "jwt_secret", secrets.token_urlsafe(32))
-    return {"AIRFLOW__API_AUTH__JWT_SECRET": conf.get("api_auth", "jwt_secret")}
 
 
 def write_dag(dags_folder: Path, name: str, source: str) -> Path:
@@ -54,7 +35,9 @@ def run_dag(path: Path, dag_id: str, **test_kwargs: Any) -> RunResult:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    provide_jwt_secret()
+    from cpsign_airflow._dag_test import prepare_dag_test
+
+    prepare_dag_test()  # Airflow 3.2's dag.test() needs it (see there)
     dag = load_dag(path, dag_id)
     dr = dag.test(**test_kwargs)
     with create_session() as session:

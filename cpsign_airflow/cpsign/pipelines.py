@@ -31,8 +31,10 @@ from typing import Any
 
 STAGES: tuple[str, ...] = ("ingestion", "precompute", "train", "aggregate", "validate", "publish")
 
-#: The stage image built from images/stages/Dockerfile (README: build and push it).
-STAGE_IMAGE = "ghcr.io/pharmbio/cpsign-airflow-stages:0.1.0"
+#: The stage image built from images/stages/Dockerfile under the README's name (README, "The
+#: stage image": build it, push it where the cluster pulls from, and set ``[cpsign]
+#: stage_image`` to that name, which cpsign_setup then uses). No image is published.
+STAGE_IMAGE = "cpsign-airflow-stages:latest"
 
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*\Z")

@@ -80,7 +80,10 @@ with DAG(
             None,
             type=["null", "string"],
             title="CPSign image",
-            description="Image with java and the CPSign 2.x jar; default from the templates.",
+            description=(
+                "The stage image (images/stages/Dockerfile) the pipelines run; empty: "
+                f"[cpsign] stage_image, {settings.stage_image}."
+            ),
         ),
         "ingestion_image": Param(None, type=["null", "string"], title="Ingestion image"),
         "publish_image": Param(None, type=["null", "string"], title="Publish image"),
@@ -167,6 +170,11 @@ with DAG(
             )
             if params.get(key) not in (None, "")
         }
+        # The image the administrator built and named ([cpsign] stage_image), where the
+        # form leaves it empty; publish and ingestion follow the form's cpsign_image.
+        image = overrides.get("cpsign_image", settings.stage_image)
+        for key in ("cpsign_image", "ingestion_image", "publish_image"):
+            overrides.setdefault(key, image)
         return default_spec_vars(params["workflow_name"], **overrides, **source_spec_vars(source))
 
     variables = spec_vars()

@@ -23,6 +23,7 @@ would need the API server and are only read inside tasks.
 | form_configuration | (none) | a configuration.json whose values are the cpsign_training form's defaults (else the LogD example) |
 | setup_wait_minutes | 30 | cpsign_setup: default limit of its wait for running jobs of pipelines it updates |
 | cpsign_version | 2.0.0 | the CPSign version of the stage image; a configuration's cpsign.version must match |
+| stage_image | cpsign-airflow-stages:latest | the stage image you built and pushed (images/stages/Dockerfile): cpsign_setup's default for every pipeline's image |
 | poke_interval, sensor_mode | 30, reschedule | the wait when not deferrable |
 | prediction_namespace | cpsign-models | where prediction services are deployed |
 | pachyderm_namespace | (none) | pachd's namespace, for the model fetch (S3 gateway) |
@@ -73,6 +74,8 @@ class Settings:
     source_db_conn_ids: tuple[str, ...] = ()
     #: SQLite source files must lie in this directory (None: only the connections' files).
     source_sqlite_dir: str | None = None
+    #: The stage image every pipeline runs (cpsign_setup's default): the one the user built.
+    stage_image: str = "cpsign-airflow-stages:latest"
 
     @property
     def source_conn_ids(self) -> tuple[str, ...]:
@@ -82,6 +85,8 @@ class Settings:
 
 def load() -> Settings:
     from airflow.sdk import conf
+
+    from cpsign_airflow.cpsign.pipelines import STAGE_IMAGE
 
     def get(key: str, default: str) -> str:
         return conf.get("cpsign", key, fallback=default) or default
@@ -126,6 +131,7 @@ def load() -> Settings:
             if part.strip()
         ),
         source_sqlite_dir=optional("source_sqlite_dir"),
+        stage_image=get("stage_image", STAGE_IMAGE),
     )
 
 

@@ -570,6 +570,8 @@ def test_the_pachyderm_connection_form_shows_the_providers_fields(
         ".//label[starts-with(normalize-space(), 'Connection Type')]"
         "/ancestor::*[@data-part='root'][1]//input[@role='combobox']",
     )
+    # disabled while the UI loads the connection types (Airflow 3.2 imports every hook for them)
+    browser.wait(ec.element_to_be_clickable(conn_type), "the Connection Type field to be enabled")
     conn_type.send_keys(declared["hook-name"])
     option = browser.wait(
         ec.element_to_be_clickable(
@@ -757,6 +759,8 @@ def test_the_models_page_sends_a_visitor_without_a_session_to_airflows_login(
 ) -> None:
     import urllib.request
 
+    from airflow import __version__ as airflow_version
+
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
             return None
@@ -766,5 +770,10 @@ def test_the_models_page_sends_a_visitor_without_a_session_to_airflows_login(
         opener.open(f"{airflow.base}/cpsign-models/workflows/LogD", timeout=30)
     assert answer.value.code == 303
     location = answer.value.headers["Location"]
+    if tuple(int(p) for p in airflow_version.split(".")[:2]) < (3, 3):
+        # Airflow 3.2's SimpleAuthManager.get_url_login drops next_url (3.3 keeps it): the
+        # visitor is sent to the login page, and lands on Airflow's home after it.
+        assert location == "/auth/login", location
+        return
     assert location.startswith("/auth/login?next="), location
     assert urllib.parse.unquote(location).endswith("/cpsign-models/workflows/LogD")

@@ -21,7 +21,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "deployment.md"
 BIN = Path(sys.executable).parent
-LABELS = ("*Checked here*", "*Untested here*")
+LABELS = ("*Checked here*", "*Run by `make compose-test`*", "*Untested here*")
 
 
 def blocks(language: str | None = None) -> list[tuple[str, str, str]]:

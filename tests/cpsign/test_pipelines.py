@@ -92,7 +92,7 @@ def test_overrides_reach_the_specs():
 def test_default_vars_are_complete_for_the_templates():
     variables = default_spec_vars("LogD")
     assert variables["config_repo"] == "LogD-config"
-    assert variables["cpsign_image"] == "ghcr.io/pharmbio/cpsign-airflow-stages:0.1.0"
+    assert variables["cpsign_image"] == "cpsign-airflow-stages:latest"
     assert variables["cpsign_license_secret"] == ""
     # StrictUndefined: every name used by a template must be defined
     assert len(load_specs(spec_folder(), variables)) == len(STAGES)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 from dag_env import logd_source_db, source_example, use_bundled_dags
-from dag_runner import provide_jwt_secret
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
@@ -34,7 +33,9 @@ RUNNER = """
 import json, sys
 from datetime import datetime
 from airflow.dag_processing.dagbag import DagBag
+from cpsign_airflow._dag_test import prepare_dag_test
 
+prepare_dag_test()  # Airflow 3.2's dag.test() needs it
 folder, dag_id, conf, run_after = sys.argv[1:5]
 bag = DagBag(dag_folder=f"{folder}/{dag_id}.py")
 assert not bag.import_errors, bag.import_errors
@@ -56,7 +57,6 @@ def _environment(home: Path, template_db: Path, dags: Path) -> dict[str, str]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        **provide_jwt_secret(),  # Airflow 3.2's dag.test() needs one
     }
 
 

@@ -1,10 +1,12 @@
-"""The provider is discoverable by Airflow, and its connection form needs no hook import."""
+"""The provider is discoverable by Airflow, and its connection form needs no hook import (3.3+)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 from cpsign_airflow.get_provider_info import get_provider_info
 
@@ -26,21 +28,36 @@ def test_provider_info_declares_modules_and_connection_type():
     assert {"tls", "root_certs", "project", "console_url"} <= set(conn["conn-fields"])
 
 
-def test_airflow_lists_the_provider_and_its_form_without_importing_grpc():
-    code = """
+FORM_CODE = """
 import json, sys
 from airflow.providers_manager import ProvidersManager
 pm = ProvidersManager()
 providers = list(pm.providers)
-# What the connection UI reads: metadata only, "without importing every hook".
-widgets = sorted(k for k in pm._connection_form_widgets_from_metadata if k.startswith("extra__pachyderm__"))
-behaviour = pm._field_behaviours_from_metadata.get("pachyderm")
-names = {m.connection_type: m.hook_name for m in pm.iter_connection_type_hook_ui_metadata()}
-print(json.dumps({"providers": providers, "widgets": widgets, "behaviour": behaviour, "name": names.get("pachyderm"),
+metadata_only = hasattr(pm, "iter_connection_type_hook_ui_metadata")
+if metadata_only:  # Airflow >= 3.3: what the connection UI reads, "without importing every hook"
+    widgets = pm._connection_form_widgets_from_metadata
+    behaviours = pm._field_behaviours_from_metadata
+    names = {m.connection_type: m.hook_name for m in pm.iter_connection_type_hook_ui_metadata()}
+else:  # Airflow 3.2: what its connection UI reads (HookMetaService), importing every hook
+    widgets = pm.connection_form_widgets
+    behaviours = pm.field_behaviours
+    names = {key: hook.hook_name for key, hook in pm.hooks.items() if hook}
+print(json.dumps({"providers": providers, "metadata_only": metadata_only,
+                  "widgets": sorted(k for k in widgets if k.startswith("extra__pachyderm__")),
+                  "behaviour": behaviours.get("pachyderm"), "name": names.get("pachyderm"),
                   "grpc": "grpc" in sys.modules, "hook": "cpsign_airflow.hooks.pachyderm" in sys.modules}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def connection_form() -> dict:
+    out = subprocess.run([sys.executable, "-c", FORM_CODE], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_airflow_lists_the_provider_and_its_connection_form(connection_form):
+    result = connection_form
     assert "cpsign-airflow" in result["providers"]
     assert (
         "extra__pachyderm__tls" in result["widgets"]
@@ -48,7 +65,17 @@ print(json.dumps({"providers": providers, "widgets": widgets, "behaviour": behav
     )
     assert result["behaviour"]["relabeling"]["password"] == "Auth token"
     assert result["name"] == "Pachyderm"
-    assert result["grpc"] is False and result["hook"] is False
+
+
+def test_the_connection_form_imports_neither_the_hook_nor_grpc(connection_form):
+    import airflow
+
+    if not connection_form["metadata_only"]:
+        pytest.skip(
+            f"Airflow {airflow.__version__} < 3.3: its connection form imports every hook "
+            "(HookMetaService); from 3.3 on it reads provider metadata only"
+        )
+    assert connection_form["grpc"] is False and connection_form["hook"] is False
 
 
 def test_airflow_cli_lists_the_provider():

@@ -272,12 +272,17 @@ def test_reschedule_mode_counts_the_grace_in_the_task_state_store(hook, pachd, b
     assert UNHEALTHY_SINCE_KEY not in store.data  # cleaned up
 
 
-def test_reschedule_mode_without_a_task_state_store_only_logs(hook, pachd, broken, monkeypatch):
+def test_reschedule_mode_without_a_task_state_store_only_logs(
+    hook, pachd, broken, monkeypatch, capsys
+):
     """Airflow 3.2 has no task state store, and clears XComs at every poke."""
     Clock(monkeypatch)
     before = pachd.call_counts()["InspectPipeline"]
+    capsys.readouterr()
     assert reschedule_poke(broken["commit"], None) is False
     assert pachd.call_counts()["InspectPipeline"] - before == 2  # checked, logged
+    logged = capsys.readouterr().out  # Airflow's task logging writes to stdout
+    assert "Reschedule mode without Airflow's task state store (Airflow < 3.3)" in logged
 
 
 def test_finished_set_is_not_checked(hook, pachd, unique_name):

@@ -1,7 +1,9 @@
-"""The stage image cannot be built here (no Docker engine): check what it and the specs name.
+"""What the stage image and the specs name, checked without building it (``make
+compose-test`` builds and runs it).
 
 Every command a bundled spec runs must be an entry point this package installs, and the
-Dockerfile must install the package and the CPSign runtime those commands use.
+Dockerfile must install the package and the CPSign runtime those commands use; the
+local-pachd target every package the local pachd imports.
 """
 
 from __future__ import annotations
@@ -52,8 +54,15 @@ def test_entry_points_exist_on_path_of_this_install() -> None:
 def test_dockerfile_builds_the_runtime_and_installs_the_package() -> None:
     text = DOCKERFILE.read_text()
     froms = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, re.M)
-    # multi-stage: Maven, the stage runtime, then docker-compose's local pachd on top of it
-    assert [name for _, name in froms] == ["cpsign", "stages", "local-pachd"]
+    # multi-stage: Maven, the Python environment (built where a compiler is), the stage
+    # runtime, then docker-compose's local pachd on top of it
+    assert [name for _, name in froms] == ["cpsign", "wheels", "stages", "local-pachd"]
+    # nothing to compile with in the stage image, no pip cache
+    stages_part = text.split("AS stages", 1)[1].split("AS local-pachd", 1)[0]
+    for word in ("gcc", "python3-dev", "libmariadb-dev", "build-essential"):
+        assert word not in stages_part, f"the stage image installs {word}"
+    assert "COPY --from=wheels /opt/venv /opt/venv" in stages_part
+    assert all("--no-cache-dir" in line for line in re.findall(r"pip install[^\n]*", text))
     assert "--target stages" in text  # the documented build of the stage image
     assert "cpsign_airflow/stages/runtime" in text and "install.sh /opt/cpsign" in text
     assert (REPO / "cpsign_airflow" / "stages" / "runtime" / "install.sh").is_file()
@@ -171,3 +180,61 @@ def test_the_stage_image_installs_every_package_the_ingestion_stage_imports(tmp_
     used = {d.lower().replace("_", "-") for d in result["dists"]}
     missing = sorted(used - installed)
     assert not missing, f"the stage image does not install {missing} (images/stages/Dockerfile)"
+
+
+def test_the_local_pachd_image_installs_every_package_the_local_pachd_imports(tmp_path) -> None:
+    """Run the local pachd as the pachd service does (its command, with a token) and its
+    healthcheck against it, and check that every third-party module imported comes from a
+    distribution the local-pachd target installs (protobuf was missing: the image answered
+    GetVersion, and every commit reply failed)."""
+    import json
+
+    token = tmp_path / "token"
+    token.write_text("health-token\n")
+    code = (
+        "import json, sys, threading\n"
+        "before = set(sys.modules)\n"
+        "from cpsign_airflow.testing.pachd.__main__ import main\n"
+        "from cpsign_airflow.testing.pachd.healthcheck import main as health\n"
+        "from cpsign_airflow.testing.pachd.server import LocalPachd\n"
+        "from cpsign_airflow.testing.pachd.healthcheck import encode_replies\n"
+        "encode_replies()\n"
+        f"pachd = LocalPachd(port=0, auth_token='health-token', data_dir={str(tmp_path / 'd')!r})\n"
+        "pachd.start()\n"
+        "port = pachd.address.rsplit(':', 1)[1]\n"
+        f"rc = health(['--port', port, '--token-file', {str(token)!r}])\n"
+        "pachd.stop()\n"
+        "from importlib import metadata\n"
+        "top = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "dists = metadata.packages_distributions()\n"
+        "used = sorted({d for m in top for d in dists.get(m, [])})\n"
+        "print(json.dumps({'rc': rc, 'dists': used}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["rc"] == 0, out.stderr
+    installed = _closure(_dockerfile_requirements("local-pachd")) | {"cpsign-airflow"}
+    used = {d.lower().replace("_", "-") for d in result["dists"]}
+    assert {"protobuf", "grpcio", "pachyderm-sdk"} <= used  # the check sees the encoding
+    missing = sorted(used - installed)
+    assert not missing, (
+        f"the local-pachd image does not install {missing} (images/stages/Dockerfile)"
+    )
+
+
+def test_the_pachd_healthcheck_fails_without_protobuf(tmp_path) -> None:
+    """The image check the local-pachd build and the pachd service's startup run: with
+    google.protobuf unimportable (the broken image), it fails, naming the module."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'google':\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from cpsign_airflow.testing.pachd.healthcheck import main\n"
+        "sys.exit(main(['--encode-only']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "unhealthy" in out.stderr and "google" in out.stderr, out

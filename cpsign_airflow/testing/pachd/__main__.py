@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 
+from .healthcheck import encode_replies
 from .secrets import ensure_secrets
 from .server import LocalPachd
 
@@ -127,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+
+    # Fail at startup, not at the first commit reply, if a package the reply encoding
+    # imports is missing (an image without protobuf answered GetVersion and nothing else).
+    encode_replies()
 
     pachd = LocalPachd(
         host=args.host, port=args.port, auth_token=token, data_dir=args.data_dir

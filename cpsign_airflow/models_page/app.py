@@ -22,7 +22,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 # FastAPI reads the routes' annotations at run time, so these are module imports: this
 # module is only imported by the plugin's LazyApp, in the api-server.
@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cpsign_airflow.models_page.security import SecurityHeaders
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: The nav entry's icon (a bar chart), in Airflow's blue.
 ICON_SVG = (
@@ -74,6 +75,32 @@ def _console_base(pachyderm_conn_id: str) -> str | None:
 
 #: Run statuses in which the run waits for its commit set.
 WAITING_STATUSES = ("committed", "running")
+
+
+#: Seconds a run's page waits for pachd's answer on its pipelines' health; past this
+#: the page is shown without it (the question goes on in its thread, and is dropped).
+PIPELINE_HEALTH_TIMEOUT = 3.0
+_HEALTH_THREADS: Any = None
+
+
+def _within_timeout(ask: Callable[[], T], what: str) -> T | None:
+    """``ask()``, or None if it has not answered within :data:`PIPELINE_HEALTH_TIMEOUT`.
+
+    In a small pool of its own, so a pachd that does not answer (a host that drops
+    packets; gRPC's connect can take 20 s) holds at most two threads, not every request."""
+    global _HEALTH_THREADS
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    if _HEALTH_THREADS is None:
+        _HEALTH_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cpsign-page")
+    future = _HEALTH_THREADS.submit(ask)
+    try:
+        return future.result(timeout=PIPELINE_HEALTH_TIMEOUT)
+    except FutureTimeout:
+        future.cancel()  # if still queued behind a hung question
+        log.info("%s: no answer within %.0f s; shown without it", what, PIPELINE_HEALTH_TIMEOUT)
+        return None
 
 
 def _unhealthy_pipelines(
@@ -310,7 +337,11 @@ def create_app(
             unhealthy = None
             if detail.run.status in WAITING_STATUSES and detail.run.commit_set_id:
                 project = detail.workflow.project if detail.workflow else None
-                unhealthy = pipeline_health(pachyderm_conn_id, detail.run.commit_set_id, project)
+                commit_set = detail.run.commit_set_id
+                unhealthy = _within_timeout(
+                    lambda: pipeline_health(pachyderm_conn_id, commit_set, project),
+                    f"Pipelines of commit set {commit_set}",
+                )
             return render(
                 request,
                 "run.html",

@@ -348,6 +348,7 @@ def test_a_jobs_log_tail_and_a_quality_reason_are_escaped(
     """Every recorded text the page shows is data, not markup (not only the run's error)."""
     attack = "<script>alert(2)</script>"
     with TrainingLedger.from_url(bookkeeping_url) as ledger:
+        ledger.upgrade_schema()
         rid = ledger.record_pending_run("LogD", {"workflow_name": "LogD"})
         ledger.mark_committed(rid, "e" * 32, "e" * 32)
         ledger.record_jobs(
@@ -411,3 +412,40 @@ def test_a_waiting_runs_page_shows_its_crashing_pipeline(
     failed = next(run for run in history.runs if run.status == "failed")
     client.get(f"/runs/{failed.id}")
     assert len(asked) == 1
+
+
+def test_a_waiting_runs_page_does_not_wait_for_a_pachd_that_does_not_answer(
+    bookkeeping_conn_id: str, bookkeeping_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The health question is bounded: the page comes without it while pachd hangs."""
+    import threading
+
+    monkeypatch.setattr(page_app, "PIPELINE_HEALTH_TIMEOUT", 0.2)
+    with TrainingLedger.from_url(bookkeeping_url) as ledger:
+        ledger.upgrade_schema()
+        rid = ledger.record_pending_run("LogD", {"workflow_name": "LogD"})
+        ledger.mark_committed(rid, "e" * 32, "e" * 32)
+    answer = threading.Event()
+    asked = threading.Event()
+
+    def hung(conn_id, commit_set_id, project):
+        asked.set()
+        answer.wait(60)  # released below, once the page has been shown
+        return [{"pipeline": "LogD-train", "project": "p", "state": "PIPELINE_CRASHING"}]
+
+    app = page_app.create_app(
+        settings=lambda: (bookkeeping_conn_id, "pachyderm_default"),
+        console_base=lambda _conn: CONSOLE,
+        authorize=lambda: None,
+        pipeline_health=hung,
+    )
+    server = FastAPI()
+    server.mount(URL_PREFIX, app)
+    client = TestClient(server, base_url=f"http://testserver{URL_PREFIX}")
+    try:
+        response = client.get(f"/runs/{rid}")
+        assert asked.is_set() and not answer.is_set()
+        assert response.status_code == 200
+        assert "LogD-train" not in response.text and 'id="unhealthy"' not in response.text
+    finally:
+        answer.set()

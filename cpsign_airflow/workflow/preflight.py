@@ -112,13 +112,7 @@ def resolve_source_connection(
     conn_id: str | None, conn_ids: str | Sequence[str], sqlite_dir: str | None = None
 ) -> SourceDatabase:
     """The coordinates of ``conn_id`` (None: the first allowed), refused unless it is allowed."""
-    from cpsign_airflow.cpsign.source_db import SourceDatabaseError, confine_sqlite
-
-    ids = allowed_conn_ids(conn_ids)
-    if not ids:
-        raise PreflightError(
-            "no source database connection is configured ([cpsign] source_db_conn_id)"
-        )
+    ids = _configured_ids(conn_ids)
     chosen = conn_id or ids[0]
     if chosen not in ids:
         raise PreflightError(
@@ -126,10 +120,27 @@ def resolve_source_connection(
             f"({', '.join(ids)}: [cpsign] source_db_conn_id and source_db_conn_ids)"
         )
     source, _conn = source_connection(chosen)
+    return _confined(chosen, source, sqlite_dir)
+
+
+def _configured_ids(conn_ids: str | Sequence[str]) -> list[str]:
+    """The allowed source connection ids; :class:`PreflightError` when there are none."""
+    ids = allowed_conn_ids(conn_ids)
+    if not ids:
+        raise PreflightError(
+            "no source database connection is configured ([cpsign] source_db_conn_id)"
+        )
+    return ids
+
+
+def _confined(conn_id: str, source: SourceDatabase, sqlite_dir: str | None) -> SourceDatabase:
+    """``source``, if a SQLite file lies in ``sqlite_dir`` (``[cpsign] source_sqlite_dir``)."""
+    from cpsign_airflow.cpsign.source_db import SourceDatabaseError, confine_sqlite
+
     try:
         confine_sqlite(source, sqlite_dir)
     except SourceDatabaseError as err:
-        raise PreflightError(f"source database connection {chosen!r}: {err}") from None
+        raise PreflightError(f"source database connection {conn_id!r}: {err}") from None
     return source
 
 
@@ -142,18 +153,10 @@ def resolve_source(
     :class:`PreflightError` naming each differing field (against the first allowed
     connection when the dialect is the same in none). Nothing is connected to.
     """
-    from cpsign_airflow.cpsign.source_db import (
-        SourceDatabaseError,
-        confine_sqlite,
-        coordinate_problems,
-    )
+    from cpsign_airflow.cpsign.source_db import coordinate_problems
 
     database = (config.get("preprocessing") or {}).get("database")
-    ids = allowed_conn_ids(conn_ids)
-    if not ids:
-        raise PreflightError(
-            "no source database connection is configured ([cpsign] source_db_conn_id)"
-        )
+    ids = _configured_ids(conn_ids)
     report: list[str] | None = None
     for conn_id in ids:
         source, conn = source_connection(conn_id)
@@ -161,11 +164,7 @@ def resolve_source(
             database, source, f"the source database connection {conn_id!r}"
         )
         if not problems:
-            try:
-                confine_sqlite(source, sqlite_dir)
-            except SourceDatabaseError as err:
-                raise PreflightError(f"source database connection {conn_id!r}: {err}") from None
-            return conn_id, source, conn
+            return conn_id, _confined(conn_id, source, sqlite_dir), conn
         if report is None or (len(problems) < len(report)):
             report = problems
     raise PreflightError("\n".join(report or []))

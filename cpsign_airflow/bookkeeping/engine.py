@@ -10,12 +10,14 @@ inside functions, because DAG files import the operators that import this module
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cpsign_airflow.bookkeeping.errors import BookkeepingConfigError, BookkeepingUnavailable
+
+# How often a transaction is re-run after a lost connection, and the pause between: the
+# provider's one retry policy (attempts 5, backoff 0.5 s, max_backoff 5 s by default).
+from cpsign_airflow.retries import RetryPolicy as RetryPolicy
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
@@ -34,18 +36,6 @@ _TRANSIENT_MYSQL_CODES = frozenset(
     {1040, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013, 2014, 2045, 2055, 4031}
 )
 _TRANSIENT_MESSAGES = ("database is locked", "database table is locked")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often a transaction is re-run after a lost connection, and the pause between."""
-
-    attempts: int = 5
-    backoff: float = 0.5
-    max_backoff: float = 5.0
-
-    def pause(self, attempt: int) -> float:
-        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
 
 
 def describe_url(url: URL | str, conn_id: str | None = None) -> str:
@@ -178,35 +168,43 @@ def run_transaction(
     """
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
-    attempt = 0
     conflicts = 0
-    while True:
-        attempt += 1
-        try:
-            with engine.begin() as conn:
-                return unit(conn)
-        except IntegrityError:
-            conflicts += 1
-            if conflicts > conflict_retries:
-                raise
-            log.info("Bookkeeping: concurrent write while %s; re-reading", what)
-            attempt -= 1
-        except DBAPIError as exc:
-            if not is_transient(exc):
-                raise
-            if attempt >= retry.attempts:
-                raise BookkeepingUnavailable(
-                    f"Bookkeeping database {target} unavailable while {what}: "
-                    f"{attempt} attempts failed, last with {error_summary(exc)}"
-                ) from exc
-            pause = retry.pause(attempt)
-            log.warning(
-                "Bookkeeping database %s: %s while %s (attempt %d of %d); retrying in %.1fs",
-                target,
-                error_summary(exc),
-                what,
-                attempt,
-                retry.attempts,
-                pause,
-            )
-            time.sleep(pause)
+
+    def once() -> T:
+        nonlocal conflicts
+        while True:  # a lost race is re-read at once and counts as no attempt
+            try:
+                with engine.begin() as conn:
+                    return unit(conn)
+            except IntegrityError:
+                conflicts += 1
+                if conflicts > conflict_retries:
+                    raise
+                log.info("Bookkeeping: concurrent write while %s; re-reading", what)
+
+    def reason(exc: BaseException) -> str | None:
+        transient = (
+            isinstance(exc, DBAPIError)
+            and not isinstance(exc, IntegrityError)
+            and is_transient(exc)
+        )
+        return error_summary(exc) if transient else None
+
+    def on_retry(attempt: int, summary: str, pause: float) -> None:
+        log.warning(
+            "Bookkeeping database %s: %s while %s (attempt %d of %d); retrying in %.1fs",
+            target,
+            summary,
+            what,
+            attempt,
+            retry.attempts,
+            pause,
+        )
+
+    def give_up(exc: BaseException, attempts: int) -> BookkeepingUnavailable:
+        return BookkeepingUnavailable(
+            f"Bookkeeping database {target} unavailable while {what}: "
+            f"{attempts} attempts failed, last with {error_summary(exc)}"
+        )
+
+    return retry.call(once, reason, on_retry, give_up)

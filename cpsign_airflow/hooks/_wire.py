@@ -202,7 +202,7 @@ def _enum(kind: str, value: int) -> str:
 
 
 def _ts(msg: Any, field: str) -> str | None:
-    """ISO text of a Timestamp field, like hooks.pachyderm._ts on betterproto's datetime."""
+    """ISO text of a Timestamp field, like hooks.pachyderm_base._ts on betterproto's datetime."""
     if not msg.HasField(field):
         return None
     ts = getattr(msg, field)

@@ -54,6 +54,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from cpsign_airflow.exceptions import PachydermError
 from cpsign_airflow.hooks import _grpc_errors
 from cpsign_airflow.hooks.pachyderm_outcome import UnhealthyPipelines, stop_unfinished_jobs
+from cpsign_airflow.retries import RetryPolicy, restart
 
 if TYPE_CHECKING:
     from cpsign_airflow.hooks.pachyderm import PachdAddress, PachydermHook
@@ -162,39 +163,45 @@ class PachydermCommitSetTrigger(BaseTrigger):
     async def _wait_for_commits(
         self, hook: PachydermHook, commits: dict[tuple[str, str], dict[str, Any]]
     ) -> CommitSetFinished | CommitSetWaitError:
-        """The streaming wait: fills ``commits`` as they finish; returns the event payload."""
-        delay = self.reconnect_backoff
-        retries = 0  # reopenings since the last commit arrived
-        while True:
-            try:
-                async with hook.async_session() as session:
-                    async for commit in session.wait_commit_set(self.commit_set_id):
-                        commits[(commit["project"], commit["repo"])] = commit
-                        self.log.info(
-                            "Commit set %s: %s/%s finished%s",
-                            self.commit_set_id,
-                            commit["project"],
-                            commit["repo"],
-                            f" with error: {commit['error']}" if commit["error"] else "",
-                        )
-                        delay, retries = self.reconnect_backoff, 0
-                break
-            except PachydermError as err:
-                # UNAVAILABLE, or pachd's transient database errors: reopen; else give up
-                if _grpc_errors.is_retryable(err):
-                    retries += 1
-                    self.log.warning(
-                        "%s; reopening the wait (retry %d) in %.1fs", err, retries, delay
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.reconnect_backoff_max)
-                    continue
-                return {
-                    "status": "error",
-                    "commit_set_id": self.commit_set_id,
-                    "error_type": type(err).__name__,
-                    "message": str(err),
-                }
+        """The streaming wait: fills ``commits`` as they finish; returns the event payload.
+
+        A broken stream (UNAVAILABLE, or pachd's transient database errors) is reopened
+        under the provider's :class:`~cpsign_airflow.retries.RetryPolicy`, without limit;
+        a commit arriving makes the next reopening the first again (retry 1, first pause).
+        """
+        policy = RetryPolicy(
+            attempts=None, backoff=self.reconnect_backoff, max_backoff=self.reconnect_backoff_max
+        )
+
+        def reason(err: BaseException) -> str | None:
+            # UNAVAILABLE, or pachd's transient database errors: reopen; else give up
+            retryable = isinstance(err, PachydermError) and _grpc_errors.is_retryable(err)
+            return str(err) if retryable else None
+
+        def on_retry(retry: int, reason: str, pause: float) -> None:
+            self.log.warning("%s; reopening the wait (retry %d) in %.1fs", reason, retry, pause)
+
+        try:
+            async for attempt in policy.async_retrying(reason, on_retry):
+                with attempt:
+                    async with hook.async_session() as session:
+                        async for commit in session.wait_commit_set(self.commit_set_id):
+                            commits[(commit["project"], commit["repo"])] = commit
+                            self.log.info(
+                                "Commit set %s: %s/%s finished%s",
+                                self.commit_set_id,
+                                commit["project"],
+                                commit["repo"],
+                                f" with error: {commit['error']}" if commit["error"] else "",
+                            )
+                            restart(attempt)
+        except PachydermError as err:
+            return {
+                "status": "error",
+                "commit_set_id": self.commit_set_id,
+                "error_type": type(err).__name__,
+                "message": str(err),
+            }
         return {
             "status": "finished",
             "commit_set_id": self.commit_set_id,

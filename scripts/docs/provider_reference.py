@@ -63,6 +63,41 @@ def public_classes(module: str) -> list[str]:
     return [c for c in classes if not c.startswith("_")]
 
 
+def inherited_members(module: str, cls: str) -> list[str]:
+    """Public methods ``cls`` inherits from classes of this package (the mixins a hook is
+    composed of, such as PachydermHook's), for mkdocstrings' ``inherited_members``:
+    the page lists them as the class's own, and nothing inherited from Airflow."""
+    tree = ast.parse(module_path(module).read_text())
+    where = {
+        alias.asname or alias.name: node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cpsign_airflow")
+        for alias in node.names
+    }
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    where.update(dict.fromkeys(classes, module))
+    own = {
+        n.name for n in classes[cls].body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    names: list[str] = []
+    for base in classes[cls].bases:
+        if not (isinstance(base, ast.Name) and base.id in where):
+            continue
+        base_tree = ast.parse(module_path(where[base.id]).read_text())
+        [base_def] = [
+            n for n in base_tree.body if isinstance(n, ast.ClassDef) and n.name == base.id
+        ]
+        defined = [
+            n.name
+            for n in base_def.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and not n.name.startswith("_")
+        ]
+        for name in defined + inherited_members(where[base.id], base.id):
+            if name not in own and name not in names:
+                names.append(name)
+    return names
+
+
 def _modules(provider: dict[str, Any], key: str) -> list[tuple[str, list[str]]]:
     """(integration, modules) of a provider.yaml list such as ``operators``."""
     return [(e["integration-name"], list(e["python-modules"])) for e in provider.get(key, [])]
@@ -104,7 +139,11 @@ def api_page(provider: dict[str, Any], title: str, key: str | None, paths_key: s
             "",
         ]
         for path in paths:
-            lines += [f"::: {path}", "    options:", "      heading_level: 3", ""]
+            lines += [f"::: {path}", "    options:", "      heading_level: 3"]
+            inherited = inherited_members(*path.rsplit(".", 1))
+            if inherited:
+                lines.append(f"      inherited_members: {json.dumps(inherited)}")
+            lines.append("")
     return "\n".join(lines)
 
 

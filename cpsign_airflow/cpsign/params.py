@@ -166,9 +166,9 @@ def form_defaults() -> dict[str, Any] | None:
     import json
     from pathlib import Path
 
-    from airflow.sdk import conf
+    from cpsign_airflow.config import option
 
-    path = conf.get("cpsign", "form_configuration", fallback=None)
+    path = option("form_configuration")
     if not path:
         return None
     try:

@@ -29,6 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cpsign_airflow.cpsign.quality import VALIDITY_TOLERANCE
+
 STAGES: tuple[str, ...] = ("ingestion", "precompute", "train", "aggregate", "validate", "publish")
 
 #: The stage image built from images/stages/Dockerfile under the README's name (README, "The
@@ -84,7 +86,7 @@ def default_spec_vars(workflow_name: str, **overrides: Any) -> dict[str, Any]:
         "model_store_mount": "/mnt/api-info/",
         # publish holds back a model failing validity by more than this (as the DAG's
         # quality gate does with [cpsign] validity_tolerance; keep them equal)
-        "validity_tolerance": 0.05,
+        "validity_tolerance": VALIDITY_TOLERANCE,
         "cpsign_license_secret": "",
         "cpsign_license_file": "license",
         # resources

@@ -17,6 +17,7 @@ through XCom, never secret values.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from cpsign_airflow.kubernetes.manifests import validate_container_resources
+from cpsign_airflow.kubernetes.prediction import PredictionServiceSpec
 from cpsign_airflow.specs.templating import SpecTemplatesMixin
 
 if TYPE_CHECKING:
@@ -209,6 +211,10 @@ class KubernetesCheckPipelineSecretsOperator(SpecTemplatesMixin, _KubernetesOper
         return spec_secret_refs(loaded)
 
 
+#: The prediction service's parameters and their defaults: PredictionServiceSpec's.
+_SERVICE_DEFAULTS = PredictionServiceSpec.defaults()
+_SERVICE_PARAMETERS = tuple(f.name for f in dataclasses.fields(PredictionServiceSpec))
+
 #: Argument names of Airflow's ``Resources`` (BaseOperator's ``resources``).
 _AIRFLOW_RESOURCE_KEYS = frozenset({"cpus", "ram", "disk", "gpus"})
 
@@ -302,25 +308,25 @@ class CPSignPredictionServiceOperator(_KubernetesOperator):
         namespace: str,
         model_name: str,
         predictor_type: int | str,
-        model_location: str | None = None,
-        model_url: str | None = None,
-        model_version: str | None = None,
-        image: str | None = None,
-        image_tag: str | None = None,
-        service_name: str | None = None,
-        replicas: int = 1,
-        service_type: str = "ClusterIP",
-        service_port: int = 80,
-        pachyderm_namespace: str | None = None,
-        s3_gateway_url: str | None = None,
-        pachyderm_token_secret: str | None = None,
-        pachyderm_token_key: str = "auth-token",
-        fetch_image: str | None = None,
-        container_resources: dict[str, Any] | None = None,
-        allow_takeover: bool = False,
-        wait_for_ready: bool = False,
-        ready_timeout: float = 600.0,
-        poll_interval: float = 5.0,
+        model_location: str | None = _SERVICE_DEFAULTS["model_location"],
+        model_url: str | None = _SERVICE_DEFAULTS["model_url"],
+        model_version: str | None = _SERVICE_DEFAULTS["model_version"],
+        image: str | None = _SERVICE_DEFAULTS["image"],
+        image_tag: str | None = _SERVICE_DEFAULTS["image_tag"],
+        service_name: str | None = _SERVICE_DEFAULTS["service_name"],
+        replicas: int = _SERVICE_DEFAULTS["replicas"],
+        service_type: str = _SERVICE_DEFAULTS["service_type"],
+        service_port: int = _SERVICE_DEFAULTS["service_port"],
+        pachyderm_namespace: str | None = _SERVICE_DEFAULTS["pachyderm_namespace"],
+        s3_gateway_url: str | None = _SERVICE_DEFAULTS["s3_gateway_url"],
+        pachyderm_token_secret: str | None = _SERVICE_DEFAULTS["pachyderm_token_secret"],
+        pachyderm_token_key: str = _SERVICE_DEFAULTS["pachyderm_token_key"],
+        fetch_image: str | None = _SERVICE_DEFAULTS["fetch_image"],
+        container_resources: dict[str, Any] | None = _SERVICE_DEFAULTS["container_resources"],
+        allow_takeover: bool = _SERVICE_DEFAULTS["allow_takeover"],
+        wait_for_ready: bool = _SERVICE_DEFAULTS["wait_for_ready"],
+        ready_timeout: float = _SERVICE_DEFAULTS["ready_timeout"],
+        poll_interval: float = _SERVICE_DEFAULTS["poll_interval"],
         kubernetes_conn_id: str = "kubernetes_default",
         **kwargs: Any,
     ) -> None:
@@ -328,55 +334,16 @@ class CPSignPredictionServiceOperator(_KubernetesOperator):
         super().__init__(kubernetes_conn_id=kubernetes_conn_id, **kwargs)
         if (model_location is None) == (model_url is None):
             raise ValueError(f"{self.task_id}: give exactly one of model_location or model_url")
-        self.namespace = namespace
-        self.model_name = model_name
-        self.predictor_type = predictor_type
-        self.model_location = model_location
-        self.model_url = model_url
-        self.model_version = model_version
-        self.image = image
-        self.image_tag = image_tag
-        self.service_name = service_name
-        self.replicas = replicas
-        self.service_type = service_type
-        self.service_port = service_port
-        self.pachyderm_namespace = pachyderm_namespace
-        self.s3_gateway_url = s3_gateway_url
-        self.pachyderm_token_secret = pachyderm_token_secret
-        self.pachyderm_token_key = pachyderm_token_key
-        self.fetch_image = fetch_image
+        given = locals()
+        # one attribute per parameter of the service (Airflow renders the templated ones)
+        for name in _SERVICE_PARAMETERS:
+            setattr(self, name, given[name])
         self.container_resources = validate_container_resources(container_resources) or None
-        self.allow_takeover = allow_takeover
-        self.wait_for_ready = wait_for_ready
-        self.ready_timeout = ready_timeout
-        self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from cpsign_airflow.kubernetes.manifests import DEFAULT_IMAGE_TAG, FETCH_IMAGE
         from cpsign_airflow.kubernetes.prediction import ensure_prediction_service
 
+        values = {name: getattr(self, name) for name in _SERVICE_PARAMETERS}
         return ensure_prediction_service(
-            self.get_client(),
-            namespace=self.namespace,
-            model_name=self.model_name,
-            predictor_type=self.predictor_type,
-            model_location=self.model_location or None,
-            model_url=self.model_url or None,
-            model_version=self.model_version or None,
-            image=self.image or None,
-            image_tag=self.image_tag or DEFAULT_IMAGE_TAG,
-            service_name=self.service_name or None,
-            replicas=self.replicas,
-            service_type=self.service_type,
-            service_port=self.service_port,
-            pachyderm_namespace=self.pachyderm_namespace or None,
-            s3_gateway_url=self.s3_gateway_url or None,
-            pachyderm_token_secret=self.pachyderm_token_secret or None,
-            pachyderm_token_key=self.pachyderm_token_key,
-            fetch_image=self.fetch_image or FETCH_IMAGE,
-            container_resources=self.container_resources,
-            allow_takeover=self.allow_takeover,
-            wait_for_ready=self.wait_for_ready,
-            ready_timeout=self.ready_timeout,
-            poll_interval=self.poll_interval,
+            self.get_client(), PredictionServiceSpec.from_values(values)
         )

@@ -11,8 +11,11 @@ how the model jar is fetched.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cpsign_airflow.kubernetes import errors, manifests
@@ -74,37 +77,81 @@ def _selector_text(selector: Any) -> str:
     return f"{{{text}}}"
 
 
-def ensure_prediction_service(
-    client: KubeClient,
-    *,
-    namespace: str,
-    model_name: str,
-    predictor_type: int | str,
-    model_location: str | None = None,
-    model_url: str | None = None,
-    model_version: str | None = None,
-    image: str | None = None,
-    image_tag: str = manifests.DEFAULT_IMAGE_TAG,
-    service_name: str | None = None,
-    replicas: int = 1,
-    service_type: str = "ClusterIP",
-    service_port: int = 80,
-    pachyderm_namespace: str | None = None,
-    s3_gateway_url: str | None = None,
-    pachyderm_token_secret: str | None = None,
-    pachyderm_token_key: str = "auth-token",
-    fetch_image: str = manifests.FETCH_IMAGE,
-    container_resources: dict[str, Any] | None = None,
-    allow_takeover: bool = False,
-    wait_for_ready: bool = False,
-    ready_timeout: float = 600.0,
-    poll_interval: float = 5.0,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PredictionServiceSpec:
+    """What a prediction service is made of: the one place its parameters and their
+    defaults are kept (:class:`~cpsign_airflow.kubernetes.operators.CPSignPredictionServiceOperator`
+    takes the same keywords and builds this from them)."""
+
+    namespace: str
+    model_name: str
+    predictor_type: int | str
+    model_location: str | None = None
+    model_url: str | None = None
+    model_version: str | None = None
+    image: str | None = None
+    image_tag: str = manifests.DEFAULT_IMAGE_TAG
+    service_name: str | None = None
+    replicas: int = 1
+    service_type: str = "ClusterIP"
+    service_port: int = 80
+    pachyderm_namespace: str | None = None
+    s3_gateway_url: str | None = None
+    pachyderm_token_secret: str | None = None
+    pachyderm_token_key: str = "auth-token"
+    fetch_image: str = manifests.FETCH_IMAGE
+    container_resources: dict[str, Any] | None = None
+    allow_takeover: bool = False
+    wait_for_ready: bool = False
+    ready_timeout: float = 600.0
+    poll_interval: float = 5.0
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Each optional parameter's default."""
+        return {
+            f.name: f.default
+            for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING
+        }
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> PredictionServiceSpec:
+        """The spec from rendered operator fields: None or an empty text is its parameter's
+        default (a template that rendered to ``""`` means "not given")."""
+        defaults = cls.defaults()
+        return cls(
+            **{
+                f.name: defaults[f.name]
+                if f.name in defaults and values[f.name] in (None, "")
+                else values[f.name]
+                for f in dataclasses.fields(cls)
+            }
+        )
+
+
+def ensure_prediction_service(client: KubeClient, spec: PredictionServiceSpec) -> dict[str, Any]:
     """Deploy or update the service; returns what bookkeeping records (no secrets).
 
-    ``container_resources`` is the server container's Kubernetes ``resources``
+    ``spec.container_resources`` is the server container's Kubernetes ``resources``
     (``limits``/``requests``), checked before any request.
     """
+    namespace, model_name, predictor_type = spec.namespace, spec.model_name, spec.predictor_type
+    model_location, model_url, model_version = (
+        spec.model_location,
+        spec.model_url,
+        spec.model_version,
+    )
+    image, image_tag, service_name = spec.image, spec.image_tag, spec.service_name
+    replicas, service_type, service_port = spec.replicas, spec.service_type, spec.service_port
+    pachyderm_namespace, s3_gateway_url = spec.pachyderm_namespace, spec.s3_gateway_url
+    pachyderm_token_secret, pachyderm_token_key = (
+        spec.pachyderm_token_secret,
+        spec.pachyderm_token_key,
+    )
+    fetch_image, container_resources = spec.fetch_image, spec.container_resources
+    allow_takeover, wait_for_ready = spec.allow_takeover, spec.wait_for_ready
+    ready_timeout, poll_interval = spec.ready_timeout, spec.poll_interval
     if (model_location is None) == (model_url is None):
         raise ValueError("give exactly one of model_location ('repo@commit:/path') or model_url")
     container_resources = manifests.validate_container_resources(container_resources)

@@ -177,8 +177,8 @@ def _environment() -> Any:
         metric=_metric,
         short=lambda s: (s or "")[:12],
     )
+    from cpsign_airflow.cpsign.quality import metric_rows
     from cpsign_airflow.hooks.pachyderm import console_link
-    from cpsign_airflow.models_page.reader import metric_rows
 
     env.globals.update(console_link=console_link, metric_rows=metric_rows)
     return env

@@ -19,9 +19,11 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from cpsign_airflow.config import MODELS_PAGE_PREFIX
+
 log = logging.getLogger(__name__)
 
-URL_PREFIX = "/cpsign-models"
+URL_PREFIX = MODELS_PAGE_PREFIX
 URL_ROUTE = "cpsign-models"
 
 

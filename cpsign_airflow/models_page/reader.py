@@ -14,12 +14,13 @@ newest :data:`HISTORY_LIMIT` runs.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cpsign_airflow.cpsign.quality import by_confidence as _by_confidence
 
 if TYPE_CHECKING:
     from cpsign_airflow.bookkeeping.ledger import TrainingLedger
@@ -156,21 +157,7 @@ def open_reader(bookkeeping_conn_id: str) -> Iterator[ModelsReader]:
 
 
 # --------------------------------------------------------------------------- metrics
-
-
-def _by_confidence(values: Any) -> dict[float, float]:
-    """``{"0.8": 0.17}`` → ``{0.8: 0.17}``; unreadable entries are left out."""
-    out: dict[float, float] = {}
-    if not isinstance(values, Mapping):
-        return out
-    for key, value in values.items():
-        try:
-            c, v = float(key), float(value)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(c) and math.isfinite(v):
-            out[round(c, 9)] = v
-    return out
+# (a model's metrics by confidence are read by cpsign_airflow.cpsign.quality)
 
 
 def confidences(runs: Sequence[RunView]) -> list[float]:
@@ -231,11 +218,3 @@ def efficiency_label(runs: Sequence[RunView]) -> str:
             if "single_label_share" in metrics:
                 return "single-label share (larger is better)"
     return "efficiency"
-
-
-def metric_rows(metrics: Mapping[str, Any] | None) -> list[tuple[float, float, float | None]]:
-    """(confidence, validity, efficiency) of a model, ascending by confidence."""
-    metrics = metrics or {}
-    rates = _by_confidence(metrics.get("error_rate"))
-    efficiency = _by_confidence(metrics.get("efficiency"))
-    return [(c, 1.0 - rates[c], efficiency.get(c)) for c in sorted(rates)]

@@ -120,7 +120,7 @@ def publish(
     api_info: Path,
     category: str,
     metrics: Path | None = None,
-    tolerance: float = 0.05,
+    tolerance: float | None = None,
 ) -> dict[str, Any]:
     jars = sorted(models.glob("*.jar"))
     if not jars:
@@ -129,12 +129,14 @@ def publish(
         {"model": jar.name, "sha256": hashlib.sha256(jar.read_bytes()).hexdigest()} for jar in jars
     ]
     if metrics is not None:
-        from cpsign_airflow.workflow.quality import HELD_BACK, quality_verdict
+        from cpsign_airflow.cpsign.quality import HELD_BACK, VALIDITY_TOLERANCE, quality_verdict
 
         try:
             measured = json.loads(metrics.read_text(encoding="utf-8"))
         except ValueError as err:
             raise PublishError(f"--metrics {metrics} is not JSON: {err}") from None
+        if tolerance is None:
+            tolerance = VALIDITY_TOLERANCE
         quality, reason = quality_verdict(measured, None, tolerance)
         if quality == HELD_BACK:
             return {"published": False, "reason": f"held back: {reason}", "models": records}
@@ -158,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--category", default="cpsign")
     parser.add_argument("--metrics", type=Path, help="the validate stage's metrics.json")
-    parser.add_argument("--validity-tolerance", type=float, default=0.05)
+    parser.add_argument("--validity-tolerance", type=float, default=None)
     args = parser.parse_args(argv)
     try:
         result = publish(

@@ -24,6 +24,7 @@ from unittest import mock
 
 from cpsign_airflow.bookkeeping import records
 from cpsign_airflow.bookkeeping.ledger import TrainingLedger
+from cpsign_airflow.cpsign.versions import CPSIGN_VERSION
 
 START = datetime(2026, 9, 7, 2, 0, tzinfo=timezone.utc)
 STAGES = ("ingest", "precompute", "train", "aggregate", "validate", "publish")
@@ -80,7 +81,7 @@ def _configuration(workflow: str, ptype: int, cost: float, model: str) -> dict[s
         "workflow_name": workflow,
         "database": {"host": "chembl-mysql", "user": "chembl_reader", "db_name": "chembl_24"},
         "query": {"database_query": "SELECT smiles, value FROM training_data{}"},
-        "cpsign-version": "2.0.0",
+        "cpsign-version": CPSIGN_VERSION,
         "cpsign": {"ptype": ptype, "impl": "liblinear", "nr-models": 5, "cost": cost,
                    "model-name": model},
         "validation": {"confidences": [0.8, 0.9]},

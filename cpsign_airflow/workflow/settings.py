@@ -2,7 +2,9 @@
 
 Read from Airflow's configuration (``airflow.cfg`` or ``AIRFLOW__CPSIGN__*``),
 which is local and cheap, so DAG files may read them at parse time; Variables
-would need the API server and are only read inside tasks.
+would need the API server and are only read inside tasks. The defaults are
+provider.yaml's (through :func:`cpsign_airflow.config.option`), their one source;
+tests/provider/test_provider_config.py checks that this table shows them.
 
 | option | default | meaning |
 |---|---|---|
@@ -62,20 +64,20 @@ class Settings:
     task_retries: int
     retry_delay: timedelta
     #: The commit-set wait fails once a pipeline stays CRASHING/FAILURE this long (0: off).
-    pipeline_grace: timedelta = timedelta(minutes=10)
+    pipeline_grace: timedelta
     #: How often the wait checks those pipelines' states (one InspectPipeline each).
-    pipeline_check_interval: float = 60.0
-    #: Quality gate (see :mod:`cpsign_airflow.workflow.quality`).
-    validity_tolerance: float = 0.05
-    efficiency_margin: float = 0.1
+    pipeline_check_interval: float
+    #: Quality gate (see :mod:`cpsign_airflow.cpsign.quality`).
+    validity_tolerance: float
+    efficiency_margin: float
     #: cpsign_setup's default limit of its wait for unfinished jobs of pipelines it updates.
-    setup_wait: timedelta = timedelta(minutes=30)
+    setup_wait: timedelta
     #: Further source connections (beyond source_db_conn_id) a configuration may name.
-    source_db_conn_ids: tuple[str, ...] = ()
+    source_db_conn_ids: tuple[str, ...]
     #: SQLite source files must lie in this directory (None: only the connections' files).
-    source_sqlite_dir: str | None = None
+    source_sqlite_dir: str | None
     #: The stage image every pipeline runs (cpsign_setup's default): the one the user built.
-    stage_image: str = "cpsign-airflow-stages:latest"
+    stage_image: str
 
     @property
     def source_conn_ids(self) -> tuple[str, ...]:
@@ -84,54 +86,49 @@ class Settings:
 
 
 def load() -> Settings:
+    """The ``[cpsign]`` settings; an option not configured takes provider.yaml's default."""
     from airflow.sdk import conf
 
-    from cpsign_airflow.cpsign.pipelines import STAGE_IMAGE
+    from cpsign_airflow.config import option
 
-    def get(key: str, default: str) -> str:
-        return conf.get("cpsign", key, fallback=default) or default
-
-    def optional(key: str) -> str | None:
-        return conf.get("cpsign", key, fallback=None) or None
+    def get(key: str) -> str:
+        value = option(key)
+        if value is None:  # pragma: no cover - provider.yaml declares a default for each
+            raise KeyError(f"[cpsign] {key} has no default in provider.yaml")
+        return value
 
     return Settings(
-        pachyderm_conn_id=get("pachyderm_conn_id", "pachyderm_default"),
-        bookkeeping_conn_id=get("bookkeeping_conn_id", "cpsign_bookkeeping"),
-        cpsign_version=get("cpsign_version", "2.0.0"),
-        source_db_conn_id=get("source_db_conn_id", "cpsign_source_db"),
-        model_store_conn_id=get("model_store_conn_id", "modelweb"),
-        kubernetes_conn_id=get("kubernetes_conn_id", "kubernetes_default"),
-        project=optional("project"),
-        retraining_schedule=get("retraining_schedule", "@weekly"),
-        retraining_asset=optional("retraining_asset"),
-        training_deadline=timedelta(minutes=float(get("training_deadline_minutes", "360"))),
-        wait_timeout=timedelta(hours=float(get("wait_timeout_hours", "24"))),
+        pachyderm_conn_id=get("pachyderm_conn_id"),
+        bookkeeping_conn_id=get("bookkeeping_conn_id"),
+        cpsign_version=get("cpsign_version"),
+        source_db_conn_id=get("source_db_conn_id"),
+        model_store_conn_id=get("model_store_conn_id"),
+        kubernetes_conn_id=get("kubernetes_conn_id"),
+        project=option("project"),
+        retraining_schedule=get("retraining_schedule"),
+        retraining_asset=option("retraining_asset"),
+        training_deadline=timedelta(minutes=float(get("training_deadline_minutes"))),
+        wait_timeout=timedelta(hours=float(get("wait_timeout_hours"))),
         pipeline_grace=timedelta(
-            minutes=_fraction("pipeline_grace_minutes", get("pipeline_grace_minutes", "10"))
+            minutes=_fraction("pipeline_grace_minutes", get("pipeline_grace_minutes"))
         ),
-        pipeline_check_interval=_positive(
-            "pipeline_check_seconds", get("pipeline_check_seconds", "60")
-        ),
+        pipeline_check_interval=_positive("pipeline_check_seconds", get("pipeline_check_seconds")),
         deferrable=conf.getboolean("operators", "default_deferrable", fallback=False),
-        poke_interval=float(get("poke_interval", "30")),
-        sensor_mode=get("sensor_mode", "reschedule"),
-        prediction_namespace=get("prediction_namespace", "cpsign-models"),
-        pachyderm_namespace=optional("pachyderm_namespace"),
-        prediction_token_secret=optional("prediction_token_secret"),
-        task_retries=int(get("task_retries", "2")),
-        retry_delay=timedelta(seconds=float(get("retry_delay_seconds", "60"))),
-        validity_tolerance=_fraction("validity_tolerance", get("validity_tolerance", "0.05")),
-        efficiency_margin=_fraction("efficiency_margin", get("efficiency_margin", "0.1")),
-        setup_wait=timedelta(
-            minutes=_fraction("setup_wait_minutes", get("setup_wait_minutes", "30"))
-        ),
+        poke_interval=float(get("poke_interval")),
+        sensor_mode=get("sensor_mode"),
+        prediction_namespace=get("prediction_namespace"),
+        pachyderm_namespace=option("pachyderm_namespace"),
+        prediction_token_secret=option("prediction_token_secret"),
+        task_retries=int(get("task_retries")),
+        retry_delay=timedelta(seconds=float(get("retry_delay_seconds"))),
+        validity_tolerance=_fraction("validity_tolerance", get("validity_tolerance")),
+        efficiency_margin=_fraction("efficiency_margin", get("efficiency_margin")),
+        setup_wait=timedelta(minutes=_fraction("setup_wait_minutes", get("setup_wait_minutes"))),
         source_db_conn_ids=tuple(
-            part.strip()
-            for part in (optional("source_db_conn_ids") or "").split(",")
-            if part.strip()
+            part.strip() for part in (option("source_db_conn_ids") or "").split(",") if part.strip()
         ),
-        source_sqlite_dir=optional("source_sqlite_dir"),
-        stage_image=get("stage_image", STAGE_IMAGE),
+        source_sqlite_dir=option("source_sqlite_dir"),
+        stage_image=get("stage_image"),
     )
 
 

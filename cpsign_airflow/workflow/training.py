@@ -152,8 +152,8 @@ def training_success_callback(context: Mapping[str, Any]) -> None:
     had its one mail (``held_back``, from ``record_outcome``) and gets no second; a run
     that only carried an earlier held-back verdict (the same model again) was not alerted
     as held back, so it gets its success mail, which names the carried verdict."""
+    from cpsign_airflow.cpsign.quality import HELD_BACK
     from cpsign_airflow.notifications import send_alert
-    from cpsign_airflow.workflow.quality import HELD_BACK
 
     facts = run_facts(context)
     held_back = [
@@ -533,7 +533,7 @@ def judge_models(
     accepted model in commit order, among runs finished before this one was committed.
     A held-back model only stops deployment. A retry returns the recorded verdicts.
     """
-    from cpsign_airflow.workflow.quality import HELD_BACK, quality_verdict, unchanged_verdict
+    from cpsign_airflow.cpsign.quality import HELD_BACK, quality_verdict, unchanged_verdict
 
     verdicts: dict[str, dict[str, Any]] = {}
     for artifact in artifacts:
@@ -591,7 +591,7 @@ def record_outcome(
     """
     from cpsign_airflow.bookkeeping.hook import BookkeepingHook
     from cpsign_airflow.bookkeeping.operators import job_records
-    from cpsign_airflow.workflow.quality import HELD_BACK
+    from cpsign_airflow.cpsign.quality import HELD_BACK
 
     hook = BookkeepingHook(bookkeeping_conn_id)
     with hook.get_ledger() as ledger:
@@ -652,7 +652,7 @@ def deployment_request(
     """
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from cpsign_airflow.workflow.quality import HELD_BACK, UNCHANGED
+    from cpsign_airflow.cpsign.quality import HELD_BACK, UNCHANGED
 
     if not _deploy_wanted(context):
         raise AirflowSkipException(

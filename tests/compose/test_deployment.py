@@ -37,7 +37,7 @@ from compose_config import (
 
 from cpsign_airflow import demo_data
 from cpsign_airflow.bookkeeping.ledger import TrainingLedger
-from cpsign_airflow.cpsign.local import install_cpsign, stage_environment
+from cpsign_airflow.devkit.local import install_cpsign, stage_environment
 from cpsign_airflow.testing.airflow_deployment import AirflowDeployment, free_port
 from cpsign_airflow.testing.mariadb import scratch_database
 

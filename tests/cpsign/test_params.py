@@ -97,7 +97,7 @@ def test_params_attach_to_a_dag():
 
 def test_import_is_light():
     code = (
-        "import sys, cpsign_airflow.cpsign, cpsign_airflow.cpsign.standins;"
+        "import sys, cpsign_airflow.cpsign, cpsign_airflow.testing.standins;"
         "heavy = [m for m in ('jsonschema', 'pachyderm_sdk', 'grpc', 'jinja2') if m in sys.modules];"
         "print(heavy)"
     )

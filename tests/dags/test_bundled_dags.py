@@ -15,8 +15,8 @@ from dag_runner import load_dag, run_dag
 from cpsign_airflow.bookkeeping.hook import BookkeepingHook
 from cpsign_airflow.bookkeeping.ledger import TrainingLedger
 from cpsign_airflow.cpsign.pipelines import STAGES
-from cpsign_airflow.cpsign.standins import configure_local_pachd
 from cpsign_airflow.hooks.pachyderm import PachydermHook
+from cpsign_airflow.testing.standins import configure_local_pachd
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))

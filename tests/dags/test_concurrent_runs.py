@@ -25,7 +25,7 @@ from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
 from cpsign_airflow.bookkeeping.hook import BookkeepingHook
-from cpsign_airflow.cpsign import standins
+from cpsign_airflow.testing import standins
 
 RUNS = {"LogD": 3, "LogP": 2}
 

@@ -21,7 +21,7 @@ from dag_runner import run_dag
 
 from cpsign_airflow import demo_data
 from cpsign_airflow.bookkeeping.hook import BookkeepingHook
-from cpsign_airflow.cpsign.local import create_stage_secrets, install_cpsign, stage_environment
+from cpsign_airflow.devkit.local import create_stage_secrets, install_cpsign, stage_environment
 from cpsign_airflow.testing.pachd import LocalPachd
 
 WORKFLOW = "FreeSolvRe"

@@ -395,19 +395,24 @@ def test_container_resources_refused_before_any_request(kube_conn, kube, resourc
     ``{"limit": ...}`` would deploy with no limits; bad names and quantities are refused
     here too, naming the key, before anything is sent."""
     from cpsign_airflow.kubernetes.client import KubeClient
-    from cpsign_airflow.kubernetes.prediction import ensure_prediction_service
+    from cpsign_airflow.kubernetes.prediction import (
+        PredictionServiceSpec,
+        ensure_prediction_service,
+    )
 
     with pytest.raises(errors.KubernetesInvalid, match=match):
         operator(container_resources=resources)
     with pytest.raises(errors.KubernetesInvalid, match=match):
         ensure_prediction_service(
             KubeClient(kube_conn),
-            namespace=NAMESPACE,
-            model_name="m",
-            predictor_type=1,
-            model_url="https://example.org/m.jar",
-            model_version="v1",
-            container_resources=resources,
+            PredictionServiceSpec(
+                namespace=NAMESPACE,
+                model_name="m",
+                predictor_type=1,
+                model_url="https://example.org/m.jar",
+                model_version="v1",
+                container_resources=resources,
+            ),
         )
     if kube.fake:
         assert kube.fake.calls == []
@@ -560,3 +565,24 @@ def test_init_container_fetches_from_s3_gateway_with_the_token(kube_conn, kube, 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_operator_takes_the_service_spec_parameters_with_its_defaults():
+    """PredictionServiceSpec carries the prediction service's parameters; the operator's
+    keywords (which Airflow reads from its signature) are exactly those, with its defaults."""
+    import dataclasses
+    import inspect
+
+    from cpsign_airflow.kubernetes.prediction import PredictionServiceSpec
+
+    signature = inspect.signature(CPSignPredictionServiceOperator.__init__).parameters
+    taken = {
+        name: p.default
+        for name, p in signature.items()
+        if name not in ("self", "kwargs", "kubernetes_conn_id")
+    }
+    fields = {
+        f.name: inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+        for f in dataclasses.fields(PredictionServiceSpec)
+    }
+    assert taken == fields

@@ -70,6 +70,47 @@ def test_settings_docstring_table_names_every_declared_option() -> None:
         assert key in table, key
 
 
+def _table_defaults() -> dict[str, str]:
+    """The default column of settings' docstring table, one entry per option it names."""
+    from cpsign_airflow.workflow import settings
+
+    found: dict[str, str] = {}
+    for line in settings.__doc__.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or cells[0] in ("option", "---"):
+            continue
+        keys = [k.strip() for k in cells[0].split(",")]
+        values = [v.strip() for v in cells[1].split(",")] if len(keys) > 1 else [cells[1]]
+        found.update(zip(keys, values, strict=True))
+    return found
+
+
+def test_settings_docstring_table_shows_the_declared_defaults() -> None:
+    """provider.yaml is the defaults' one source; the table that documents them agrees."""
+    table = _table_defaults()
+    assert sorted(table) == sorted(declared_options())
+    for key, option in declared_options().items():
+        default = option["default"]
+        if default is None:
+            assert table[key].startswith("("), key  # (none), (connection's)
+        else:
+            assert table[key] == default, key
+
+
+def test_the_quality_gate_defaults_are_the_quality_rules_own() -> None:
+    from cpsign_airflow.cpsign import quality
+
+    options = declared_options()
+    assert float(options["validity_tolerance"]["default"]) == quality.VALIDITY_TOLERANCE
+    assert float(options["efficiency_margin"]["default"]) == quality.EFFICIENCY_MARGIN
+
+
+def test_the_stage_image_default_is_the_rendered_specs_image() -> None:
+    from cpsign_airflow.cpsign.pipelines import STAGE_IMAGE
+
+    assert declared_options()["stage_image"]["default"] == STAGE_IMAGE
+
+
 def test_declared_options_follow_airflows_schema() -> None:
     import jsonschema
 

@@ -22,9 +22,9 @@ from pachyderm_sdk.api import pfs, pps
 from cpsign_airflow import demo_data
 from cpsign_airflow.cpsign import render_workflow_specs
 from cpsign_airflow.cpsign.configuration import load_example, validate_configuration
-from cpsign_airflow.cpsign.local import create_stage_secrets, install_cpsign, stage_environment
 from cpsign_airflow.cpsign.pipelines import source_spec_vars
 from cpsign_airflow.cpsign.source_db import SourceDatabase
+from cpsign_airflow.devkit.local import create_stage_secrets, install_cpsign, stage_environment
 from cpsign_airflow.testing.pachd import LocalPachd
 
 #: 128 test molecules: a binomial error rate of 0.1 has a standard deviation of ~0.027,

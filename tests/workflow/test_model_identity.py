@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 
-from cpsign_airflow.workflow.quality import HELD_BACK, PASSED, UNCHANGED
+from cpsign_airflow.cpsign.quality import HELD_BACK, PASSED, UNCHANGED
 
 MODEL = "FreeSolv_acp"
 REGRESSION = {

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cpsign_airflow.workflow.quality import HELD_BACK, PASSED, quality_verdict
+from cpsign_airflow.cpsign.quality import HELD_BACK, PASSED, quality_verdict
 
 REGRESSION = {
     "model_name": "FreeSolv_acp",
@@ -383,7 +383,7 @@ class _Previous:
 
 
 def test_same_sha256_as_the_previous_model_is_unchanged_and_names_that_run():
-    from cpsign_airflow.workflow.quality import UNCHANGED, unchanged_verdict
+    from cpsign_airflow.cpsign.quality import UNCHANGED, unchanged_verdict
 
     verdict, reason = unchanged_verdict({"sha256": "ab" * 32}, _Previous("ab" * 32, PASSED))
     assert verdict == UNCHANGED and f"run 7 (sha256 {'ab' * 32})" in reason

@@ -3,9 +3,9 @@
 :func:`quality_verdict` judges the ``metrics.json`` the ``validate`` pipeline
 writes, against two ``[cpsign]`` settings:
 
-* **validity** (``validity_tolerance``, default 0.05): at each confidence ``c``
+* **validity** (``validity_tolerance``, default :data:`VALIDITY_TOLERANCE`): at each confidence ``c``
   the observed error rate may exceed ``1 - c`` by at most the tolerance;
-* **efficiency** (``efficiency_margin``, default 0.1): compared with the last
+* **efficiency** (``efficiency_margin``, default :data:`EFFICIENCY_MARGIN`): compared with the last
   accepted model of the workflow (published or passed; see
   :meth:`~cpsign_airflow.bookkeeping.ledger.TrainingLedger.decide_quality`),
   at the same confidence, efficiency may worsen by at most this fraction.
@@ -28,6 +28,12 @@ from typing import Any
 PASSED = "passed"
 HELD_BACK = "held_back"
 UNCHANGED = "unchanged"
+
+#: The gate's defaults: ``[cpsign] validity_tolerance`` and ``efficiency_margin`` default to
+#: these in provider.yaml (tests/provider/test_provider_config.py), the publish stage's
+#: ``--validity-tolerance`` and the specs' ``validity_tolerance`` variable too.
+VALIDITY_TOLERANCE = 0.05
+EFFICIENCY_MARGIN = 0.1
 
 #: Venn-ABERS predictor type: probabilities, no prediction sets, no error rate.
 VAP_PTYPE = 5
@@ -72,8 +78,8 @@ def _confidence(key: Any) -> float | None:
 def quality_verdict(
     metrics: Mapping[str, Any] | None,
     previous: Mapping[str, Any] | None,
-    tolerance: float = 0.05,
-    margin: float = 0.1,
+    tolerance: float = VALIDITY_TOLERANCE,
+    margin: float = EFFICIENCY_MARGIN,
 ) -> tuple[str, str]:
     """``("passed" | "held_back", reason)`` for a model's validation ``metrics``.
 
@@ -228,3 +234,30 @@ def unchanged_verdict(artifact: Mapping[str, Any], previous: Any) -> tuple[str, 
         f"same model as run {previous.run_id} ({same}): no new data; "
         "nothing judged, published or deployed again"
     )
+
+
+# --------------------------------------------------------------------------- reading metrics
+
+
+def by_confidence(values: Any) -> dict[float, float]:
+    """``{"0.8": 0.17}`` → ``{0.8: 0.17}``; unreadable entries are left out."""
+    out: dict[float, float] = {}
+    if not isinstance(values, Mapping):
+        return out
+    for key, value in values.items():
+        try:
+            c, v = float(key), float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(c) and math.isfinite(v):
+            out[round(c, 9)] = v
+    return out
+
+
+def metric_rows(metrics: Mapping[str, Any] | None) -> list[tuple[float, float, float | None]]:
+    """(confidence, validity, efficiency) of a model, ascending by confidence: what the
+    models page and the alerts show."""
+    metrics = metrics or {}
+    rates = by_confidence(metrics.get("error_rate"))
+    efficiency = by_confidence(metrics.get("efficiency"))
+    return [(c, 1.0 - rates[c], efficiency.get(c)) for c in sorted(rates)]

@@ -13,9 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cpsign_airflow.cpsign import versions
+
 RUNTIME = Path(__file__).resolve().parent.parent / "stages" / "runtime"
 #: The CPSign version the runtime installs; a configuration's cpsign.version must match it.
-CPSIGN_VERSION = os.environ.get("CPSIGN_VERSION", "2.0.0")
+CPSIGN_VERSION = os.environ.get("CPSIGN_VERSION", versions.CPSIGN_VERSION)
 
 
 def install_cpsign(dest: Path | None = None) -> Path:

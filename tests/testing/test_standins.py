@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from cpsign_airflow.cpsign import load_example, render_workflow_specs, validate_configuration
-from cpsign_airflow.cpsign.standins import MANIFEST, configure_local_pachd
+from cpsign_airflow.testing.standins import MANIFEST, configure_local_pachd
 
 
 @pytest.fixture

@@ -44,8 +44,8 @@ from cpsign_airflow.cpsign.configuration import (
     effective_seed,
     validate_configuration,
 )
-from cpsign_airflow.cpsign.local import create_stage_secrets
 from cpsign_airflow.cpsign.pipelines import STAGES, pipeline_names
+from cpsign_airflow.devkit.local import create_stage_secrets
 
 MANIFEST = "standin.json"
 FAKE_MODEL_STORE = "https://modelweb.invalid/api/v1/models"

@@ -105,6 +105,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "cpsign_airflow.extras",
             "cpsign_airflow.get_provider_info",
             "cpsign_airflow.config",
+            # the one retry policy of the hook, the trigger and bookkeeping
+            "cpsign_airflow.retries",
         ),
     ),
     (

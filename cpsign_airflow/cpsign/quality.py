@@ -211,7 +211,7 @@ def unchanged_verdict(artifact: Mapping[str, Any], previous: Any) -> tuple[str, 
     """``("unchanged", reason)`` when ``artifact`` is the same model as ``previous``, else None.
 
     The same model: the same content hash (the jar less its build metadata:
-    ``model_content_sha256`` in :mod:`cpsign_airflow.workflow.training`), or the
+    ``model_content_sha256`` in :mod:`cpsign_airflow.workflow.model_identity`), or the
     same sha256. ``previous`` is the earlier model with a verdict (an
     :class:`~cpsign_airflow.bookkeeping.records.ArtifactRecord`, or None). Its
     verdict carries over: a held-back model stays held back.

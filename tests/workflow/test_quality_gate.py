@@ -296,11 +296,15 @@ def test_record_outcome_records_jobs_models_verdicts_against_the_previous_accept
 ):
     """The run's tail as one task, on real bookkeeping; only pachd's model listing is given."""
     from cpsign_airflow.bookkeeping.hook import BookkeepingHook
+    from cpsign_airflow.workflow import outcome as outcome_module
     from cpsign_airflow.workflow import training
 
     config = {"workflow_name": "FreeSolv"}
     models: dict[str, list[dict]] = {}  # what find_models would read from pachd, per commit set
-    monkeypatch.setattr(training, "find_models", lambda workflow, commit, *rest: models[commit])
+    # patched where record_outcome looks it up (training re-exports both)
+    monkeypatch.setattr(
+        outcome_module, "find_models", lambda workflow, commit, *rest: models[commit]
+    )
     hook = BookkeepingHook(bookkeeping_conn_id)
     with hook.get_ledger() as ledger:
         ledger.upgrade_schema()

@@ -8,94 +8,24 @@ required field and unresolvable input repo, each with its file and field path.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from cpsign_airflow.exceptions import PachydermSpecError
+from cpsign_airflow.specs.fields import walk
 
-# betterproto accepts snake_case and camelCase alike; so does protojson.
-_CAMEL_RE = re.compile(r"(?<!^)(?=[A-Z])")
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+\Z")
-_SCALAR_TYPES = {
-    "string": (str,),
-    "bool": (bool,),
-    "bytes": (str, bytes),
-}
-_INT_TYPES = {"int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64"}
-_FLOAT_TYPES = {"double", "float"}
-# Well-known types that JSON writes as scalars ("1h", "2024-01-01T00:00:00Z").
-_WRAPPED_MESSAGES = {"Duration", "Timestamp", "timedelta", "datetime"}
-
-
-def _snake(key: str) -> str:
-    return _CAMEL_RE.sub("_", key).lower()
 
 
 def unknown_and_mistyped(spec: dict[str, Any]) -> list[str]:
-    """Field-path problems of ``spec`` against CreatePipelineRequest, or []."""
+    """Field-path problems of ``spec`` against CreatePipelineRequest, or [].
+
+    Keys are read as betterproto's ``from_dict`` reads them (see :mod:`.fields`).
+    """
     from pachyderm_sdk.api import pps
 
-    return list(_walk(spec, pps.CreatePipelineRequest, ""))
-
-
-def _walk(value: Any, message_cls: type, path: str) -> Iterator[str]:
-    if not isinstance(value, dict):
-        yield f"{path or '<spec>'}: expected an object, got {type(value).__name__}"
-        return
-    meta = message_cls()._betterproto
-    fields = {f.name: f.metadata["betterproto"] for f in dataclasses.fields(message_cls)}
-    for key, item in value.items():
-        name = _snake(key) if key not in fields else key
-        if name == "continue":  # python keyword: betterproto names it continue_
-            name = "continue_"
-        where = f"{path}.{key}" if path else key
-        if name not in fields:
-            yield f"{where}: unknown field"
-            continue
-        field_meta = fields[name]
-        kind = field_meta.proto_type
-        if item is None:
-            continue
-        if kind == "message":
-            cls = meta.cls_by_field[name]
-            if cls.__name__ in _WRAPPED_MESSAGES or field_meta.wraps:
-                continue
-            items = item if isinstance(item, list) else [item]
-            if isinstance(item, list):
-                for index, element in enumerate(items):
-                    yield from _walk(element, cls, f"{where}[{index}]")
-            else:
-                yield from _walk(item, cls, where)
-        elif kind == "map":
-            if not isinstance(item, dict):
-                yield f"{where}: expected an object of key/value pairs"
-                continue
-            value_cls = meta.cls_by_field.get(f"{name}.value")
-            if isinstance(value_cls, type) and dataclasses.is_dataclass(value_cls):
-                for map_key, element in item.items():
-                    yield from _walk(element, value_cls, f"{where}.{map_key}")
-        elif kind == "enum":
-            continue
-        else:
-            yield from _check_scalar(item, kind, where)
-
-
-def _check_scalar(item: Any, kind: str, where: str) -> Iterator[str]:
-    values = item if isinstance(item, list) else [item]
-    for element in values:
-        if kind in _INT_TYPES:
-            ok = (isinstance(element, int) and not isinstance(element, bool)) or (
-                isinstance(element, str) and re.fullmatch(r"-?\d+", element)
-            )
-        elif kind in _FLOAT_TYPES:
-            ok = isinstance(element, (int, float)) and not isinstance(element, bool)
-        else:
-            ok = isinstance(element, _SCALAR_TYPES.get(kind, (object,)))
-        if not ok:
-            yield f"{where}: expected {kind}, got {element!r}"
-            return
+    return [str(finding) for finding in walk(spec, pps.CreatePipelineRequest)]
 
 
 def input_repos(spec: dict[str, Any]) -> list[str]:

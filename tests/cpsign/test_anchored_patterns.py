@@ -155,7 +155,7 @@ def _code_regexes() -> list[tuple[str, re.Pattern[str], str]]:
     from cpsign_airflow.kubernetes import manifests, secrets
     from cpsign_airflow.specs import validate
     from cpsign_airflow.testing.kube_apiserver import resources
-    from cpsign_airflow.testing.pachd import state
+    from cpsign_airflow.testing.pachd.pfs import records as pachd_records
 
     return [
         ("records._NAME_RE", records._NAME_RE, "LogD"),
@@ -181,7 +181,7 @@ def _code_regexes() -> list[tuple[str, re.Pattern[str], str]]:
         ("resources.LABEL_VALUE", resources.LABEL_VALUE, "v1"),
         ("resources.LABEL_NAME", resources.LABEL_NAME, "app"),
         ("resources.SECRET_KEY", resources.SECRET_KEY, "key"),
-        ("state.NAME_RE", state.NAME_RE, "LogD-train"),
+        ("pachd_records.NAME_RE", pachd_records.NAME_RE, "LogD-train"),
     ]
 
 

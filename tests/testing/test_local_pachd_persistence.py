@@ -183,5 +183,5 @@ def test_no_data_dir_writes_nothing(tmp_path: Path, monkeypatch: Any) -> None:
         client = Client.from_pachd_address(pachd.address)
         client.pfs.create_repo(repo=pfs.Repo(name="data"))
         put(client, "data@master", {"/x.txt": b"memory only\n"})
-        assert pachd._require_state().on_dirty is None
+        assert pachd._require_state().events.on_dirty is None
     assert list(tmp_path.iterdir()) == []

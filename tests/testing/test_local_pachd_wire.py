@@ -56,19 +56,19 @@ def test_fast_encoding_equals_betterproto(local_pachd: LocalPachd) -> None:  # n
 
     def compare() -> tuple[int, int]:
         state = local_pachd._require_state()
-        commits = [c for r in state.repos.values() for c in r.commits.values()]
+        commits = [c for r in state.pfs.repos.values() for c in r.commits.values()]
         for rec in commits:
             fast = pfs.CommitInfo.FromString(wire.commit_info(rec))
             slow = pfs.CommitInfo.FromString(bytes(rec.info()))
             assert fast == slow, rec.repo_str
             assert commit_to_dict(fast) == commit_to_dict(slow)
-        for job in state.jobs.values():
+        for job in state.pps.jobs.values():
             for details in (False, True):
                 fast = pps.JobInfo.FromString(wire.job_info(job, details))
                 slow = pps.JobInfo.FromString(bytes(job.info(details=details)))
                 assert fast == slow, (job.pipeline.name, job.id)
                 assert job_to_dict(fast) == job_to_dict(slow)
-        return len(commits), len(state.jobs)
+        return len(commits), len(state.pps.jobs)
 
     try:
         n_commits, n_jobs = local_pachd._in_loop(compare)

@@ -1,11 +1,32 @@
 """A local pachd: pachd's gRPC API served in-process, for tests and demos.
 
 The unmodified ``pachyderm_sdk.Client`` talks to it (``Client.from_pachd_address(
-pachd.address)``); state lives in plain Python objects (moto-style), one module
-per service: ``pfs`` / ``pps`` / ``version`` / ``auth`` on a ``grpc.aio`` server
-(``server``) running its own event loop in a background thread.  Entry points:
-:class:`LocalPachd`, ``python -m cpsign_airflow.testing.pachd``, and the
-``local_pachd`` fixture in ``tests/fixture_plugins/local_pachd.py``.
+pachd.address)``) on a ``grpc.aio`` server (``server``) running its own event loop in
+a background thread.  Entry points: :class:`LocalPachd`, ``python -m
+cpsign_airflow.testing.pachd``, and the ``local_pachd`` fixture in
+``tests/fixture_plugins/local_pachd.py``.
+
+Laid out as moto lays out its services: per service, a backend holding the service's
+state and pachd's rules, and a servicer that only decodes a request, calls the
+backend and encodes the reply.
+
+* ``pfs/``: ``records`` (projects, repos, branches, commits), ``models``
+  (``PfsBackend``: the state and pachd's PFS rules), ``commit_sets`` (global ids),
+  ``files`` (a commit's files), ``servicer`` (``pfs_v2.API``);
+* ``pps/``: ``records`` (pipelines, jobs), ``models`` (``PpsBackend``: the state and
+  pachd's PPS rules, working on PFS through ``PfsBackend``), ``specs`` (pipeline
+  specs as pachd reads them; unknown keys through the provider's own walker,
+  :mod:`cpsign_airflow.specs.fields`), ``servicer`` (``pps_v2.API``);
+* ``auth`` (the root token and its rules, ``auth_v2.API``), ``version``
+  (``versionpb_v2.API``);
+* ``state`` (``State``: the backends) and ``events`` (waiting and notification shared
+  by the backends, the save-after-change hook);
+* running jobs, apart from both: ``jobs`` (the job state machine, scripted
+  behaviours, the worker's environment), ``datums`` (building datums), ``worker``
+  (a datum's command in its sandbox), ``filestore`` (file contents);
+* ``persistence`` (``--data-dir``), ``wire`` (fast CommitInfo/JobInfo encoding),
+  ``faults`` (injected failures), ``errors`` (pachd's error texts), ``healthcheck``,
+  ``secrets`` and ``__main__`` (the command line).
 
 Reproduced (pachd 2.x, SDK 2.12):
 

@@ -31,7 +31,8 @@ def encode_replies() -> None:
     from pachyderm_sdk.api import pfs, pps
 
     from . import wire
-    from .state import CommitRec, JobRec, RepoRec
+    from .pfs.records import CommitRec, RepoRec
+    from .pps.records import JobRec
 
     repo = RepoRec(project="default", name=REPO)
     commit = CommitRec(repo=repo, id="0" * 32, branch="master")

@@ -10,7 +10,9 @@ duration, a failure, a Python handler) in place of its transform.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +23,9 @@ from pachyderm_sdk.api import pps
 from .datums import Datum, InputCommit, pfs_inputs
 from .datums import build as build_datums
 from .filestore import FileData
-from .state import CommitRec, JobRec, State, normalize_path, now
+from .pfs.records import CommitRec, normalize_path, now
+from .pps.records import JobRec
+from .state import State
 from .worker import SandboxUnavailable, run_datum, sandbox_kind
 
 JS = pps.JobState
@@ -90,9 +94,11 @@ class JobRunner:
 
     def __init__(self, state: State) -> None:
         self.state = state
+        self.events = state.events
         self._lock = threading.Lock()
         self._behaviours: dict[str, PipelineBehaviour] = {}
-        state.on_new_job = self.schedule
+        state.pps.on_new_job = self.schedule
+        state.pps.stop_job = self.stop
 
     def configure(self, pipeline: str, behaviour: PipelineBehaviour) -> None:
         with self._lock:
@@ -123,17 +129,17 @@ class JobRunner:
             job.pipeline.last_job_state = job_state
         elif job_state != JS.JOB_CREATED:
             job.pipeline.last_job_state = job_state
-        self.state.notify(job)
-        self.state.mark_dirty()
+        self.events.notify(job)
+        self.events.mark_dirty()
 
     def end(self, job: JobRec, job_state: pps.JobState, reason: str) -> None:
         """Finish a job that did not succeed; its output and meta commits carry the error."""
         if job.done:
             return
         self._set(job, job_state, reason)
-        for commit in (job.output_commit, self.state.meta_commit(job)):
+        for commit in (job.output_commit, self.state.pps.meta_commit(job)):
             if commit is not None and not commit.is_finished:
-                self.state.finish_commit(commit, error=reason or job_state.name)
+                self.state.pfs.mark_finished(commit, error=reason or job_state.name)
 
     def stop(self, job: JobRec, reason: str = "") -> None:
         self.end(job, JS.JOB_KILLED, reason or "job was stopped")
@@ -155,7 +161,7 @@ class JobRunner:
         self._set(job, JS.JOB_STARTING)
         out = job.output_commit
         # Not aborted by a restart: jobs keep running while pachd restarts.
-        await self.state.wait_for(
+        await self.events.wait_for(
             lambda: job.done or out.is_ready,
             lambda: (job, *out.provenance),
             abort_on_restart=False,
@@ -167,7 +173,7 @@ class JobRunner:
         behaviour = self.behaviour(job.pipeline.name)
         parent = out.parent
         if parent is not None and behaviour is None:
-            await self.state.wait_for(
+            await self.events.wait_for(
                 lambda: job.done or parent.is_finished,
                 lambda: (job, parent),
                 abort_on_restart=False,
@@ -181,7 +187,7 @@ class JobRunner:
         # A pipeline whose workers cannot start (CRASHING: its image cannot be pulled)
         # leaves its job waiting and its output commit open, as on a cluster, scripted
         # or not; an update, StopJob or the image becoming pullable ends the wait.
-        await self.state.wait_for(
+        await self.events.wait_for(
             lambda: (
                 job.done
                 or job.pipeline.state != PS.PIPELINE_CRASHING
@@ -222,9 +228,9 @@ class JobRunner:
         spec = job.spec
         assert spec is not None
         out = job.output_commit
-        meta = self.state.meta_commit(job)
+        meta = self.state.pps.meta_commit(job)
         datums = build_datums(spec.input, self._input_commits(job))
-        parent = self.state.parent_datums(job) if spec.reprocess_spec != "every_job" else {}
+        parent = parent_datums(self.state, job) if spec.reprocess_spec != "every_job" else {}
         job.data_total = len(datums)
         self._set(job, JS.JOB_RUNNING)
         try:
@@ -232,8 +238,8 @@ class JobRunner:
         except SandboxUnavailable as exc:
             self.end(job, JS.JOB_FAILURE, str(exc))
             return
-        env = self.state.worker_env(job)
-        secret_env, secret_files = self.state.secret_material(job)
+        env = worker_env(job)
+        secret_env, secret_files = secret_material(self.state.pps.secrets, job)
         tries = spec.datum_tries or DEFAULT_DATUM_TRIES
         limit = asyncio.Semaphore(
             max(1, int(spec.parallelism_spec.constant or 1) if spec.parallelism_spec else 1)
@@ -247,7 +253,7 @@ class JobRunner:
             if carried is not None:
                 results[datum_id] = DatumResult(datum_hash, carried, skipped=True)
                 job.data_skipped += 1
-                self.state.notify(job)
+                self.events.notify(job)
                 return
             async with limit:
                 if job.done or failed:
@@ -265,7 +271,7 @@ class JobRunner:
                     if run.exit_code == 0:
                         results[datum_id] = DatumResult(datum_hash, run.outputs)
                         job.data_processed += 1
-                        self.state.notify(job)
+                        self.events.notify(job)
                         return
                     job.logs.append(
                         (
@@ -302,13 +308,13 @@ class JobRunner:
 
     def _succeed(self, job: JobRec) -> None:
         self._set(job, JS.JOB_FINISHING)
-        meta = self.state.meta_commit(job)
+        meta = self.state.pps.meta_commit(job)
         for commit in (job.output_commit, meta):
             if commit is not None:
-                self.state.finishing_commit(commit)
+                self.state.pfs.mark_finishing(commit)
         for commit in (meta, job.output_commit):
             if commit is not None and not commit.is_finished:
-                self.state.finish_commit(commit)
+                self.state.pfs.mark_finished(commit)
         self._set(job, JS.JOB_SUCCESS)
 
     # --------------------------------------------------------------- scripted
@@ -395,3 +401,76 @@ def unrunnable_reason(job: JobRec, failed: list[CommitRec]) -> str:
         if any(c.repo.name == pin.repo for c in failed):
             names.append(pin.name or pin.repo)
     return UNRUNNABLE_PREFIX + ", ".join(names or sorted({c.repo.name for c in failed}))
+
+
+# ------------------------------------------------------- the worker's inputs
+def parent_datums(state: State, job: JobRec) -> dict[str, dict[str, FileData]]:
+    """Datum hash -> outputs, from the meta commit of the last successful parent job.
+
+    pachd reads the parent output commit's meta commit; a failed parent is passed
+    over, so ``until_success`` reprocesses what did not succeed.
+    """
+    meta_repo = state.pfs.repos.get((job.pipeline.project, job.pipeline.name, "meta"))
+    parent = job.output_commit.parent
+    while parent is not None and meta_repo is not None:
+        meta = meta_repo.commits.get(parent.id)
+        if meta is not None and meta.is_finished and not meta.error and not parent.error:
+            return datums_from_meta(meta)
+        parent = parent.parent
+    return {}
+
+
+def datums_from_meta(meta: CommitRec) -> dict[str, dict[str, FileData]]:
+    """Datum hash -> output files, read back from a meta commit's ``/meta`` and ``/pfs``."""
+    result: dict[str, dict[str, FileData]] = {}
+    for path, fd in meta.files.items():
+        parts = path.split("/")
+        if len(parts) == 4 and parts[1] == "meta" and parts[3] == "meta":
+            datum_id = parts[2]
+            record = json.loads(fd.read())
+            prefix = f"/pfs/{datum_id}/out/"
+            result[record["hash"]] = {
+                p[len(prefix) - 1 :]: f for p, f in meta.files.items() if p.startswith(prefix)
+            }
+    return result
+
+
+def worker_env(job: JobRec) -> dict[str, str]:
+    """The machine's environment (the image's), the spec's env and pachd's job variables."""
+    spec = job.spec
+    env = {k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"}
+    env.update(
+        {
+            "PACH_IN_WORKER": "true",
+            "PPS_PIPELINE_NAME": job.pipeline.name,
+            "PPS_PROJECT_NAME": job.pipeline.project,
+            "PPS_SPEC_COMMIT": job.pipeline.spec_commit.id if job.pipeline.spec_commit else "",
+        }
+    )
+    if spec is not None and spec.transform is not None:
+        env.update(spec.transform.env)
+    env.update({"PACH_JOB_ID": job.id, "PACH_OUTPUT_COMMIT_ID": job.output_commit.id})
+    return env
+
+
+def secret_material(
+    secrets: Mapping[str, dict[str, Any]], job: JobRec
+) -> tuple[dict[str, str], list[tuple[str, dict[str, bytes]]]]:
+    """``env_var`` values and ``mount_path`` file sets of the job's secrets."""
+    env: dict[str, str] = {}
+    files: list[tuple[str, dict[str, bytes]]] = []
+    transform = job.spec.transform if job.spec else None
+    for mount in transform.secrets if transform is not None else []:
+        data = secret_data(secrets.get(mount.name, {}))
+        if mount.env_var:
+            env[mount.env_var] = data.get(mount.key, b"").decode(errors="replace")
+        if mount.mount_path:
+            files.append((mount.mount_path, data))
+    return env, files
+
+
+def secret_data(manifest: dict[str, Any]) -> dict[str, bytes]:
+    """A Secret manifest's keys: ``data`` (base64) overlaid with ``stringData``."""
+    out = {k: base64.b64decode(v) for k, v in (manifest.get("data") or {}).items()}
+    out.update({k: str(v).encode() for k, v in (manifest.get("stringData") or {}).items()})
+    return out

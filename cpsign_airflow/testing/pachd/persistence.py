@@ -30,7 +30,9 @@ from typing import Any
 from pachyderm_sdk.api import pfs, pps
 
 from .filestore import FileData
-from .state import BranchRec, CommitRec, JobRec, PipelineRec, ProjectRec, RepoRec, State
+from .pfs.records import BranchRec, CommitRec, ProjectRec, RepoRec
+from .pps.records import JobRec, PipelineRec
+from .state import State
 
 FORMAT = 1
 STATE_FILE = "state.json"
@@ -125,11 +127,12 @@ def save(
             "updated": _ts(b.updated),
         }
 
+    pfs_state, pps_state = state.pfs, state.pps
     doc = {
         "format": FORMAT,
         "projects": [
             {"name": p.name, "description": p.description, "created": _ts(p.created)}
-            for p in state.projects.values()
+            for p in pfs_state.projects.values()
         ],
         "repos": [
             {
@@ -139,7 +142,7 @@ def save(
                 "commits": [commit(c) for c in r.commits.values()],
                 "branches": [branch(b) for b in r.branches.values()],
             }
-            for r in state.repos.values()
+            for r in pfs_state.repos.values()
         ],
         "pipelines": [
             {
@@ -155,7 +158,7 @@ def save(
                 "state": p.state.name,
                 "reason": p.reason,
             }
-            for p in state.pipelines.values()
+            for p in pps_state.pipelines.values()
         ],
         "jobs": [
             {
@@ -173,12 +176,12 @@ def save(
                 "logs": [[_ts(ts), line, datum] for ts, line, datum in j.logs],
                 "salt": j.salt,
             }
-            for j in state.jobs.values()
+            for j in pps_state.jobs.values()
         ],
-        "commit_sets": {k: [_ref(c) for c in v] for k, v in state.commit_sets.items()},
+        "commit_sets": {k: [_ref(c) for c in v] for k, v in pfs_state.commit_sets.items()},
         "secrets": {
-            name: {"manifest": manifest, "created": _ts(state.secret_created.get(name))}
-            for name, manifest in state.secrets.items()
+            name: {"manifest": manifest, "created": _ts(pps_state.secret_created.get(name))}
+            for name, manifest in pps_state.secrets.items()
         },
     }
     _atomic_write(root / STATE_FILE, [json.dumps(doc, separators=(",", ":")).encode()])
@@ -200,7 +203,8 @@ def load(data_dir: str | Path) -> State | None:
     if doc.get("format") != FORMAT:
         raise ValueError(f"{path}: unsupported format {doc.get('format')!r}")
     state = State()
-    state.projects = {
+    pfs_state, pps_state = state.pfs, state.pps
+    pfs_state.projects = {
         p["name"]: ProjectRec(p["name"], p["description"], _dt(p["created"]))
         for p in doc["projects"]
     }
@@ -222,7 +226,7 @@ def load(data_dir: str | Path) -> State | None:
     for r in doc["repos"]:
         project, name, repo_type = r["key"]
         repo = RepoRec(project, name, repo_type, r["description"], _dt(r["created"]))
-        state.repos[repo.key] = repo
+        pfs_state.repos[repo.key] = repo
         for c in r["commits"]:
             rec = CommitRec(
                 repo=repo,
@@ -255,7 +259,7 @@ def load(data_dir: str | Path) -> State | None:
 
     branch_docs: list[tuple[BranchRec, list[list[str]]]] = []
     for r in doc["repos"]:
-        repo = state.repos[tuple(r["key"])]
+        repo = pfs_state.repos[tuple(r["key"])]
         for b in r["branches"]:
             rec = BranchRec(
                 repo,
@@ -268,14 +272,14 @@ def load(data_dir: str | Path) -> State | None:
             branch_docs.append((rec, b["provenance"]))
     for rec, keys in branch_docs:
         for project, name, repo_type, branch_name in keys:
-            repo = state.repos.get((project, name, repo_type))
+            repo = pfs_state.repos.get((project, name, repo_type))
             prov = repo.branches.get(branch_name) if repo is not None else None
             if prov is not None:
                 rec.provenance.append(prov)
 
     for p in doc["pipelines"]:
         project, name = p["key"]
-        state.pipelines[(project, name)] = PipelineRec(
+        pps_state.pipelines[(project, name)] = PipelineRec(
             project=project,
             name=name,
             spec=pps.CreatePipelineRequest().from_dict(json.loads(p["effective_json"])),
@@ -292,7 +296,7 @@ def load(data_dir: str | Path) -> State | None:
         )
 
     for j in doc["jobs"]:
-        pipeline = state.pipelines.get(tuple(j["pipeline"]))  # type: ignore[arg-type]
+        pipeline = pps_state.pipelines.get(tuple(j["pipeline"]))  # type: ignore[arg-type]
         output = commit(j["output_commit"])
         if pipeline is None or output is None:
             continue
@@ -316,15 +320,15 @@ def load(data_dir: str | Path) -> State | None:
             spec=pipeline.spec,
             salt=j["salt"],
         )
-        state.jobs[(pipeline.key, job.id)] = job
+        pps_state.jobs[(pipeline.key, job.id)] = job
 
     for set_id, refs in doc["commit_sets"].items():
         members = [c for c in map(commit, refs) if c is not None]
         if members:
-            state.commit_sets[set_id] = members
+            pfs_state.commit_sets[set_id] = members
     for name, s in doc["secrets"].items():
-        state.secrets[name] = s["manifest"]
-        state.secret_created[name] = _dt(s["created"])
+        pps_state.secrets[name] = s["manifest"]
+        pps_state.secret_created[name] = _dt(s["created"])
 
     _resume(state)
     return state
@@ -332,19 +336,19 @@ def load(data_dir: str | Path) -> State | None:
 
 def _resume(state: State) -> None:
     """Undo the partial progress of work that a stop interrupted, so it can run again."""
-    for job in state.jobs.values():
+    for job in state.pps.jobs.values():
         if job.done:
             continue
         job.state = pps.JobState.JOB_CREATED
         job.states.append(pps.JobState.JOB_CREATED)
         job.started = None
         job.data_total = job.data_processed = job.data_skipped = job.data_failed = 0
-        for commit in (job.output_commit, state.meta_commit(job)):
+        for commit in (job.output_commit, state.pps.meta_commit(job)):
             if commit is not None and not commit.is_finished:
                 commit.files = {}
                 commit.finishing = None
     # FinishCommit sets FINISHING and finishes on the next loop tick; complete it.
-    for repo in state.repos.values():
+    for repo in state.pfs.repos.values():
         for commit in repo.commits.values():
             if commit.finishing is not None and not commit.is_finished and not commit.provenance:
-                state.finish_commit(commit)
+                state.pfs.mark_finished(commit)

@@ -18,9 +18,11 @@ from .auth import AuthConfig, AuthService
 from .errors import PachdError
 from .faults import Faults
 from .jobs import JobContext, JobRunner, PipelineBehaviour
-from .pfs import PfsService
-from .pps import CRASHING_BACKOFF, PpsService
-from .state import JobRec, State
+from .pfs.servicer import PfsService
+from .pps.models import CRASHING_BACKOFF
+from .pps.records import JobRec
+from .pps.servicer import PpsService
+from .state import State
 from .version import VersionService
 
 T = TypeVar("T")
@@ -126,7 +128,7 @@ class LocalPachd:
         """Names of the JobStates job ``pipeline@job_id`` passed through, in order."""
 
         def read() -> list[str]:
-            job = self._require_state().jobs.get(((project, pipeline), job_id))
+            job = self._require_state().pps.jobs.get(((project, pipeline), job_id))
             return [] if job is None else [s.name for s in job.states]
 
         return self._in_loop(read)
@@ -238,26 +240,25 @@ class LocalPachd:
             for name, behaviour in self._pending_config.items():
                 self._runner.configure(name, behaviour)
             if self.data_dir is not None:
-                resume = [job for job in self._state.jobs.values() if not job.done]
+                resume = [job for job in self._state.pps.jobs.values() if not job.done]
                 self._blobs_written = set()
                 self._saving = True
-                self._state.on_dirty = self._save_soon
+                self._state.events.on_dirty = self._save_soon
                 self._save()  # the reset of interrupted jobs, and an early check that we can write
         assert self._runner is not None
-        self._state.restarting = False
+        state = self._state
+        state.events.restarting = False
         server = aio.server(options=SERVER_OPTIONS)
-        pps_service = PpsService(
-            self._state,
-            self._runner,
-            self._auth,
-            lambda: self.crashing_backoff,
-            lambda image: image not in self.unpullable_images,
-        )
+        # the backends' settings that are this object's (tests change them while serving)
+        state.pfs.finish_delay = lambda: self.finish_delay
+        state.pps.auth = self._auth
+        state.pps.crashing_backoff = lambda: self.crashing_backoff
+        state.pps.image_pullable = lambda image: image not in self.unpullable_images
         if loaded:
-            pps_service.monitor_crashing()
+            state.pps.monitor_crashing()
         services = [
-            PfsService(self._state, lambda: self.finish_delay),
-            pps_service,
+            PfsService(state.pfs),
+            PpsService(state.pps),
             VersionService(),
             AuthService(self._auth),
         ]
@@ -273,8 +274,8 @@ class LocalPachd:
 
     async def _stop_server(self) -> None:
         state = self._require_state()
-        state.restarting = True
-        state.notify()
+        state.events.restarting = True
+        state.events.notify()
         # let waiting streams observe the flag and end with UNAVAILABLE
         for _ in range(100):
             if self._active_streams == 0:
@@ -285,7 +286,7 @@ class LocalPachd:
             self._server = None
 
     def _save_soon(self) -> None:
-        """``State.on_dirty``: the mutations of one loop tick are saved by one write."""
+        """``Events.on_dirty``: the mutations of one loop tick are saved by one write."""
         if not self._save_pending:
             self._save_pending = True
             asyncio.get_running_loop().call_soon(self._save)
@@ -300,12 +301,12 @@ class LocalPachd:
         await self._stop_server()
         state = self._state
         if state is not None:
-            tasks = [j.task for j in state.jobs.values() if j.task and not j.task.done()]
+            tasks = [j.task for j in state.pps.jobs.values() if j.task and not j.task.done()]
             try:
                 if self._saving:
                     # Saved before the job tasks are cancelled: running jobs are kept as
                     # unfinished (they resume at the next start), not as killed.
-                    self._saving, state.on_dirty = False, None
+                    self._saving, state.events.on_dirty = False, None
                     assert self.data_dir is not None
                     persistence.save(state, self.data_dir, self._blobs_written, prune=True)
             finally:

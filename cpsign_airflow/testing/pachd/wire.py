@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from cpsign_airflow.hooks._wire import FIELDS, build_messages
 
 if TYPE_CHECKING:
-    from .state import CommitRec, JobRec
+    from .pfs.records import CommitRec
+    from .pps.records import JobRec
 
 
 @functools.cache

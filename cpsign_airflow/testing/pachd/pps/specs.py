@@ -1,4 +1,8 @@
-"""Pipeline-spec parsing and validation (CreatePipeline / CreatePipelineV2)."""
+"""Pipeline specs as pachd reads them: CreatePipelineV2's JSON (protojson: an unknown
+field is an error), pachd's defaults merged into the effective spec
+(src/server/pps/server/defaults.go), validatePipelineRequest's checks, and the secrets a
+spec mounts. Unknown keys are found by the provider's own walker
+(:mod:`cpsign_airflow.specs.fields`), with protojson's names."""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from typing import Any
 import betterproto
 from pachyderm_sdk.api import pps
 
-from . import errors
-from .datums import pfs_inputs
-from .state import NAME_RE
+from cpsign_airflow.specs.fields import first_unknown_key
+
+from .. import errors
+from ..datums import pfs_inputs
+from ..pfs.records import NAME_RE
 
 # pachd's built-in defaults (src/server/pps/server/defaults.go), merged under the user's spec.
 DEFAULTS: dict[str, Any] = {
@@ -27,11 +33,6 @@ def present(msg: betterproto.Message | None) -> bool:
     return msg is not None and (betterproto.serialized_on_wire(msg) or bool(msg))
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
 def _line_col(text: str, key: str) -> tuple[int, int]:
     needle = json.dumps(key)
     pos = text.find(needle)
@@ -42,33 +43,13 @@ def _line_col(text: str, key: str) -> tuple[int, int]:
     return line, col
 
 
-def _check_fields(value: Any, cls: type[betterproto.Message], text: str) -> None:
-    """Reject unknown fields the way protojson does (both JSON and proto names accepted)."""
-    if not isinstance(value, dict):
-        return
-    meta = cls()._betterproto
-    names: dict[str, str] = {}
-    for field_name in meta.meta_by_field_name:
-        names[field_name] = field_name
-        names[_camel(field_name)] = field_name
-        if field_name.endswith("_") and field_name.rstrip("_"):
-            names[field_name.rstrip("_")] = field_name
-    for key, sub in value.items():
-        field_name = names.get(key)
-        if field_name is None:
-            line, col = _line_col(text, key)
-            raise errors.unknown(f'proto: (line {line}:{col}): unknown field "{key}"')
-        fmeta = meta.meta_by_field_name[field_name]
-        if fmeta.proto_type != betterproto.TYPE_MESSAGE or fmeta.map_types:
-            continue
-        sub_cls = meta.cls_by_field.get(field_name)
-        if not isinstance(sub_cls, type) or not issubclass(sub_cls, betterproto.Message):
-            continue
-        if isinstance(sub, list):
-            for item in sub:
-                _check_fields(item, sub_cls, text)
-        else:
-            _check_fields(sub, sub_cls, text)
+def _check_fields(value: dict[str, Any], text: str) -> None:
+    """Reject unknown fields the way protojson does (both JSON and proto names accepted):
+    the first one, through the provider's walker of the message tree."""
+    key = first_unknown_key(value, pps.CreatePipelineRequest)
+    if key is not None:
+        line, col = _line_col(text, key)
+        raise errors.unknown(f'proto: (line {line}:{col}): unknown field "{key}"')
 
 
 def parse_json(text: str) -> tuple[pps.CreatePipelineRequest, dict[str, Any]]:
@@ -81,7 +62,7 @@ def parse_json(text: str) -> tuple[pps.CreatePipelineRequest, dict[str, Any]]:
         ) from None
     if not isinstance(data, dict):
         raise errors.unknown("proto: syntax error (line 1:1): unexpected token")
-    _check_fields(data, pps.CreatePipelineRequest, text)
+    _check_fields(data, text)
     try:
         request = pps.CreatePipelineRequest().from_dict(data)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:

@@ -18,7 +18,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,12 +115,14 @@ def upgrade(
     """
     from alembic import command
 
+    from cpsign_airflow.retries import RetryPolicy
+
     want = head_revision() if revision == "head" else revision
     before_all: str | None = None
     first = True
-    attempt = 0
-    while True:
-        attempt += 1
+
+    def once() -> UpgradeResult:
+        nonlocal before_all, first
         try:
             with _PROCESS_LOCK, _migration_lock(engine), _foreign_keys_off(engine) as conn:
                 with conn.begin():
@@ -132,24 +133,30 @@ def upgrade(
                         log.info("Bookkeeping schema of %s: %s -> %s", target, before, want)
                         command.upgrade(alembic_config(conn), revision)
             return UpgradeResult(before_all, current_revision(engine))
-        except Exception as exc:
+        except Exception:
             now = _revision_or_none(engine)
-            if now == want:
+            if now == want:  # another migrator got there first
                 return UpgradeResult(before_all, now)
-            if attempt >= attempts:
-                raise SchemaMigrationError(
-                    f"Upgrading the bookkeeping schema of {target or 'the database'} to {want} "
-                    f"failed at revision {now}: {error_summary(exc)}"
-                ) from exc
-            pause = min(5.0, 0.2 * 2 ** (attempt - 1))
-            log.warning(
-                "Bookkeeping schema upgrade of %s at %s failed (%s); retrying in %.1fs",
-                target,
-                now,
-                error_summary(exc),
-                pause,
-            )
-            time.sleep(pause)
+            raise
+
+    def on_retry(attempt: int, summary: str, pause: float) -> None:
+        log.warning(
+            "Bookkeeping schema upgrade of %s at %s failed (%s); retrying in %.1fs",
+            target,
+            _revision_or_none(engine),
+            summary,
+            pause,
+        )
+
+    def give_up(exc: BaseException, attempts: int) -> SchemaMigrationError:
+        return SchemaMigrationError(
+            f"Upgrading the bookkeeping schema of {target or 'the database'} to {want} "
+            f"failed at revision {_revision_or_none(engine)}: {error_summary(exc)}"
+        )
+
+    # every failure is worth another try here: a lost connection, a lock-wait timeout
+    policy = RetryPolicy(attempts=attempts, backoff=0.2, max_backoff=5.0)
+    return policy.call(once, error_summary, on_retry, give_up)
 
 
 @contextlib.contextmanager

@@ -279,3 +279,40 @@ def test_mysql_migration_waits_for_the_lock_of_another_setup(mysql_server_url):
         assert proc.exitcode == 0, errors.get(timeout=1)
         assert schema.current_revision(engine) == HEAD
         engine.dispose()
+
+
+def test_a_failed_upgrade_is_retried_by_the_one_policy(bookkeeping_url, monkeypatch, caplog):
+    """A lost connection in the middle of a migration: tried again, logged, then done."""
+    engine = engine_from_url(bookkeeping_url)
+    real, calls, pauses = command.upgrade, [], []
+    monkeypatch.setattr(time, "sleep", pauses.append)  # the policy's pauses, not waited
+
+    def flaky(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("upgrade", {}, Exception("Lost connection"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(command, "upgrade", flaky)
+    with caplog.at_level("WARNING", logger=schema.log.name):
+        result = schema.upgrade(engine, target="t")
+    assert result.after == schema.head_revision() and len(calls) == 2
+    assert pauses == [0.2]
+    assert "Bookkeeping schema upgrade of t at None failed" in caplog.text
+    assert "retrying in 0.2s" in caplog.text
+
+
+def test_an_upgrade_that_keeps_failing_names_the_revision_and_the_error(
+    bookkeeping_url, monkeypatch
+):
+    engine = engine_from_url(bookkeeping_url)
+    pauses: list[float] = []
+    monkeypatch.setattr(time, "sleep", pauses.append)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(command, "upgrade", broken)
+    with pytest.raises(schema.SchemaMigrationError, match="failed at revision None: .*disk full"):
+        schema.upgrade(engine, target="t", attempts=3)
+    assert pauses == [0.2, 0.4]

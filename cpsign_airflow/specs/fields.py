@@ -5,16 +5,15 @@ messages below it, through betterproto's (private) field metadata: nothing else 
 package or its test kit reads that metadata. Two readers use it:
 
 * the provider's validator (:mod:`cpsign_airflow.specs.validate`) lists every problem
-  (unknown keys, values of the wrong type), naming keys the way betterproto's
-  ``from_dict`` reads them (``names="betterproto"``: a key or its snake_case form);
+  (unknown keys, values of the wrong type);
 * the test kit's local pachd refuses a CreatePipelineV2 spec at its first unknown key,
   naming keys the way pachd's protojson does (``names="protojson"``: a field's proto
   name or its JSON, lowerCamelCase, name).
 
 The two namings differ in one way: betterproto's also takes a key whose snake_case is
 a field (``Transform``, ``DatumTries``), which protojson, and so pachd's CreatePipelineV2
-that the hook calls, refuses as an unknown field. The validator keeps betterproto's, as
-it always had.
+that the hook calls, refuses as an unknown field. The validator reads keys as pachd does
+(``names="protojson"``), so such a key is named before any request.
 
 No Airflow import here: the local pachd runs where Airflow is not installed.
 """

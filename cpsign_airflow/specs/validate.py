@@ -21,11 +21,13 @@ _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+\Z")
 def unknown_and_mistyped(spec: dict[str, Any]) -> list[str]:
     """Field-path problems of ``spec`` against CreatePipelineRequest, or [].
 
-    Keys are read as betterproto's ``from_dict`` reads them (see :mod:`.fields`).
+    Keys are read as pachd reads them (protojson, see :mod:`.fields`): a field's proto
+    name or its lowerCamelCase JSON name. ``Transform`` or ``DatumTries``, which
+    betterproto would take, pachd's CreatePipelineV2 refuses as unknown fields.
     """
     from pachyderm_sdk.api import pps
 
-    return [str(finding) for finding in walk(spec, pps.CreatePipelineRequest)]
+    return [str(finding) for finding in walk(spec, pps.CreatePipelineRequest, names="protojson")]
 
 
 def input_repos(spec: dict[str, Any]) -> list[str]:

@@ -322,3 +322,23 @@ def test_specs_render_with_the_dags_jinja_environment(airflow_db, pachyderm_conn
     assert broken.task_states == {"pipelines": "failed"}
     after = PachydermHook(pachyderm_conn).inspect_pipeline(name)
     assert after["version"] == before and "description" not in after["user_spec"]
+
+
+@pytest.mark.parametrize("key", ["Transform", "DatumTries"])
+def test_a_key_pachd_would_refuse_is_named_before_any_request(key):
+    """pachd's CreatePipelineV2 reads specs with protojson (proto or lowerCamelCase names:
+    ``src/server/pps/server/api_server.go`` CreatePipelineV2, ``protojson.Unmarshal``),
+    so a PascalCase key, which betterproto's ``from_dict`` would take, is unknown there."""
+    from cpsign_airflow.exceptions import PachydermSpecError
+    from cpsign_airflow.specs.validate import validate_spec
+
+    spec = {
+        "pipeline": {"name": "p"},
+        "transform": {"image": "x", "cmd": ["true"]},
+        "input": {"pfs": {"repo": "data", "glob": "/"}},
+        "datumTries": 2,  # lowerCamelCase: pachd takes it
+    }
+    validate_spec(spec)
+    spec[key] = spec.pop("transform") if key == "Transform" else 3
+    with pytest.raises(PachydermSpecError, match=key):
+        validate_spec(spec)

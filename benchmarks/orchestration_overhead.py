@@ -341,9 +341,13 @@ def run(
     extra = dict(extra or {})
     work = Path(tempfile.mkdtemp(prefix="cpsign-overhead-"))
     configuration = load_example("logd-flat")
+    source, bookkeeping = work / "source.db", f"sqlite:///{work / 'bookkeeping.db'}"
+    # the source database the run reads must be the allowed connection's, field by field
+    configuration["database"] = {
+        "dialect": "sqlite", "host": "-", "user": "-", "db_name": str(source)
+    }  # fmt: skip
     # what the DAG's validate task writes to the config repo
     text = json.dumps(validate_configuration(configuration), indent=2, sort_keys=True) + "\n"
-    source, bookkeeping = work / "source.db", f"sqlite:///{work / 'bookkeeping.db'}"
     _source_db(source)
     baselines, dag_runs = [], []
     try:

@@ -13,6 +13,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi import FastAPI, HTTPException
@@ -34,12 +35,16 @@ def history(bookkeeping_url: str) -> History:
 
 
 def client_for(
-    conn_id: str, authorize: Callable[[], None] = lambda: None, prefix: str = URL_PREFIX
+    conn_id: str,
+    authorize: Callable[[], None] = lambda: None,
+    prefix: str = URL_PREFIX,
+    **app_kwargs: Any,
 ) -> TestClient:
     app = page_app.create_app(
         settings=lambda: (conn_id, "pachyderm_default"),
         console_base=lambda _conn: CONSOLE,
         authorize=authorize,
+        **app_kwargs,
     )
     server = FastAPI()  # mounted as Airflow's api-server mounts a plugin's app
     server.mount(prefix, app)
@@ -392,15 +397,7 @@ def test_a_waiting_runs_page_shows_its_crashing_pipeline(
             }
         ]
 
-    app = page_app.create_app(
-        settings=lambda: (bookkeeping_conn_id, "pachyderm_default"),
-        console_base=lambda _conn: CONSOLE,
-        authorize=lambda: None,
-        pipeline_health=health,
-    )
-    server = FastAPI()
-    server.mount(URL_PREFIX, app)
-    client = TestClient(server, base_url=f"http://testserver{URL_PREFIX}")
+    client = client_for(bookkeeping_conn_id, pipeline_health=health)
     page = client.get(f"/runs/{rid}").text
     assert asked == [("pachyderm_default", commit, "cpsign")]
     assert "waiting on LogD-precompute (CRASHING)" in page
@@ -433,15 +430,7 @@ def test_a_waiting_runs_page_does_not_wait_for_a_pachd_that_does_not_answer(
         answer.wait(60)  # released below, once the page has been shown
         return [{"pipeline": "LogD-train", "project": "p", "state": "PIPELINE_CRASHING"}]
 
-    app = page_app.create_app(
-        settings=lambda: (bookkeeping_conn_id, "pachyderm_default"),
-        console_base=lambda _conn: CONSOLE,
-        authorize=lambda: None,
-        pipeline_health=hung,
-    )
-    server = FastAPI()
-    server.mount(URL_PREFIX, app)
-    client = TestClient(server, base_url=f"http://testserver{URL_PREFIX}")
+    client = client_for(bookkeeping_conn_id, pipeline_health=hung)
     try:
         response = client.get(f"/runs/{rid}")
         assert asked.is_set() and not answer.is_set()

@@ -102,6 +102,36 @@ class RetryPolicy:
 
         return tenacity.AsyncRetrying(sleep=_asleep, **self._options(reason, on_retry))
 
+    async def acall(
+        self,
+        fn: Callable[[Callable[[], None]], Awaitable[T]],
+        reason: ReasonFn,
+        on_retry: OnRetry | None = None,
+    ) -> T:
+        """``await fn(progress)``, tried again while ``reason`` names one and attempts are
+        left; the last error is raised. ``fn`` calls ``progress()`` when it made headway
+        (a stream delivered something): the next failure is retry 1 again, after the
+        first pause.
+
+        For attempts that may last hours, such as a streaming wait: the first attempt runs
+        before tenacity's machinery is built, so a wait that never breaks holds none of it
+        (~3 KB each, so ~3 MB for the 1,000 waits a triggerer may hold). Its failure is
+        then tenacity's first attempt, so the numbering, pauses and logs are the same.
+        """
+        try:
+            return await fn(_no_progress)
+        except Exception as error:
+            if reason(error) is None:
+                raise
+            first: BaseException | None = error
+        async for attempt in self.async_retrying(reason, on_retry):
+            with attempt:
+                if first is not None:
+                    failed, first = first, None
+                    raise failed
+                return await fn(lambda attempt=attempt: restart(attempt))
+        raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
+
     def call(
         self,
         fn: Callable[[], T],
@@ -129,6 +159,10 @@ class RetryPolicy:
                 raise
             raise replacement from error
         raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
+
+
+def _no_progress() -> None:
+    """``progress()`` of a first attempt: its failure is retry 1 whatever it did."""
 
 
 def restart(attempt: Any) -> None:

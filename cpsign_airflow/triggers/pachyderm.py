@@ -54,7 +54,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from cpsign_airflow.exceptions import PachydermError
 from cpsign_airflow.hooks import _grpc_errors
 from cpsign_airflow.hooks.pachyderm_outcome import UnhealthyPipelines, stop_unfinished_jobs
-from cpsign_airflow.retries import RetryPolicy, restart
+from cpsign_airflow.retries import RetryPolicy
 
 if TYPE_CHECKING:
     from cpsign_airflow.hooks.pachyderm import PachdAddress, PachydermHook
@@ -63,6 +63,13 @@ if TYPE_CHECKING:
         CommitSetWaitError,
         PipelineUnhealthy,
     )
+
+
+def _reopen_reason(err: BaseException) -> str | None:
+    """Why a broken wait is reopened (UNAVAILABLE, or pachd's transient database errors),
+    or None to give up on it."""
+    retryable = isinstance(err, PachydermError) and _grpc_errors.is_retryable(err)
+    return str(err) if retryable else None
 
 
 class PachydermCommitSetTrigger(BaseTrigger):
@@ -173,28 +180,21 @@ class PachydermCommitSetTrigger(BaseTrigger):
             attempts=None, backoff=self.reconnect_backoff, max_backoff=self.reconnect_backoff_max
         )
 
-        def reason(err: BaseException) -> str | None:
-            # UNAVAILABLE, or pachd's transient database errors: reopen; else give up
-            retryable = isinstance(err, PachydermError) and _grpc_errors.is_retryable(err)
-            return str(err) if retryable else None
-
-        def on_retry(retry: int, reason: str, pause: float) -> None:
-            self.log.warning("%s; reopening the wait (retry %d) in %.1fs", reason, retry, pause)
+        async def stream(progress: Callable[[], None]) -> None:
+            async with hook.async_session() as session:
+                async for commit in session.wait_commit_set(self.commit_set_id):
+                    commits[(commit["project"], commit["repo"])] = commit
+                    self.log.info(
+                        "Commit set %s: %s/%s finished%s",
+                        self.commit_set_id,
+                        commit["project"],
+                        commit["repo"],
+                        f" with error: {commit['error']}" if commit["error"] else "",
+                    )
+                    progress()
 
         try:
-            async for attempt in policy.async_retrying(reason, on_retry):
-                with attempt:
-                    async with hook.async_session() as session:
-                        async for commit in session.wait_commit_set(self.commit_set_id):
-                            commits[(commit["project"], commit["repo"])] = commit
-                            self.log.info(
-                                "Commit set %s: %s/%s finished%s",
-                                self.commit_set_id,
-                                commit["project"],
-                                commit["repo"],
-                                f" with error: {commit['error']}" if commit["error"] else "",
-                            )
-                            restart(attempt)
+            await policy.acall(stream, _reopen_reason, self._log_reopening)
         except PachydermError as err:
             return {
                 "status": "error",
@@ -207,6 +207,9 @@ class PachydermCommitSetTrigger(BaseTrigger):
             "commit_set_id": self.commit_set_id,
             "commits": list(commits.values()),
         }
+
+    def _log_reopening(self, retry: int, reason: str, pause: float) -> None:
+        self.log.warning("%s; reopening the wait (retry %d) in %.1fs", reason, retry, pause)
 
     async def _watch_pipelines(
         self, hook: PachydermHook, commits: dict[tuple[str, str], dict[str, Any]]

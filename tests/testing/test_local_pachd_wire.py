@@ -78,6 +78,13 @@ def test_fast_encoding_equals_betterproto(local_pachd: LocalPachd) -> None:  # n
         )
     finally:
         release.set()
+    # Again once the open commits finished and another set added subvenance to the spec
+    # commits: wire.py keeps each CommitInfo's bytes until what they encode changes.
+    open_set.wait_all()
+    later = put(client, "data", {"/f.csv": b"66\n"})
+    later.wait_all()
+    n_later, _ = local_pachd._in_loop(compare)
+    assert n_later > n_commits
     assert n_commits >= 20 and n_jobs >= 10
     assert {pps.JobState.JOB_FAILURE, pps.JobState.JOB_UNRUNNABLE} <= set(states.values())
     assert open_set.id  # the scenario had open commits when compared

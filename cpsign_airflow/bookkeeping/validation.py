@@ -136,19 +136,19 @@ class PublicationInput(Input):
         return _publication_columns(self)
 
 
-class ArtifactInput(Input):
-    """A model of a run; keyed by (run, model_name, location), stored as ``artifact_key``.
-
-    Fields in the order they are checked (the first problem is reported)."""
+class _ArtifactIdentity(Input):
+    """The key fields of an :class:`ArtifactInput`, checked before the others."""
 
     model_name: Annotated[str, _checked(r.check_str, max_len=r.MODEL_NAME_MAX)] = None  # type: ignore[assignment]
     location: Annotated[str, _checked(r.check_location)] = None  # type: ignore[assignment]
-    publication_status: PublicationStatus | None = None
-    publication_target: PublicationTarget | None = None
-    publication_url: Text = None
-    publication_error: Text = None
-    published_at: Time = None
-    published_version: Version = None
+
+
+class ArtifactInput(PublicationInput, _ArtifactIdentity):
+    """A model of a run; keyed by (run, model_name, location), stored as ``artifact_key``.
+
+    Fields in the order they are checked (the first problem is reported): the key, then
+    the publication's (:class:`PublicationInput`), then these."""
+
     size_bytes: Count = None
     sha256: Sha256 = None
     content_sha256: Sha256 = None

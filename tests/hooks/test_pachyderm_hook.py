@@ -328,6 +328,31 @@ def test_a_commit_set_is_its_own_commits_not_its_provenance(hook, pachd, unique_
         assert {c["repo"] for c in commits} == {f"{unique_name}-a"}
 
 
+def test_commit_set_replies_are_decoded_without_betterproto(hook, pachd, unique_name, monkeypatch):
+    """The sync wait and inspect decode InspectCommitSet's replies with google.protobuf
+    (hooks/_wire.py), as the trigger does: the pipelines' spec commits come first, each
+    listing every output and meta commit made from it in its direct subvenance (pachd's
+    getCommitFromCommitRow, src/internal/pfsdb/commits.go), which grows with every run and
+    which betterproto decoded ~100x slower."""
+    repo = f"{unique_name}-in"
+    hook.ensure_repo(repo)
+    hook.create_or_update_pipeline(spec(unique_name, repo))
+    hook.wait_commit_set(hook.put_file(repo, "/a", data="1"), timeout=60)
+    commit = hook.put_file(repo, "/b", data="2")
+    raw = hook.get_conn().pfs.inspect_commit_set(commit_set=pfs.CommitSet(id=commit), wait=True)
+    spec_commits = [i for i in raw if i.commit.repo.type == "spec"]
+    assert spec_commits and len(spec_commits[0].direct_subvenance) >= 4  # 2 runs: out + meta
+
+    def refuse(data: bytes) -> None:
+        raise AssertionError("decoded with betterproto")
+
+    monkeypatch.setattr(pfs.CommitInfo, "FromString", refuse)
+    for commits in (hook.wait_commit_set(commit, timeout=60), hook.inspect_commit_set(commit)):
+        assert {c["repo"] for c in commits} == {repo, unique_name}
+        assert {c["id"] for c in commits} == {commit}
+        assert all(c["finished"] for c in commits)
+
+
 def test_failed_job_reason_and_logs(hook, pachd, unique_name):
     repo = f"{unique_name}-in"
     pachd.configure_pipeline(

@@ -72,6 +72,11 @@ def _reopen_reason(err: BaseException) -> str | None:
     return str(err) if retryable else None
 
 
+def _any_pachyderm_error(err: BaseException) -> str | None:
+    """A check that could not be made is made again (the stream is the judge of the set)."""
+    return str(err) if isinstance(err, PachydermError) else None
+
+
 class PachydermCommitSetTrigger(BaseTrigger):
     """Fire once every commit of ``commit_set_id`` has finished.
 
@@ -278,22 +283,25 @@ class PachydermCommitSetTrigger(BaseTrigger):
             check.leave()
 
     async def _learn_pipelines(self, hook: PachydermHook) -> list[tuple[str, str]]:
-        """The set's unfinished pipelines (one InspectJobSet), tried again every interval."""
-        while True:
-            try:
-                async with hook.async_session() as session:
-                    jobs = await session.list_jobs(self.commit_set_id)
-                return [
-                    (job["project"], job["pipeline"]) for job in jobs if job["finished"] is None
-                ]
-            except PachydermError as err:
-                self.log.warning(
-                    "Could not check the pipelines of commit set %s (%s); checking again in %.0fs",
-                    self.commit_set_id,
-                    err,
-                    self.pipeline_check_interval,
-                )
-                await asyncio.sleep(self.pipeline_check_interval)
+        """The set's unfinished pipelines (one InspectJobSet), tried again every interval
+        (the one :class:`~cpsign_airflow.retries.RetryPolicy`, at a steady pause)."""
+        interval = self.pipeline_check_interval
+        policy = RetryPolicy(attempts=None, backoff=interval, max_backoff=interval)
+
+        async def learn(progress: Callable[[], None]) -> list[tuple[str, str]]:
+            async with hook.async_session() as session:
+                jobs = await session.list_jobs(self.commit_set_id)
+            return [(job["project"], job["pipeline"]) for job in jobs if job["finished"] is None]
+
+        def log_retry(retry: int, reason: str, pause: float) -> None:
+            self.log.warning(
+                "Could not check the pipelines of commit set %s (%s); checking again in %.0fs",
+                self.commit_set_id,
+                reason,
+                pause,
+            )
+
+        return await policy.acall(learn, _any_pachyderm_error, log_retry)
 
     async def on_kill(self) -> None:
         """Stop unfinished jobs of the set, only when asked to (stop_jobs_on_kill).

@@ -17,6 +17,7 @@ import asyncio
 import json
 from collections.abc import Iterable
 from typing import Any
+from unittest import mock
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -283,6 +284,25 @@ async def test_a_failed_check_is_tried_again_at_the_next_interval(hook, pachd, c
     event = await first_event(trigger_for(commit))
     assert event["status"] == "pipeline_unhealthy" and event["pipeline"] == first
     assert pachd.call_counts()["InspectPipeline"] >= 2 + 2
+
+
+async def test_learning_the_pipelines_is_tried_again_at_the_next_interval(
+    hook, pachd, checks, unique_name
+):
+    """The first check learns the set's pipelines with one InspectJobSet; when pachd cannot
+    answer it, it is asked again an interval later (the one retry policy), and said so."""
+    import grpc
+
+    _repo, first, _second, commit = broken_chain(hook, pachd, unique_name)
+    before = pachd.call_counts().get("InspectJobSet", 0)
+    pachd.faults.fail_next(2, code=grpc.StatusCode.UNAVAILABLE, methods=["InspectJobSet"])
+    log = mock.Mock()
+    with mock.patch.object(PachydermCommitSetTrigger, "log", mock.PropertyMock(return_value=log)):
+        event = await first_event(trigger_for(commit))
+    assert event["status"] == "pipeline_unhealthy" and event["pipeline"] == first
+    assert pachd.call_counts()["InspectJobSet"] - before == 3
+    retries = [c.args for c in log.warning.call_args_list if "checking again in" in c.args[0]]
+    assert len(retries) == 2 and all(args[1] == commit for args in retries), retries
 
 
 async def test_check_turned_off_waits_on_the_stream_only(hook, pachd, monkeypatch, unique_name):
